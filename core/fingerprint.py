@@ -1,0 +1,234 @@
+"""The ``Fingerprint`` type: per-feature histograms (1000 bins; 100 by coarsening) plus the mean feature vector,
+with metadata, saved to one portable file without pickle.
+
+File layout (a zip, extension ``.npz``): ``meta.json`` (UTF-8 JSON), ``counts.npy`` (m x 1000, uint16 or uint32) and
+``mean.npy`` (m, float64). No pixels and no file names are stored; class names and counts are, because they describe
+the task (leave them out with ``include_classes=False``).
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core import __version__
+from core.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, coarsen, count_bins, normalise
+from core.errors import FingerprintFileError, IncompatibleFingerprintsError
+
+FORMAT_VERSION = 1
+_FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed member dates: the same fingerprint gives the same bytes
+_MAX_MEMBER_BYTES = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class FingerprintMeta:
+    """Everything needed to decide whether two fingerprints can be compared, and to describe the task."""
+
+    name: str
+    backbone: str
+    weights_sha256: str
+    feature_dim: int
+    edges_id: str
+    n_samples: int
+    protocol: dict  # SamplingProtocol.to_dict(): n, seed, augment, pipeline
+    class_counts: dict = field(default_factory=dict)
+    format_counts: dict = field(default_factory=dict)
+    n_bins: int = N_BINS_LARGE
+    created_by: str = f"task-fingerprint-explorer {__version__}"
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """counts: (m, 1000) integer histogram counts; mean: (m,) mean feature vector; meta: see FingerprintMeta.
+
+    ``sample_bins`` (n, m) uint16 and ``sample_features`` (n, m) float32 optionally keep each sample's fine bin and
+    features (in memory only, never saved) so a distance's uncertainty can be bootstrapped over the samples.
+    """
+
+    counts: np.ndarray
+    mean: np.ndarray
+    meta: FingerprintMeta
+    sample_bins: np.ndarray | None = field(default=None, compare=False, repr=False)
+    sample_features: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def n_features(self) -> int:
+        return int(self.counts.shape[0])
+
+    def probabilities(self, n_bins: int = N_BINS_SMALL) -> np.ndarray:
+        """Normalised histogram (m, n_bins), float64, rows sum to 1; n_bins is 100 or 1000."""
+        counts = self.counts if n_bins == self.counts.shape[1] else coarsen(self.counts, n_bins)
+        return normalise(counts)
+
+    def renamed(self, name: str) -> "Fingerprint":
+        return replace(self, meta=replace(self.meta, name=name))
+
+    # ----------------------------------------------------------------- saving and loading
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the fingerprint; refuses to replace an existing file unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: already exists; choose another name or allow overwriting")
+        path.write_bytes(self.to_bytes())
+        return path
+
+    def to_bytes(self) -> bytes:
+        counts = self.counts.astype("<u2" if self.counts.max(initial=0) <= 65_535 else "<u4")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            _write_member(bundle, "meta.json", json.dumps(asdict(self.meta), indent=1, sort_keys=True).encode())
+            _write_member(bundle, "counts.npy", _npy_bytes(counts))
+            _write_member(bundle, "mean.npy", _npy_bytes(self.mean.astype("<f8")))
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Fingerprint":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise FingerprintFileError(f"{path}: cannot read ({err.strerror or err})") from None
+        return cls.from_bytes(data, source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "fingerprint") -> "Fingerprint":
+        """Parse and validate; every problem raises :class:`FingerprintFileError` naming ``source``."""
+        try:
+            bundle = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            raise FingerprintFileError(f"{source}: not a fingerprint file (not a zip/npz container, or truncated)") \
+                from None
+        with bundle:
+            names = set(bundle.namelist())
+            missing = {"meta.json", "counts.npy", "mean.npy"} - names
+            if missing:
+                raise FingerprintFileError(f"{source}: not a fingerprint file (missing {', '.join(sorted(missing))})")
+            for info in bundle.infolist():
+                if info.file_size > _MAX_MEMBER_BYTES:
+                    raise FingerprintFileError(f"{source}: member {info.filename} is implausibly large")
+            try:
+                raw_meta = json.loads(bundle.read("meta.json").decode("utf-8"))
+                counts = _read_npy(bundle.read("counts.npy"))
+                mean = _read_npy(bundle.read("mean.npy"))
+            except FingerprintFileError as err:
+                raise FingerprintFileError(f"{source}: {err}") from None
+            except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError,
+                    ValueError) as err:
+                raise FingerprintFileError(f"{source}: damaged or truncated fingerprint file ({err})") from None
+        meta = _parse_meta(raw_meta, source)
+        if counts.dtype.kind != "u" or counts.ndim != 2 or counts.shape != (meta.feature_dim, meta.n_bins):
+            raise FingerprintFileError(f"{source}: counts must be unsigned integers of shape "
+                                       f"({meta.feature_dim}, {meta.n_bins}), found {counts.dtype} {counts.shape}")
+        if mean.shape != (meta.feature_dim,) or mean.dtype.kind != "f" or not np.all(np.isfinite(mean)):
+            raise FingerprintFileError(f"{source}: mean feature vector must be {meta.feature_dim} finite floats")
+        row_sums = counts.sum(axis=1, dtype=np.int64)
+        if np.any(row_sums != meta.n_samples):
+            raise FingerprintFileError(f"{source}: histogram rows do not sum to n_samples = {meta.n_samples}")
+        return cls(counts.astype(np.uint32), mean.astype(np.float64), meta)
+
+
+def _write_member(bundle: zipfile.ZipFile, name: str, payload: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    bundle.writestr(info, payload)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _read_npy(payload: bytes) -> np.ndarray:
+    try:
+        return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise FingerprintFileError("carries a pickled Python object, which is refused (it could run code)") \
+                from None
+        raise
+
+
+def _parse_meta(raw: object, source: str) -> FingerprintMeta:
+    if not isinstance(raw, dict):
+        raise FingerprintFileError(f"{source}: metadata is not a JSON object")
+    version = raw.get("format_version")
+    if not isinstance(version, int):
+        raise FingerprintFileError(f"{source}: metadata has no format_version")
+    if version > FORMAT_VERSION:
+        raise FingerprintFileError(f"{source}: format version {version} is newer than this tool reads "
+                                   f"({FORMAT_VERSION}); update the tool")
+    if version < 1:
+        raise FingerprintFileError(f"{source}: unknown format version {version}")
+    known = set(FingerprintMeta.__dataclass_fields__)
+    try:
+        meta = FingerprintMeta(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as err:
+        raise FingerprintFileError(f"{source}: incomplete metadata ({err})") from None
+    if not isinstance(meta.feature_dim, int) or meta.feature_dim < 1 or meta.n_bins != N_BINS_LARGE:
+        raise FingerprintFileError(f"{source}: unsupported shape (feature_dim={meta.feature_dim}, "
+                                   f"n_bins={meta.n_bins})")
+    if not isinstance(meta.n_samples, int) or meta.n_samples < 1:
+        raise FingerprintFileError(f"{source}: n_samples must be a positive integer")
+    return meta
+
+
+# --------------------------------------------------------------------- building and comparing
+class HistogramAccumulator:
+    """Accumulates fine-bin counts and the feature sum batch by batch (memory independent of n)."""
+
+    def __init__(self, edges: BinEdges, keep_samples: bool = False) -> None:
+        self.edges = edges
+        self.counts = np.zeros((edges.n_features, N_BINS_LARGE), dtype=np.int64)
+        self.feature_sum = np.zeros(edges.n_features, dtype=np.float64)
+        self.n = 0
+        self._sample_bins: list[np.ndarray] | None = [] if keep_samples else None
+        self._sample_features: list[np.ndarray] = []
+
+    def add(self, features: np.ndarray) -> None:
+        """features: (b, m) float array of one batch."""
+        if len(features) == 0:
+            return
+        indices = bin_indices(features, self.edges, N_BINS_LARGE)
+        self.counts += count_bins(indices, N_BINS_LARGE)
+        self.feature_sum += features.sum(axis=0, dtype=np.float64)
+        self.n += len(features)
+        if self._sample_bins is not None:
+            self._sample_bins.append(indices.astype(np.uint16))
+            self._sample_features.append(np.asarray(features, dtype=np.float32))
+
+    def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(bins (n, m) uint16, features (n, m) float32) when kept, else (None, None)."""
+        if not self._sample_bins:
+            return None, None
+        return np.concatenate(self._sample_bins), np.concatenate(self._sample_features)
+
+
+def check_comparable(target: Fingerprint, source: Fingerprint) -> list[str]:
+    """Raise :class:`IncompatibleFingerprintsError` if the features differ; return warnings for softer differences
+    (sample size and seed change only the noise, not the meaning, of a distance)."""
+    a, b = target.meta, source.meta
+    hard = [(label, getattr(a, attr), getattr(b, attr)) for label, attr in
+            (("backbone", "backbone"), ("weights sha256", "weights_sha256"), ("bin edges", "edges_id"),
+             ("feature dimension", "feature_dim"))]
+    hard += [(f"protocol {key}", a.protocol.get(key), b.protocol.get(key)) for key in ("pipeline", "augment")]
+    differences = [f"{label}: {x!r} vs {y!r}" for label, x, y in hard if x != y]
+    if differences:
+        raise IncompatibleFingerprintsError(
+            f"'{a.name}' and '{b.name}' were made differently and cannot be compared ({'; '.join(differences)}). "
+            "Fingerprint both with the same backbone, weights, bin edges and protocol.")
+    warnings = []
+    if a.protocol.get("n") != b.protocol.get("n"):
+        warnings.append(f"'{a.name}' used n = {a.n_samples:,} samples and '{b.name}' n = {b.n_samples:,}: "
+                        "distances are noisier for small n")
+    return warnings

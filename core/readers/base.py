@@ -1,0 +1,65 @@
+"""The interface every image reader implements, and the shared conversion to 8-bit RGB."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+#: Largest image (in pixels) any reader will decode; larger files are skipped with a message.
+MAX_PIXELS = 80_000_000
+
+
+class ImageReader(ABC):
+    """Reads one file format into 3-channel 8-bit RGB frames.
+
+    A file may hold several frames (multi-frame DICOM, NIfTI slices); each frame is sampled like one image.
+    Readers raise :class:`core.errors.UnreadableImageError` with a reason a user understands.
+    """
+
+    #: short, user-facing format name ("PNG", "DICOM", ...)
+    format_name: str = ""
+
+    @abstractmethod
+    def claims(self, path: Path, head: bytes) -> bool:
+        """Whether this reader handles ``path``; ``head`` holds the file's first 132 bytes."""
+
+    @abstractmethod
+    def frame_count(self, path: Path) -> tuple[int, str | None]:
+        """Validate the file cheaply and return (number of frames, optional note for the report)."""
+
+    @abstractmethod
+    def read_frame(self, path: Path, index: int) -> np.ndarray:
+        """Decode frame ``index`` as an array of shape (height, width, 3), dtype uint8."""
+
+    def format_of(self, path: Path) -> str:
+        """Format name for the report (a reader may handle several, e.g. PNG and JPEG)."""
+        return self.format_name
+
+
+def to_uint8_window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``values`` linearly from [lo, hi] to [0, 255] (clipped) and return uint8 of the same shape."""
+    values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (np.nan_to_num(values, nan=lo) - lo) * (255.0 / (hi - lo))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def robust_range(values: np.ndarray) -> tuple[float, float]:
+    """The 0.5 % and 99.5 % percentiles of the finite values: the display window used when a file gives none."""
+    finite = np.asarray(values, dtype=np.float32)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    if finite.size > 1_000_000:  # percentiles of a strided subsample are as good and much faster
+        finite = finite[:: finite.size // 1_000_000]
+    lo, hi = np.percentile(finite, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    return float(lo), float(hi)
+
+
+def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """Replicate a (H, W) uint8 image into (H, W, 3), as the paper does for grayscale images."""
+    return np.repeat(gray[:, :, None], 3, axis=2)

@@ -1,0 +1,107 @@
+"""DICOM through pydicom: modality LUT (rescale slope/intercept), the file's window (else a robust range),
+MONOCHROME1 inverted, every frame of a multi-frame file sampled as one image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import UnreadableImageError
+from core.readers.base import MAX_PIXELS, ImageReader, gray_to_rgb, robust_range, to_uint8_window
+
+try:  # pydicom is optional at import time so the raster formats work without it
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut
+except ImportError:  # pragma: no cover - exercised only where pydicom is absent
+    pydicom = None
+
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+
+
+def _first(value) -> float:
+    """Window center/width may be multi-valued; the first pair is the default view."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0]
+    return float(value)
+
+
+def _decoder_missing(dataset) -> str | None:
+    """Name the missing decoder when the transfer syntax is compressed and no plugin can decode it."""
+    uid = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None or str(uid) in _UNCOMPRESSED:
+        return None
+    try:
+        from pydicom.pixels.decoders.base import get_decoder
+        decoder = get_decoder(uid)
+    except (ImportError, NotImplementedError, ValueError):
+        return f"compressed transfer syntax {uid.name} is not supported by pydicom"
+    if not decoder.is_available:
+        missing = "; ".join(f"{name}: {', '.join(needs)}" for name, needs in decoder.missing_dependencies)
+        return (f"compressed transfer syntax '{uid.name}' needs a decoder that is not installed "
+                f"({missing or 'see pydicom documentation'})")
+    return None
+
+
+def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
+    """One decoded frame (H, W) or (H, W, 3) to (H, W, 3) uint8 following the dataset's display attributes."""
+    photometric = str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    if frame.ndim == 3:  # colour: pydicom already converted YBR to RGB
+        if frame.dtype == np.uint8:
+            return np.ascontiguousarray(frame[..., :3])
+        return to_uint8_window(frame[..., :3], float(frame.min()), float(frame.max()))
+    values = apply_modality_lut(frame, dataset).astype(np.float32)
+    if "WindowCenter" in dataset and "WindowWidth" in dataset:
+        center, width = _first(dataset.WindowCenter), _first(dataset.WindowWidth)
+        lo, hi = center - width / 2.0, center + width / 2.0
+    else:
+        lo, hi = robust_range(values)
+    gray = to_uint8_window(values, lo, hi)
+    if photometric == "MONOCHROME1":
+        gray = 255 - gray
+    return gray_to_rgb(gray)
+
+
+class DicomReader(ImageReader):
+    format_name = "DICOM"
+
+    def claims(self, path: Path, head: bytes) -> bool:
+        return path.suffix.lower() in (".dcm", ".dicom") or head[128:132] == b"DICM"
+
+    def _header(self, path: Path):
+        if pydicom is None:
+            raise UnreadableImageError("DICOM support needs the pydicom package (pip install pydicom)")
+        try:
+            return pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as err:
+            raise UnreadableImageError(f"not a readable DICOM file ({err})") from None
+
+    def frame_count(self, path: Path) -> tuple[int, str | None]:
+        header = self._header(path)
+        rows, cols = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
+        if rows == 0 or cols == 0:
+            raise UnreadableImageError("DICOM file has no pixel data (e.g. a report, a presentation state or a "
+                                       "DICOMDIR)")
+        if rows * cols > MAX_PIXELS:
+            raise UnreadableImageError(f"{cols} x {rows} pixels exceeds the limit of {MAX_PIXELS:,}")
+        missing = _decoder_missing(header)
+        if missing:
+            raise UnreadableImageError(missing)
+        frames = int(header.get("NumberOfFrames", 1) or 1)
+        return frames, (f"multi-frame: {frames} frames sampled as images" if frames > 1 else None)
+
+    def read_frame(self, path: Path, index: int) -> np.ndarray:
+        if pydicom is None:
+            raise UnreadableImageError("DICOM support needs the pydicom package (pip install pydicom)")
+        try:
+            dataset = pydicom.dcmread(path)
+            if "PixelData" not in dataset and "FloatPixelData" not in dataset:
+                raise UnreadableImageError("DICOM file has no pixel data")
+            frames = int(dataset.get("NumberOfFrames", 1) or 1)
+            pixels = dataset.pixel_array
+            frame = pixels[index] if frames > 1 else pixels
+            return frame_to_rgb8(frame, dataset)
+        except UnreadableImageError:
+            raise
+        except Exception as err:  # pydicom raises many types for damaged pixel data; all mean "cannot decode"
+            raise UnreadableImageError(f"cannot decode DICOM pixel data ({type(err).__name__}: {err})") from None
