@@ -26,7 +26,19 @@ def _check_name(distance: str) -> None:
 
 def distance_from_arrays(distance: str, target_counts: np.ndarray, target_mean: np.ndarray,
                          source_counts: np.ndarray, source_means: np.ndarray) -> np.ndarray:
-    """Distances (S,) from stacked sources to one target; counts are fine-bin (…, m, 1000), means (…, m)."""
+    """Distances (S,) from stacked sources to one target; counts are fine-bin (…, m, 1000), means (…, m).
+
+    A source identical to the target gets exactly 0 (self-distance 0, as on the diagonal of the paper's published
+    matrices): the bKLD formula itself gives KL(P || softmax(P)) > 0 there, because only the source is softmaxed.
+    """
+    values = _raw_distance(distance, target_counts, target_mean, source_counts, source_means)
+    identical = np.all(np.asarray(source_counts) == np.asarray(target_counts)[None], axis=(1, 2)) & np.all(
+        np.asarray(source_means) == np.asarray(target_mean)[None], axis=1)
+    return np.where(identical, 0.0, values)
+
+
+def _raw_distance(distance: str, target_counts: np.ndarray, target_mean: np.ndarray, source_counts: np.ndarray,
+                  source_means: np.ndarray) -> np.ndarray:
     _check_name(distance)
     def probs(counts: np.ndarray, bins: int) -> np.ndarray:
         c = np.asarray(counts, dtype=np.float64)

@@ -37,7 +37,7 @@ def _decoder_missing(dataset) -> str | None:
     except (ImportError, NotImplementedError, ValueError):
         return f"compressed transfer syntax {uid.name} is not supported by pydicom"
     if not decoder.is_available:
-        missing = "; ".join(f"{name}: {', '.join(needs)}" for name, needs in decoder.missing_dependencies)
+        missing = "; ".join(str(item) for item in decoder.missing_dependencies)
         return (f"compressed transfer syntax '{uid.name}' needs a decoder that is not installed "
                 f"({missing or 'see pydicom documentation'})")
     return None
@@ -73,7 +73,15 @@ class DicomReader(ImageReader):
             raise UnreadableImageError("DICOM support needs the pydicom package (pip install pydicom)")
         try:
             return pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as err:
+        except InvalidDicomError as err:
+            try:  # old files without the 128-byte preamble and meta header are still common in archives
+                header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            except Exception:
+                header = None
+            if header is not None and len(header) > 0:
+                return header
+            raise UnreadableImageError(f"not a readable DICOM file ({err})") from None
+        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise UnreadableImageError(f"not a readable DICOM file ({err})") from None
 
     def frame_count(self, path: Path) -> tuple[int, str | None]:
@@ -94,7 +102,10 @@ class DicomReader(ImageReader):
         if pydicom is None:
             raise UnreadableImageError("DICOM support needs the pydicom package (pip install pydicom)")
         try:
-            dataset = pydicom.dcmread(path)
+            try:
+                dataset = pydicom.dcmread(path)
+            except InvalidDicomError:
+                dataset = pydicom.dcmread(path, force=True)
             if "PixelData" not in dataset and "FloatPixelData" not in dataset:
                 raise UnreadableImageError("DICOM file has no pixel data")
             frames = int(dataset.get("NumberOfFrames", 1) or 1)

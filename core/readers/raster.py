@@ -26,7 +26,7 @@ def _open(path: Path) -> Image.Image:
         except UnidentifiedImageError:
             raise UnreadableImageError("not an image Pillow recognises (wrong extension or corrupt header)") from None
         except OSError as err:
-            raise UnreadableImageError(f"cannot open: {err}") from None
+            raise UnreadableImageError(f"cannot open: truncated or corrupt file ({err})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()

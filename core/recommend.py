@@ -1,0 +1,88 @@
+"""Ranked recommendations of catalogue tasks as sources for a user's task, with uncertainty and what the paper
+measured, as pandas tables (no Streamlit here)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.catalogue import Catalogue
+from core.compare import DISTANCES, BootstrapResult, bootstrap_distances
+from core.fingerprint import Fingerprint
+from core.knowledge import SCENARIOS
+
+
+def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
+                    bootstrap: BootstrapResult | None = None) -> pd.DataFrame:
+    """One row per catalogue task, nearest first: rank, distance (directed, source -> target) and task facts.
+
+    With ``bootstrap``: the 95 % interval of the distance and how often the rank (and first place) holds.
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
+    values, _ = catalogue.distances_to(target, distance)
+    rows = []
+    for index, info in enumerate(catalogue.tasks):
+        row = {"task_id": info.id, "task": info.name, "distance": float(values[index]), "modality": info.modality,
+               "anatomy": info.anatomy, "classes": ", ".join(info.classes), "images": info.n_images,
+               "licence": info.licence, "kind": info.kind,
+               "caution": (f"shares images with {', '.join(info.shares_images_with)}"
+                           if info.shares_images_with else ""),
+               "paper_evidence": _evidence_line(catalogue, info.id)}
+        if bootstrap is not None:
+            row.update(interval_low=float(bootstrap.low[index]), interval_high=float(bootstrap.high[index]),
+                       rank_holds=float(bootstrap.rank_stability[index]), first_place=float(bootstrap.top1_share[index]))
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
+                  n_resamples: int | None = None, seed: int = 0) -> BootstrapResult | None:
+    """Bootstrap over the target's samples (None when the fingerprint kept no samples, e.g. loaded from a file)."""
+    if target.sample_bins is None:
+        return None
+    sources = [catalogue.fingerprints[i] for i in catalogue.ids]
+    resamples = n_resamples or (20 if distance in ("bkld-large", "vdna") else 50)
+    return bootstrap_distances(target, sources, distance, n_resamples=resamples, seed=seed)
+
+
+def _evidence_line(catalogue: Catalogue, task_id: str) -> str:
+    entry = catalogue.knowledge.get("tasks", {}).get(task_id)
+    if not entry:
+        return ""
+    parts = []
+    for key, label in SCENARIOS.items():
+        scenario = entry["as_source"].get(key, {})
+        helped = scenario.get("most_helped") or []
+        if helped:
+            best = helped[0]
+            parts.append(f"{label}: best gain {best['delta']:+.3f} AUROC ({best['printable']})")
+    return "; ".join(parts)
+
+
+def knowledge_tables(catalogue: Catalogue, task_id: str) -> dict[str, pd.DataFrame]:
+    """For a paper-linked task: per scenario, the best sources when it was the target and the targets it helped
+    most as a source, plus its paper neighbours. Empty dict for tasks without paper evidence."""
+    entry = catalogue.knowledge.get("tasks", {}).get(task_id)
+    if not entry:
+        return {}
+    tables = {}
+    for key, label in SCENARIOS.items():
+        target_side = entry["as_target"].get(key, {})
+        if target_side.get("best_sources"):
+            frame = pd.DataFrame(target_side["best_sources"])
+            frame["baseline_auroc"] = target_side.get("baseline_auroc")
+            tables[f"{label}: best sources when it was the target"] = frame[
+                ["printable", "modality", "auroc", "baseline_auroc", "delta", "repetitions"]]
+        source_side = entry["as_source"].get(key, {})
+        if source_side.get("most_helped"):
+            tables[f"{label}: targets it helped most as a source"] = pd.DataFrame(source_side["most_helped"])[
+                ["printable", "modality", "auroc", "delta", "repetitions"]]
+    if entry.get("augmentation_policy"):
+        tables["searched augmentation policy: most applied operations"] = pd.DataFrame(
+            entry["augmentation_policy"]["top_operations"])
+    if entry.get("paper_neighbours"):
+        tables["nearest paper tasks by the published bKLD"] = pd.DataFrame(entry["paper_neighbours"])[
+            ["printable", "modality", "bkld_small"]]
+    return tables

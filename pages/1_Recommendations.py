@@ -1,0 +1,61 @@
+"""Ranked catalogue tasks as sources for the user's task, with bootstrap uncertainty and the paper's evidence."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.compare import DISTANCES
+from core.recommend import bootstrap_for, knowledge_tables, recommendations
+from ui import session
+from ui.common import footer, need_fingerprint, page_setup
+
+catalogue = page_setup("Recommendations")
+fingerprint = need_fingerprint()
+
+distance = st.selectbox("Distance", list(DISTANCES), format_func=lambda key: DISTANCES[key],
+                        index=list(DISTANCES).index(session.distance()), key="distance_choice")
+st.session_state[session.DISTANCE] = distance
+
+key = f"bootstrap:{distance}"
+if key not in st.session_state:
+    with st.spinner("Bootstrapping over your samples…"):
+        st.session_state[key] = bootstrap_for(catalogue, fingerprint, distance)
+bootstrap = st.session_state[key]
+
+table = recommendations(catalogue, fingerprint, distance, bootstrap)
+top = table.iloc[0]
+st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
+if bootstrap is not None:
+    st.caption(f"Uncertainty: {bootstrap.n_resamples} bootstrap resamples of your {fingerprint.meta.n_samples:,} "
+               "samples. *rank holds* = share of resamples in which the task keeps its rank; *first place* = share in "
+               "which it is the nearest. Margins between the first sources are often small.")
+else:
+    st.caption("This fingerprint was loaded from a file, so no per-sample bootstrap is possible.")
+
+columns = ["rank", "task", "distance", "interval_low", "interval_high", "rank_holds", "first_place", "modality",
+           "anatomy", "classes", "images", "licence", "caution", "paper_evidence"]
+shown = table[[c for c in columns if c in table.columns]]
+st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
+    "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
+    "interval_low": st.column_config.NumberColumn("95 % low", format="%.4f"),
+    "interval_high": st.column_config.NumberColumn("95 % high", format="%.4f"),
+    "rank_holds": st.column_config.ProgressColumn("rank holds", min_value=0.0, max_value=1.0, format="percent"),
+    "first_place": st.column_config.ProgressColumn("first place", min_value=0.0, max_value=1.0, format="percent"),
+    "paper_evidence": st.column_config.TextColumn("what the paper measured (as a source)", width="large"),
+})
+st.download_button("Download as CSV", table.to_csv(index=False).encode(), file_name="recommendations.csv",
+                   mime="text/csv", key="download_csv")
+
+st.subheader("What to borrow: the paper's measurements for the linked tasks")
+st.caption("For catalogue tasks linked to a task of the paper: per scenario (architecture, pretraining data, "
+           "augmentation policy, co-training data), measured AUROC and its change over training without transfer.")
+for _, row in table.iterrows():
+    tables = knowledge_tables(catalogue, row["task_id"])
+    if not tables:
+        continue
+    info = catalogue.task(row["task_id"])
+    with st.expander(f"#{row['rank']} {row['task']} — paper task: {info.paper_task} ({info.paper_link})"):
+        for title, frame in tables.items():
+            st.markdown(f"**{title}**")
+            st.dataframe(frame, hide_index=True)
+st.caption(catalogue.knowledge.get("attribution", ""))
+footer()

@@ -1,0 +1,32 @@
+"""The catalogue on its fixed map with the user's task placed on it; selecting a point opens it in 'Why similar?'."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.distances import symmetrise
+from core.views import map_frame, selected_task, with_user
+from ui import figures, session
+from ui.common import footer, page_setup
+from ui.resources import get_task_map
+
+catalogue = page_setup("Map")
+task_map = get_task_map()
+fingerprint = session.fingerprint()
+user_xy = None
+if fingerprint is not None:
+    _, _, full = with_user(catalogue, fingerprint, "bkld-small")
+    user_xy = task_map.place(symmetrise(full)[-1, :-1])
+else:
+    st.info("Showing the catalogue alone; add your task on **Your task** to see where it lands.")
+points = map_frame(catalogue, task_map.coords, user_xy, fingerprint.name if fingerprint else "")
+st.caption(f"Layout: {task_map.method.upper()} on symmetrised bKLD small; near = similar. Click a task to see "
+           "which features drive its distance to yours.")
+event = st.plotly_chart(figures.task_map(points, st.session_state.get(session.SELECTED_TASK)), key="task_map",
+                        on_select="rerun", selection_mode=("points",), use_container_width=True)
+chosen = selected_task(event, catalogue.ids)
+if chosen is not None:
+    st.session_state[session.SELECTED_TASK] = chosen
+    if fingerprint is not None:
+        st.switch_page("pages/4_Why_similar.py")
+    st.success(f"Selected: {catalogue.task(chosen).name}")
+footer()

@@ -1,0 +1,47 @@
+"""The catalogue alone, for teaching: tasks, licences, map, heatmap, nearest neighbours and the paper's evidence."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.recommend import knowledge_tables
+from core.views import heatmap_frame, map_frame, selected_task
+from ui import figures
+from ui.common import footer, page_setup
+from ui.resources import get_task_map
+
+catalogue = page_setup("Catalogue explorer")
+st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
+            f"tasks and {sum(t.kind == 'control' for t in catalogue.tasks)} non-medical controls (what 'far away' "
+            f"looks like). Backbone {catalogue.backbone}, {catalogue.protocol['n']:,} samples per task.")
+tasks = pd.DataFrame([{"task": t.name, "id": t.id, "modality": t.modality, "anatomy": t.anatomy,
+                       "classes": ", ".join(f"{k} ({v})" for k, v in t.classes.items()), "images": t.n_images,
+                       "kind": t.kind, "licence": t.licence, "source": t.source, "upstream": t.upstream,
+                       "shares images with": ", ".join(t.shares_images_with), "paper task": t.paper_task or ""}
+                      for t in catalogue.tasks])
+st.dataframe(tasks, hide_index=True, key="catalogue_table")
+
+map_tab, heat_tab, neighbour_tab = st.tabs(["Map", "Heatmap", "Nearest sources"])
+with map_tab:
+    task_map = get_task_map()
+    event = st.plotly_chart(figures.task_map(map_frame(catalogue, task_map.coords)), key="catalogue_map",
+                            on_select="rerun", selection_mode=("points",), use_container_width=True)
+    chosen = selected_task(event, catalogue.ids)
+    if chosen:
+        st.session_state["explorer_task"] = chosen
+with heat_tab:
+    symmetric, directed = heatmap_frame(catalogue, None, "bkld-small")
+    st.plotly_chart(figures.heatmap(symmetric, directed), key="catalogue_heatmap", use_container_width=True)
+with neighbour_tab:
+    default = st.session_state.get("explorer_task", catalogue.ids[0])
+    target = st.selectbox("Target task", catalogue.ids, index=catalogue.ids.index(default),
+                          format_func=lambda i: catalogue.task(i).name, key="explorer_target")
+    column = catalogue.bkld_small[:, catalogue.ids.index(target)]
+    ranking = pd.DataFrame({"source": [t.name for t in catalogue.tasks], "modality": [t.modality for t in
+                            catalogue.tasks], "bKLD small (source → target)": column})
+    ranking = ranking[[i != target for i in catalogue.ids]].sort_values("bKLD small (source → target)")
+    st.dataframe(ranking, hide_index=True, key="explorer_ranking")
+    for title, frame in knowledge_tables(catalogue, target).items():
+        st.markdown(f"**{title}**")
+        st.dataframe(frame, hide_index=True)
+footer()

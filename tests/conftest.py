@@ -1,0 +1,73 @@
+"""Shared fixtures. Tests that need the public images read them from ``../shared/data/catalogue`` (never copied
+into the project); tests that test meaning use the backbone's real weights."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CATALOGUE_IMAGES = SHARED / "data" / "catalogue"
+PAPER = SHARED / "paper"
+
+
+def require_shared() -> Path:
+    """The shared image folder; a clear failure (not a silent skip) when it is missing."""
+    if not (CATALOGUE_IMAGES / "SOURCES.json").is_file():
+        pytest.fail(f"the public catalogue images are expected at {CATALOGUE_IMAGES} (../shared beside the checkout)")
+    return CATALOGUE_IMAGES
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    import torch
+
+    from core.backbones import load_backbone
+    torch.manual_seed(0)
+    return load_backbone(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    from core.catalogue import load_catalogue
+    return load_catalogue()
+
+
+def link_files(files: list[Path], root: Path, relative_to: Path) -> Path:
+    """Make a task folder from existing files by symbolic links (the shared images are never copied)."""
+    for path in files:
+        target = root / path.relative_to(relative_to)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(path)
+    return root
+
+
+def task_halves(task: str) -> tuple[list[Path], list[Path]]:
+    """Two disjoint halves of a catalogue task's images, alternating within each class (stratified)."""
+    folder = require_shared() / task
+    first, second = [], []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(p for p in class_dir.iterdir() if p.is_file())
+        first += files[0::2]
+        second += files[1::2]
+    return first, second
+
+
+def random_histograms(rng: np.random.Generator, n_features: int, n_bins: int, empty_share: float = 0.3
+                      ) -> np.ndarray:
+    """Random rows that sum to 1, with some exactly empty bins."""
+    counts = rng.integers(0, 50, size=(n_features, n_bins)).astype(float)
+    counts[rng.random(counts.shape) < empty_share] = 0
+    counts[counts.sum(axis=1) == 0, 0] = 1
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

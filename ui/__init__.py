@@ -1,0 +1,1 @@
+"""Streamlit front end helpers: cached resources, session state, figures. Pages import from here and from core."""

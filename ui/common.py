@@ -1,0 +1,37 @@
+"""Bits every page shows: the page header and the 'no fingerprint yet' hint."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.catalogue import CITATION
+from ui import session
+from ui.resources import get_catalogue, start_map_warmup
+
+
+def page_setup(title: str):
+    """Configure the page, start UMAP's compilation in the background, return the catalogue (or stop with a
+    message when it cannot be loaded)."""
+    st.set_page_config(page_title=f"{title} · Task Fingerprint Explorer", layout="wide")
+    start_map_warmup()
+    st.title(title)
+    try:
+        return get_catalogue()
+    except Exception as err:  # a broken catalogue must say what to do, not show a traceback
+        st.error(f"The catalogue could not be loaded: {err}")
+        st.stop()
+
+
+def need_fingerprint():
+    """The session's fingerprint, or a hint with a link and a stop."""
+    fingerprint = session.fingerprint()
+    if fingerprint is None:
+        st.info("No task yet: add your images (or a shared fingerprint) on the **Your task** page first. "
+                "The **Catalogue explorer** works without one.")
+        st.page_link("app.py", label="Go to Your task", icon="➡️")
+        st.stop()
+    return fingerprint
+
+
+def footer() -> None:
+    st.caption(f"Method: {CITATION} Distances are directed (source → your task); lower means more transferable. "
+               "The paper's effect sizes are small: treat ranks as suggestions with uncertainty.")
