@@ -50,6 +50,11 @@ def run_fingerprint(source: Path, name: str, n: int, workdir: Path | None = None
         bar.empty()
         st.error(str(err))
         return
+    except Exception as err:  # never a traceback in front of a user; the message still says what happened
+        bar.empty()
+        st.error(f"Fingerprinting failed unexpectedly ({type(err).__name__}: {err}). Nothing was saved; please "
+                 "report this with the message.")
+        return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples.")
     session.set_result(run.fingerprint, run.report)
 

@@ -22,7 +22,7 @@ points = map_frame(catalogue, task_map.coords, user_xy, fingerprint.name if fing
 st.caption(f"Layout: {task_map.method.upper()} on symmetrised bKLD small; near = similar. Click a task to see "
            "which features drive its distance to yours.")
 event = st.plotly_chart(figures.task_map(points, st.session_state.get(session.SELECTED_TASK)), key="task_map",
-                        on_select="rerun", selection_mode=("points",), use_container_width=True)
+                        on_select="rerun", selection_mode=("points",))
 chosen = selected_task(event, catalogue.ids)
 if chosen is not None:
     st.session_state[session.SELECTED_TASK] = chosen

@@ -15,7 +15,7 @@ distance = st.selectbox("Distance", list(DISTANCES), format_func=lambda key: DIS
 symmetric, directed = heatmap_frame(catalogue, fingerprint, distance)
 st.caption("Colour: (d(a→b) + d(b→a)) / 2, rows and columns ordered by average-linkage clustering. Hover for the "
            "two directed values." + ("" if fingerprint else " Add your task on **Your task** to include it."))
-st.plotly_chart(figures.heatmap(symmetric, directed), key="heatmap", use_container_width=True)
+st.plotly_chart(figures.heatmap(symmetric, directed), key="heatmap")
 with st.expander("Directed values (rows = source, columns = target)"):
     st.dataframe(directed.style.format("{:.4f}"), key="directed_table")
 footer()

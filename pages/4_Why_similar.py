@@ -20,7 +20,7 @@ variant = st.radio("bKLD", ["bkld-small", "bkld-large"], horizontal=True, key="w
                    format_func=lambda v: "small (100 bins, weighted)" if v == "bkld-small" else "large (1000 bins)")
 source = catalogue.fingerprints[task_id]
 frame, total = contributions_frame(fingerprint, source, variant, top=20)
-st.plotly_chart(figures.contributions(frame, total), key="contributions_chart", use_container_width=True)
+st.plotly_chart(figures.contributions(frame, total), key="contributions_chart")
 st.caption(f"The 20 largest of {fingerprint.n_features} per-feature terms w_f·KL_f / Σw; together they make "
            f"{frame['cumulative_share'].iloc[-1]:.0%} of the distance.")
 st.dataframe(frame, hide_index=True, key="contributions_table")
@@ -29,5 +29,5 @@ edges = catalogue.edges
 bins = 100 if variant == "bkld-small" else 1000
 histogram = feature_histograms(fingerprint, source, int(feature), bins, float(edges.lo[feature]),
                                float(edges.hi[feature]))
-st.plotly_chart(figures.histograms(histogram, int(feature)), key="histogram_chart", use_container_width=True)
+st.plotly_chart(figures.histograms(histogram, int(feature)), key="histogram_chart")
 footer()

@@ -25,13 +25,13 @@ map_tab, heat_tab, neighbour_tab = st.tabs(["Map", "Heatmap", "Nearest sources"]
 with map_tab:
     task_map = get_task_map()
     event = st.plotly_chart(figures.task_map(map_frame(catalogue, task_map.coords)), key="catalogue_map",
-                            on_select="rerun", selection_mode=("points",), use_container_width=True)
+                            on_select="rerun", selection_mode=("points",))
     chosen = selected_task(event, catalogue.ids)
     if chosen:
         st.session_state["explorer_task"] = chosen
 with heat_tab:
     symmetric, directed = heatmap_frame(catalogue, None, "bkld-small")
-    st.plotly_chart(figures.heatmap(symmetric, directed), key="catalogue_heatmap", use_container_width=True)
+    st.plotly_chart(figures.heatmap(symmetric, directed), key="catalogue_heatmap")
 with neighbour_tab:
     default = st.session_state.get("explorer_task", catalogue.ids[0])
     target = st.selectbox("Target task", catalogue.ids, index=catalogue.ids.index(default),

@@ -125,3 +125,14 @@ def test_extraction_folder_is_removed_on_close(tmp_path):
     assert any(work.iterdir())
     dataset.close()
     assert not any(work.iterdir())
+
+
+def test_folder_with_a_single_image_fingerprints(tmp_path, backbone):
+    from core.binning import BinEdges
+    from core.pipeline import fingerprint_folder
+    from core.sampling import SamplingProtocol
+    write_anchor(tmp_path)
+    edges = BinEdges(np.zeros(1280, np.float32), np.full(1280, 3.0, np.float32))
+    run = fingerprint_folder(tmp_path, backbone, edges, SamplingProtocol(n=16))
+    assert run.fingerprint.meta.n_samples == 16 and run.report.n_files == 1
+    assert run.fingerprint.meta.class_counts == {"(no class)": 1}
