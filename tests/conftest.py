@@ -39,6 +39,34 @@ def catalogue():
     return load_catalogue()
 
 
+@pytest.fixture(scope="session")
+def edges(catalogue):
+    return catalogue.edges
+
+
+TASKS = ["bccd_cells", "brain_mri_4class", "busi_3class", "covid_ct", "covid_xray_3class",
+         "fundus_eye_disease_4class", "knee_oa_kl_5class", "lc25000_lung", "mias_pathology_3class",
+         "mias_tissue_3class", "ph2_3class", "pneumoniamnist"]
+HALF_N = 300
+
+
+@pytest.fixture(scope="session")
+def half_fingerprints(backbone, catalogue, tmp_path_factory):
+    """Fingerprints of two disjoint halves of every catalogue task (symlinked, never copied), n = 300 each."""
+    from core.pipeline import fingerprint_folder
+    from core.sampling import SamplingProtocol
+    root = require_shared()
+    result = {}
+    for task in TASKS:
+        first, second = task_halves(task)
+        for label, files in (("a", first), ("b", second)):
+            folder = link_files(files, tmp_path_factory.mktemp(f"{task}_{label}"), root / task)
+            run = fingerprint_folder(folder, backbone, catalogue.edges, SamplingProtocol(n=HALF_N, seed=7),
+                                     name=task)
+            result[(task, label)] = run.fingerprint
+    return result
+
+
 def link_files(files: list[Path], root: Path, relative_to: Path) -> Path:
     """Make a task folder from existing files by symbolic links (the shared images are never copied)."""
     for path in files:

@@ -10,8 +10,7 @@ import pytest
 from core.catalogue import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
 from core.compare import distance_from_arrays
 from core.errors import CatalogueError
-from tests.conftest import require_shared
-from tests.test_pipeline import TASKS, half_fingerprints  # noqa: F401  (session fixture reused)
+from tests.conftest import TASKS, require_shared
 
 
 def test_catalogue_loads_fast_and_shares_one_backbone_and_one_set_of_edges(catalogue):
@@ -81,7 +80,7 @@ def test_controls_are_far_from_every_medical_task(catalogue):
         assert min(column[c] for c in controls) > np.median(nearest_medical), catalogue.tasks[target].id
 
 
-def test_held_out_half_is_nearest_to_its_own_task_for_ten_of_twelve(catalogue, half_fingerprints):  # noqa: F811
+def test_held_out_half_is_nearest_to_its_own_task_for_ten_of_twelve(catalogue, half_fingerprints):
     """Leave-one-out: the task's catalogue entry is replaced by one half; the other half must find it."""
     require_shared()
     counts, means = catalogue.stacked
@@ -119,3 +118,15 @@ def test_outdated_catalogue_version_is_refused_clearly(tmp_path):
     (copy / "catalogue.json").write_text(json.dumps(manifest))
     with pytest.raises(CatalogueError, match="rebuild it"):
         load_catalogue(copy)
+
+
+def test_map_is_fixed_and_places_a_task_next_to_its_twin(catalogue):
+    from core.distances import symmetrise
+    from core.taskmap import TaskMap
+    task_map = TaskMap(catalogue.bkld_small)
+    assert task_map.method == catalogue.map_method == "umap"
+    np.testing.assert_allclose(task_map.coords, catalogue.coords, atol=1e-4)  # refit reproduces the shipped map
+    index = catalogue.ids.index("pneumoniamnist")
+    placed = task_map.place(symmetrise(catalogue.bkld_small)[index])
+    spread = np.ptp(catalogue.coords, axis=0).max()
+    assert np.linalg.norm(placed - catalogue.coords[index]) < 0.25 * spread

@@ -12,33 +12,8 @@ from core.compare import distances_to
 from core.dataset import open_dataset
 from core.pipeline import fingerprint_dataset, fingerprint_folder
 from core.sampling import SamplingProtocol, plan_samples
-from tests.conftest import link_files, require_shared, task_halves
+from tests.conftest import TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
-
-TASKS = ["bccd_cells", "brain_mri_4class", "busi_3class", "covid_ct", "covid_xray_3class",
-         "fundus_eye_disease_4class", "knee_oa_kl_5class", "lc25000_lung", "mias_pathology_3class",
-         "mias_tissue_3class", "ph2_3class", "pneumoniamnist"]
-HALF_N = 300
-
-
-@pytest.fixture(scope="session")
-def edges(catalogue):
-    return catalogue.edges
-
-
-@pytest.fixture(scope="session")
-def half_fingerprints(backbone, edges, tmp_path_factory):
-    """Fingerprints of two disjoint halves of every catalogue task (symlinked, never copied), n = 300 each."""
-    root = require_shared()
-    result = {}
-    for task in TASKS:
-        first, second = task_halves(task)
-        for label, files in (("a", first), ("b", second)):
-            folder = link_files(files, tmp_path_factory.mktemp(f"{task}_{label}"), root / task)
-            run = fingerprint_folder(folder, backbone, edges, SamplingProtocol(n=HALF_N, seed=7), name=task)
-            result[(task, label)] = run.fingerprint
-    return result
-
 
 def test_sample_plan_is_seeded_and_uses_replacement():
     a, b = plan_samples(10, SamplingProtocol(n=500, seed=3)), plan_samples(10, SamplingProtocol(n=500, seed=3))
