@@ -130,7 +130,8 @@ if fingerprint is not None:
     safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in fingerprint.name) or "fingerprint"
     st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes(),
                        file_name=f"{safe_name}.fingerprint.npz", mime="application/octet-stream", key="download_fp")
-    top = recommendations(catalogue, fingerprint).head(5)
+    ranked = recommendations(catalogue, fingerprint)
+    top = ranked[ranked["kind"] != "control"].head(5)
     st.subheader(f"Top sources for {fingerprint.name}")
     st.dataframe(top[["rank", "task", "distance", "modality", "anatomy", "licence"]], hide_index=True,
                  key="top_table", column_config={"distance": st.column_config.NumberColumn(format="%.4f")})

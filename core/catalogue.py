@@ -74,6 +74,12 @@ class Catalogue:
     def ids(self) -> list[str]:
         return [t.id for t in self.tasks]
 
+    @property
+    def candidate_ids(self) -> list[str]:
+        """Tasks that may be recommended as sources: everything but the non-medical controls, which are reference
+        points (under bKLD they come out close to every task, see README 'Controls')."""
+        return [t.id for t in self.tasks if t.kind != "control"]
+
     def task(self, task_id: str) -> TaskInfo:
         for info in self.tasks:
             if info.id == task_id:
@@ -183,6 +189,21 @@ def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[Tas
     with open(root / "matrices.npz", "wb") as handle:
         np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
                  coords=coords)
+
+
+def refresh_derived(root: Path) -> Catalogue:
+    """Recompute the distance matrices and map of a catalogue folder from its stored fingerprints (after a change
+    to the distance code; no images needed). Fingerprints, edges and metadata are left as they are."""
+    from core.taskmap import fit_map
+
+    catalogue = load_catalogue(root)
+    small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
+    coords, method = fit_map(small)
+    manifest = json.loads((Path(root) / "catalogue.json").read_text())
+    manifest["map_method"] = method
+    write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, small, large,
+                    coords)
+    return load_catalogue(root)
 
 
 def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DEFAULT_LOCAL_CATALOGUE,

@@ -6,7 +6,6 @@ no readable image); 4 fingerprint or catalogue invalid or incompatible; 5 backbo
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -71,36 +70,32 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    import numpy as np
-
     from core.catalogue import load_catalogue
     from core.fingerprint import Fingerprint
+    from core.recommend import recommendations
 
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue)
-    values, warnings = catalogue.distances_to(target, args.distance)
+    _, warnings = catalogue.distances_to(target, args.distance)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    order = np.argsort(values, kind="stable")[: args.top]
-    rows = []
-    for rank, index in enumerate(order, 1):
-        info = catalogue.tasks[index]
-        rows.append({"rank": rank, "task": info.id, "name": info.name, "modality": info.modality,
-                     "distance": f"{values[index]:.6f}", "kind": info.kind,
-                     "shares_images_with": ";".join(info.shares_images_with), "licence": info.licence})
+    table = recommendations(catalogue, target, args.distance)
+    candidates = table[table["kind"] != "control"].head(args.top)
+    controls = table[table["kind"] == "control"]
     print(f"sources for '{target.name}' by {args.distance} (directed, source -> your task; lower = closer)")
-    width = max(len(r["task"]) for r in rows)
-    for row in rows:
-        print(f"{row['rank']:>3}  {row['task']:<{width}}  {row['distance']}  {row['modality']}")
+    width = int(table["task_id"].str.len().max())
+    for _, row in candidates.iterrows():
+        print(f"{row['rank']:>3}  {row['task_id']:<{width}}  {row['distance']:.6f}  {row['modality']}"
+              + (f"  [{row['caution']}]" if row["caution"] else ""))
+    for _, row in controls.iterrows():
+        print(f"  -  {row['task_id']:<{width}}  {row['distance']:.6f}  non-medical control (reference, not ranked)")
     if args.csv:
         path = Path(args.csv)
         if path.exists() and not args.overwrite:
             print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
             return EXIT_USAGE
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
+        candidates[columns].to_csv(path, index=False)
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -114,6 +109,16 @@ def cmd_catalogue_build(args) -> int:
     build_catalogue(Path(args.source), Path(args.out), backbone, protocol, paper=Path(args.paper),
                     with_controls=not args.no_controls, overwrite=args.overwrite,
                     log=lambda message: print(message, file=sys.stderr, flush=True))
+    return EXIT_OK
+
+
+def cmd_catalogue_refresh(args) -> int:
+    from core.catalogue import refresh_derived
+
+    started = time.perf_counter()
+    catalogue = refresh_derived(Path(args.catalogue))
+    print(f"recomputed distances and map of {len(catalogue.tasks)} tasks in {catalogue.root} "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -186,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_options(build, CATALOGUE_N)
     backbone_options(build)
     build.set_defaults(handler=cmd_catalogue_build)
+
+    refresh = cat_commands.add_parser("refresh", help="recompute distances and map from stored fingerprints")
+    refresh.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
+    refresh.set_defaults(handler=cmd_catalogue_refresh)
 
     add = cat_commands.add_parser("add", help="add your fingerprint to a local catalogue copy")
     add.add_argument("fingerprint")

@@ -13,13 +13,16 @@ from core.knowledge import SCENARIOS
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
                     bootstrap: BootstrapResult | None = None) -> pd.DataFrame:
-    """One row per catalogue task, nearest first: rank, distance (directed, source -> target) and task facts.
+    """Candidate sources for ``target``, nearest first, then the non-medical controls (no rank: they are reference
+    points, not candidates). Columns: rank, task_id, task, distance (directed, source -> target), task facts.
 
-    With ``bootstrap``: the 95 % interval of the distance and how often the rank (and first place) holds.
+    ``bootstrap`` (from :func:`bootstrap_for`, over the candidates): the 95 % interval of each candidate's distance,
+    how often its rank holds and how often it comes first.
     """
     if distance not in DISTANCES:
         raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
     values, _ = catalogue.distances_to(target, distance)
+    candidates = catalogue.candidate_ids
     rows = []
     for index, info in enumerate(catalogue.tasks):
         row = {"task_id": info.id, "task": info.name, "distance": float(values[index]), "modality": info.modality,
@@ -28,21 +31,28 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "
                "caution": (f"shares images with {', '.join(info.shares_images_with)}"
                            if info.shares_images_with else ""),
                "paper_evidence": _evidence_line(catalogue, info.id)}
-        if bootstrap is not None:
-            row.update(interval_low=float(bootstrap.low[index]), interval_high=float(bootstrap.high[index]),
-                       rank_holds=float(bootstrap.rank_stability[index]), first_place=float(bootstrap.top1_share[index]))
+        if bootstrap is not None and info.id in candidates:
+            at = candidates.index(info.id)
+            row.update(interval_low=float(bootstrap.low[at]), interval_high=float(bootstrap.high[at]),
+                       rank_holds=float(bootstrap.rank_stability[at]), first_place=float(bootstrap.top1_share[at]))
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table
+    table = pd.DataFrame(rows)
+    table["is_control"] = table["kind"] == "control"
+    table = table.sort_values(["is_control", "distance"], kind="stable").reset_index(drop=True)
+    ranks = pd.array([None] * len(table), dtype="Int64")
+    n_candidates = int((~table["is_control"]).sum())
+    ranks[:n_candidates] = np.arange(1, n_candidates + 1)
+    table.insert(0, "rank", ranks)
+    return table.drop(columns="is_control")
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
                   n_resamples: int | None = None, seed: int = 0) -> BootstrapResult | None:
-    """Bootstrap over the target's samples (None when the fingerprint kept no samples, e.g. loaded from a file)."""
+    """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
+    when the fingerprint kept no samples, e.g. loaded from a file)."""
     if target.sample_bins is None:
         return None
-    sources = [catalogue.fingerprints[i] for i in catalogue.ids]
+    sources = [catalogue.fingerprints[i] for i in catalogue.candidate_ids]
     resamples = n_resamples or (20 if distance in ("bkld-large", "vdna") else 50)
     return bootstrap_distances(target, sources, distance, n_resamples=resamples, seed=seed)
 

@@ -21,7 +21,9 @@ if key not in st.session_state:
         st.session_state[key] = bootstrap_for(catalogue, fingerprint, distance)
 bootstrap = st.session_state[key]
 
-table = recommendations(catalogue, fingerprint, distance, bootstrap)
+full_table = recommendations(catalogue, fingerprint, distance, bootstrap)
+table = full_table[full_table["kind"] != "control"]
+controls = full_table[full_table["kind"] == "control"]
 top = table.iloc[0]
 st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
 if bootstrap is not None:
@@ -42,7 +44,19 @@ st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
     "first_place": st.column_config.ProgressColumn("first place", min_value=0.0, max_value=1.0, format="percent"),
     "paper_evidence": st.column_config.TextColumn("what the paper measured (as a source)", width="large"),
 })
-st.download_button("Download as CSV", table.to_csv(index=False).encode(), file_name="recommendations.csv",
+with st.expander(f"Non-medical controls ({len(controls)}): reference points, not candidate sources"):
+    st.markdown(
+        "The controls show what a task from another world looks like. On the **map** and **heatmap** "
+        "(symmetrised distances) they sit farthest from every medical task. In the *directed* bKLD below they can "
+        "come out *closer* than real candidates: only the source histogram is softmaxed, so bKLD rewards sources "
+        "whose histograms pile up where yours has mass, and the backbone's pooled ReLU6 features are often "
+        "exactly 0 (bin 0). Blurry 8 × 8 digits and 25 × 25 faces are all zeros. That is why they are "
+        "never ranked as candidates.")
+    best_candidate = float(table["distance"].iloc[0])
+    shown_controls = controls[["task", "distance", "modality"]].assign(
+        closer_than_best_candidate=controls["distance"] < best_candidate)
+    st.dataframe(shown_controls, hide_index=True, key="controls_table")
+st.download_button("Download as CSV", full_table.to_csv(index=False).encode(), file_name="recommendations.csv",
                    mime="text/csv", key="download_csv")
 
 st.subheader("What to borrow: the paper's measurements for the linked tasks")

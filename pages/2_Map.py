@@ -4,23 +4,23 @@ from __future__ import annotations
 import streamlit as st
 
 from core.distances import symmetrise
+from core.taskmap import place_on_map
 from core.views import map_frame, selected_task, with_user
 from ui import figures, session
 from ui.common import footer, page_setup
-from ui.resources import get_task_map
 
 catalogue = page_setup("Map")
-task_map = get_task_map()
 fingerprint = session.fingerprint()
 user_xy = None
 if fingerprint is not None:
     _, _, full = with_user(catalogue, fingerprint, "bkld-small")
-    user_xy = task_map.place(symmetrise(full)[-1, :-1])
+    user_xy = place_on_map(catalogue.coords, symmetrise(full)[-1, :-1])
 else:
     st.info("Showing the catalogue alone; add your task on **Your task** to see where it lands.")
-points = map_frame(catalogue, task_map.coords, user_xy, fingerprint.name if fingerprint else "")
-st.caption(f"Layout: {task_map.method.upper()} on symmetrised bKLD small; near = similar. Click a task to see "
-           "which features drive its distance to yours.")
+points = map_frame(catalogue, catalogue.coords, user_xy, fingerprint.name if fingerprint else "")
+st.caption(f"Fixed layout: {catalogue.map_method.upper()} of the symmetrised bKLD small between catalogue tasks; "
+           "your task is placed at the distance-weighted mean of its 3 nearest tasks. Near = similar. Click a task "
+           "to see which features drive its distance to yours.")
 event = st.plotly_chart(figures.task_map(points, st.session_state.get(session.SELECTED_TASK)), key="task_map",
                         on_select="rerun", selection_mode=("points",))
 chosen = selected_task(event, catalogue.ids)

@@ -11,6 +11,8 @@ catalogue = page_setup("Why similar?")
 fingerprint = need_fingerprint()
 values, _ = catalogue.distances_to(fingerprint, "bkld-small")
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
+nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
+    [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations
 preselected = st.session_state.get(session.SELECTED_TASK)
 index = nearest_first.index(preselected) if preselected in nearest_first else 0
 task_id = st.selectbox("Catalogue task (source)", nearest_first, index=index,

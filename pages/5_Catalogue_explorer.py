@@ -8,7 +8,6 @@ from core.recommend import knowledge_tables
 from core.views import heatmap_frame, map_frame, selected_task
 from ui import figures
 from ui.common import footer, page_setup
-from ui.resources import get_task_map
 
 catalogue = page_setup("Catalogue explorer")
 st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
@@ -23,8 +22,7 @@ st.dataframe(tasks, hide_index=True, key="catalogue_table")
 
 map_tab, heat_tab, neighbour_tab = st.tabs(["Map", "Heatmap", "Nearest sources"])
 with map_tab:
-    task_map = get_task_map()
-    event = st.plotly_chart(figures.task_map(map_frame(catalogue, task_map.coords)), key="catalogue_map",
+    event = st.plotly_chart(figures.task_map(map_frame(catalogue, catalogue.coords)), key="catalogue_map",
                             on_select="rerun", selection_mode=("points",))
     chosen = selected_task(event, catalogue.ids)
     if chosen:

@@ -34,7 +34,7 @@ def test_fingerprint_then_compare_ranks_the_same_modality_first(small_task, tmp_
     compared = run_cli("compare", str(output), "--top", "5", "--csv", str(table))
     assert compared.returncode == EXIT_OK, compared.stderr
     rows = list(csv.DictReader(table.open()))
-    assert len(rows) == 5 and rows[0]["task"] == "ph2_3class"
+    assert len(rows) == 5 and rows[0]["task_id"] == "ph2_3class"
     assert "ph2_3class" in compared.stdout.splitlines()[1]
     for distance in ("bkld-large", "p2l", "vdna"):
         assert run_cli("compare", str(output), "--distance", distance).returncode == EXIT_OK

@@ -5,14 +5,12 @@ import streamlit as st
 
 from core.catalogue import CITATION
 from ui import session
-from ui.resources import get_catalogue, start_map_warmup
+from ui.resources import get_catalogue
 
 
 def page_setup(title: str):
-    """Configure the page, start UMAP's compilation in the background, return the catalogue (or stop with a
-    message when it cannot be loaded)."""
+    """Configure the page and return the catalogue (or stop with a message when it cannot be loaded)."""
     st.set_page_config(page_title=f"{title} · Task Fingerprint Explorer", layout="wide")
-    start_map_warmup()
     st.title(title)
     try:
         return get_catalogue()
