@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.errors import FingerprintError
+from core.errors import FingerprintError, IncompatibleFingerprintsError
 from core.extract import ExtractionProgress
 from core.fingerprint import Fingerprint, check_comparable
 from core.pipeline import fingerprint_folder
@@ -99,11 +99,15 @@ else:
     if shared is not None and st.button("Load fingerprint", type="primary", key="go_load"):
         try:
             loaded = Fingerprint.from_bytes(shared.getvalue(), source=shared.name)
-            for warning in check_comparable(loaded, catalogue.fingerprints[catalogue.ids[0]]):
-                st.warning(warning)
-            session.set_result(loaded, None)
+            warnings = check_comparable(loaded, catalogue.fingerprints[catalogue.ids[0]])
+        except IncompatibleFingerprintsError as err:
+            st.error(f"{shared.name} cannot be compared with the catalogue: {err}")
         except FingerprintError as err:
             st.error(str(err))
+        else:
+            for warning in warnings:
+                st.warning(warning)
+            session.set_result(loaded, None)
 
 fingerprint = session.fingerprint()
 if fingerprint is not None:

@@ -36,6 +36,15 @@ def task_files(task: str, per_class: int) -> list[tuple[str, bytes, str]]:
     return [(f"{task}/{p.relative_to(root).as_posix()}", p.read_bytes(), "image/jpeg") for p in files]
 
 
+def find_table(at: AppTest, *columns: str):
+    """The first dataframe on the page that has all ``columns`` (AppTest finds widgets, not tables, by key)."""
+    for frame in at.dataframe:
+        value = frame.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}; tables: {[list(f.value.columns) for f in at.dataframe]}")
+
+
 def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -62,7 +71,7 @@ def test_landing_page_fingerprints_an_uploaded_folder():
     fingerprint = at.session_state["fingerprint"]
     assert fingerprint.meta.n_samples == 500
     assert fingerprint.meta.class_counts == {"atypical_nevus": 4, "common_nevus": 4, "melanoma": 4}
-    read = at.dataframe(key="read_table").value
+    read = find_table(at, "format", "class", "files", "images")
     assert read["files"].sum() == 12 and set(read["class"]) == {"atypical_nevus", "common_nevus", "melanoma"}
     assert any("ready" in s.value for s in at.success)
 
@@ -85,8 +94,8 @@ def test_landing_page_handles_every_hostile_kind_as_stated(tmp_path):
     at.file_uploader(key="folder_upload").set_value(upload_tuples(folder, "export/")).run()
     at.button(key="go_folder").click().run()
     no_exceptions(at)
-    read = at.dataframe(key="read_table").value.groupby("class")["images"].sum().to_dict()
-    skipped = at.dataframe(key="skipped_table").value
+    read = find_table(at, "format", "class", "files", "images").groupby("class")["images"].sum().to_dict()
+    skipped = find_table(at, "file", "reason")
     for kind in uploadable:
         reasons = " | ".join(skipped[skipped["file"].str.startswith(kind.name + "/")]["reason"])
         if kind.expect == "read":
@@ -164,7 +173,7 @@ def test_local_folder_path_fingerprints(tmp_path):
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
     at = app("pages/1_Recommendations.py", fingerprint=user_fingerprint).run()
     no_exceptions(at)
-    table = at.dataframe(key="recommendation_table").value
+    table = find_table(at, "rank", "interval_low")
     assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
     assert (table["distance"].diff().dropna() >= 0).all()
     assert {"interval_low", "interval_high", "rank_holds", "first_place"} <= set(table.columns)
@@ -175,7 +184,7 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
-        assert len(at.dataframe(key="recommendation_table").value) == 14
+        assert len(find_table(at, "rank", "interval_low")) == 12
 
 
 def test_pages_without_a_fingerprint_say_what_to_do():
@@ -191,7 +200,7 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
         no_exceptions(at)
     at = app("pages/4_Why_similar.py", fingerprint=user_fingerprint, selected_task="ph2_3class").run()
     assert at.selectbox(key="why_task").value == "ph2_3class"
-    table = at.dataframe(key="contributions_table").value
+    table = find_table(at, "feature", "contribution", "cumulative_share")
     assert len(table) == 20 and (table["contribution"].diff().dropna() <= 0).all()
     assert np.isclose(table["share"].sum(), table["cumulative_share"].iloc[-1])
 
@@ -199,10 +208,10 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
 def test_catalogue_explorer_needs_no_upload():
     at = app("pages/5_Catalogue_explorer.py").run()
     no_exceptions(at)
-    tasks = at.dataframe(key="catalogue_table").value
+    tasks = find_table(at, "task", "licence", "upstream")
     assert len(tasks) == 14 and (tasks["licence"].str.len() > 0).all()
     at.selectbox(key="explorer_target").set_value("busi_3class").run()
-    ranking = at.dataframe(key="explorer_ranking").value
+    ranking = find_table(at, "source", "bKLD small (source → target)")
     assert len(ranking) == 13
 
 
@@ -213,3 +222,50 @@ def test_map_selection_is_parsed_from_plotly_events():
     assert selected_task({"selection": {"points": []}}, ids) is None
     assert selected_task({"selection": {"points": [{"customdata": ["__your_task__"]}]}}, ids) is None
     assert selected_task(None, ids) is None
+
+
+def _bad_fingerprints(catalogue) -> dict[str, tuple[bytes, str]]:
+    """Fingerprint files that must be refused: content and the message pattern the page must show."""
+    import json
+    import re
+
+    from tests.test_fingerprint_file import rewrite
+    good = catalogue.fingerprints["ph2_3class"].to_bytes()
+    with zipfile.ZipFile(io.BytesIO(good)) as bundle:
+        meta = json.loads(bundle.read("meta.json"))
+    newer = dict(meta, format_version=meta["format_version"] + 1)
+    other = dict(meta, backbone="resnet34", weights_sha256="cd" * 32)
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    return {
+        "truncated.npz": (good[: len(good) // 3], "truncated|not a fingerprint"),
+        "newer.npz": (rewrite(good, "meta.json", json.dumps(newer).encode()), "newer than this tool"),
+        "other_backbone.npz": (rewrite(good, "meta.json", json.dumps(other).encode()),
+                               re.escape("backbone: 'resnet34' vs 'tf_efficientnet_lite0'")),
+        "pickle.npz": (rewrite(good, "counts.npy", pickled.getvalue()), "pickled"),
+    }
+
+
+@pytest.mark.parametrize("name", ["truncated.npz", "newer.npz", "other_backbone.npz", "pickle.npz"])
+def test_bad_shared_fingerprints_are_refused_with_the_reason(name, catalogue):
+    import re
+    content, pattern = _bad_fingerprints(catalogue)[name]
+    at = app().run()
+    at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
+    at.file_uploader(key="fingerprint_upload").set_value([(name, content, "application/zip")]).run()
+    at.button(key="go_load").click().run()
+    no_exceptions(at)
+    messages = " ".join(e.value for e in at.error)
+    assert re.search(pattern, messages) and name in messages, messages
+    assert "fingerprint" not in at.session_state
+
+
+def test_a_good_shared_fingerprint_loads_and_ranks(catalogue):
+    at = app().run()
+    at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
+    content = catalogue.fingerprints["covid_ct"].renamed("their CT").to_bytes()
+    at.file_uploader(key="fingerprint_upload").set_value([("their.npz", content, "application/zip")]).run()
+    at.button(key="go_load").click().run()
+    no_exceptions(at)
+    top = find_table(at, "rank", "task", "distance", "licence")
+    assert top.iloc[0]["task"] == "COVID-19 CT slices" and top.iloc[0]["distance"] == 0.0
