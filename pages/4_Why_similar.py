@@ -21,10 +21,11 @@ st.session_state[session.SELECTED_TASK] = task_id
 variant = st.radio("bKLD", ["bkld-small", "bkld-large"], horizontal=True, key="why_distance",
                    format_func=lambda v: "small (100 bins, weighted)" if v == "bkld-small" else "large (1000 bins)")
 source = catalogue.fingerprints[task_id]
-frame, total = contributions_frame(fingerprint, source, variant, top=20)
+frame, total, half = contributions_frame(fingerprint, source, variant, top=20)
 st.plotly_chart(figures.contributions(frame, total), key="contributions_chart")
 st.caption(f"The 20 largest of {fingerprint.n_features} per-feature terms w_f·KL_f / Σw; together they make "
-           f"{frame['cumulative_share'].iloc[-1]:.0%} of the distance.")
+           f"{frame['cumulative_share'].iloc[-1]:.0%} of the distance; {half} features make half of it"
+           + (": a few features drive it." if half <= 20 else ": the difference is spread over many features."))
 st.dataframe(frame, hide_index=True, key="contributions_table")
 feature = st.selectbox("Feature to inspect", frame["feature"].tolist(), key="why_feature")
 edges = catalogue.edges

@@ -177,7 +177,7 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
     assert (table["distance"].diff().dropna() >= 0).all()
     assert {"interval_low", "interval_high", "rank_holds", "first_place"} <= set(table.columns)
-    assert (table["interval_low"] <= table["interval_high"]).all()
+    assert (table["interval_low"] <= table["distance"]).all() and (table["distance"] <= table["interval_high"]).all()
     assert table["licence"].str.len().min() > 0
     mias = table[table["task"].str.contains("mini-MIAS")]
     assert mias["caution"].str.contains("shares images").all()

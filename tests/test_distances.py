@@ -6,7 +6,7 @@ import pytest
 from scipy.special import softmax
 from scipy.stats import entropy, wasserstein_distance
 
-from core.compare import distance_from_arrays
+from core.compare import distance_from_arrays, distances_to
 from core.distances import bkld, bkld_contributions, p2l, symmetrise, vdna
 from tests.conftest import random_histograms
 
@@ -103,3 +103,28 @@ def test_vdna_matches_scipy_wasserstein_per_feature():
 def test_symmetrise_averages_and_zeroes_diagonal():
     d = np.array([[5.0, 1.0], [3.0, 7.0]])
     np.testing.assert_array_equal(symmetrise(d), [[0.0, 2.0], [2.0, 0.0]])
+
+
+def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
+    from core.compare import bootstrap_distances
+    from core.fingerprint import Fingerprint, FingerprintMeta
+    rng = np.random.default_rng(9)
+    m, n = 12, 300
+
+    def fingerprint(bins: np.ndarray, features: np.ndarray, keep: bool) -> Fingerprint:
+        counts = np.stack([np.bincount(bins[:, f], minlength=1000) for f in range(m)]).astype(np.uint32)
+        meta = FingerprintMeta(name="t", backbone="b", weights_sha256="w", feature_dim=m, edges_id="e",
+                               n_samples=len(bins), protocol={"n": len(bins), "augment": True, "pipeline": "p"})
+        return Fingerprint(counts, features.mean(axis=0), meta, bins.astype(np.uint16) if keep else None,
+                           features.astype(np.float32) if keep else None)
+
+    target_bins = rng.integers(0, 300, size=(n, m))
+    target = fingerprint(target_bins, rng.random((n, m)), keep=True)
+    sources = [fingerprint(rng.integers(0, width, size=(n, m)), rng.random((n, m)), keep=False)
+               for width in (300, 600, 1000)]
+    result = bootstrap_distances(target, sources, "bkld-small", n_resamples=40, seed=1)
+    full = distances_to(target, sources, "bkld-small")
+    assert np.all(result.low <= full) and np.all(full <= result.high) and np.all(result.high > result.low)
+    assert np.all((0 <= result.rank_stability) & (result.rank_stability <= 1))
+    assert result.top1_share.sum() == pytest.approx(1.0)
+    assert result.top1_share[int(np.argmin(full))] > 0.5

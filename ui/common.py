@@ -9,8 +9,7 @@ from ui.resources import get_catalogue
 
 
 def page_setup(title: str):
-    """Configure the page and return the catalogue (or stop with a message when it cannot be loaded)."""
-    st.set_page_config(page_title=f"{title} · Task Fingerprint Explorer", layout="wide")
+    """Show the page's title and return the catalogue (or stop with a message when it cannot be loaded)."""
     st.title(title)
     try:
         return get_catalogue()
@@ -25,7 +24,7 @@ def need_fingerprint():
     if fingerprint is None:
         st.info("No task yet: add your images (or a shared fingerprint) on the **Your task** page first. "
                 "The **Catalogue explorer** works without one.")
-        st.page_link("app.py", label="Go to Your task", icon="➡️")
+        st.page_link("pages/0_Your_task.py", label="Go to Your task", icon=":material/arrow_forward:")
         st.stop()
     return fingerprint
 

@@ -60,8 +60,9 @@ def contributions(frame: pd.DataFrame, total: float) -> go.Figure:
                                 mode="lines+markers", yaxis="y2"))
     figure.update_layout(title=f"Top features of the distance {total:.4f}", height=420,
                          yaxis={"title": "contribution to bKLD"},
-                         yaxis2={"title": "cumulative share of the total (%)", "overlaying": "y", "side": "right",
-                                 "range": [0, 100]})
+                         yaxis2={"title": "cumulative share of the total", "overlaying": "y", "side": "right",
+                                 "rangemode": "tozero", "ticksuffix": " %", "showgrid": False},
+                         legend={"orientation": "h", "y": -0.2})
     return figure
 
 
