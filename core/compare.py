@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.binning import N_BINS_LARGE, N_BINS_SMALL, coarsen, count_bins
-from core.distances import bkld, bkld_contributions, p2l, vdna
+from core.distances import bkld_contributions, feature_weights, log_softmax, p2l
 from core.fingerprint import Fingerprint, check_comparable
 
 #: distance name -> human description; the first is the default (the paper's main method)
@@ -24,33 +24,66 @@ def _check_name(distance: str) -> None:
         raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
 
 
+def histogram_probabilities(counts: np.ndarray, n_bins: int) -> np.ndarray:
+    """Fine-bin counts (..., 1000) -> probabilities (..., n_bins), float64, rows sum to 1."""
+    counts = np.asarray(counts)
+    if n_bins != counts.shape[-1]:
+        counts = coarsen(counts, n_bins)  # integer sums first: 10x less to convert to float
+    counts = counts.astype(np.float64)
+    return counts / counts.sum(axis=-1, keepdims=True)
+
+
+class SourceBank:
+    """The source side of a distance, computed once: then each target (or bootstrap resample) costs one pass.
+
+    bKLD: log softmax_b(Q_s) per source and feature; P2L: L1-normalised means; VDNA: cumulative histograms.
+    ``distances`` equals :func:`core.distances.bkld` / ``p2l`` / ``vdna`` (tests check it), with self-distance 0.
+    """
+
+    def __init__(self, distance: str, source_counts: np.ndarray, source_means: np.ndarray) -> None:
+        _check_name(distance)
+        self.distance = distance
+        self.source_counts = np.asarray(source_counts)
+        self.source_means = np.asarray(source_means, dtype=np.float64)
+        if distance in ("bkld-small", "bkld-large"):
+            self.n_bins = N_BINS_SMALL if distance == "bkld-small" else N_BINS_LARGE
+            q = histogram_probabilities(self.source_counts, self.n_bins)
+            self.log_q = log_softmax(q, axis=-1)
+        elif distance == "vdna":
+            self.cdf = np.cumsum(histogram_probabilities(self.source_counts, N_BINS_LARGE), axis=-1)
+        else:
+            self.mu = self.source_means / self.source_means.sum(axis=1, keepdims=True)
+
+    def distances(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
+        """Directed distance from every source to this target, shape (S,)."""
+        target_mean = np.asarray(target_mean, dtype=np.float64)
+        if self.distance in ("bkld-small", "bkld-large"):
+            p = histogram_probabilities(target_counts, self.n_bins)
+            plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+            kl = plogp[None, :] - np.einsum("fb,sfb->sf", p, self.log_q)
+            weights = feature_weights(target_mean if self.distance == "bkld-small" else None, p.shape[0])
+            values = kl @ (weights / weights.sum())
+        elif self.distance == "vdna":
+            cdf_t = np.cumsum(histogram_probabilities(target_counts, N_BINS_LARGE), axis=-1)
+            values = np.abs(self.cdf - cdf_t[None]).sum(axis=-1).mean(axis=-1)
+        else:
+            values = p2l(target_mean, self.source_means)
+        return np.where(self._identical(target_counts, target_mean), 0.0, values)
+
+    def _identical(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
+        """Self-distance 0, as on the diagonal of the paper's published matrices: the bKLD formula itself gives
+        KL(P || softmax(P)) > 0 for identical inputs, because only the source is softmaxed."""
+        same_mean = np.all(self.source_means == np.asarray(target_mean)[None], axis=1)
+        if not same_mean.any():
+            return same_mean
+        return same_mean & np.all(self.source_counts == np.asarray(target_counts)[None], axis=(1, 2))
+
+
 def distance_from_arrays(distance: str, target_counts: np.ndarray, target_mean: np.ndarray,
                          source_counts: np.ndarray, source_means: np.ndarray) -> np.ndarray:
     """Distances (S,) from stacked sources to one target; counts are fine-bin (…, m, 1000), means (…, m).
-
-    A source identical to the target gets exactly 0 (self-distance 0, as on the diagonal of the paper's published
-    matrices): the bKLD formula itself gives KL(P || softmax(P)) > 0 there, because only the source is softmaxed.
-    """
-    values = _raw_distance(distance, target_counts, target_mean, source_counts, source_means)
-    identical = np.all(np.asarray(source_counts) == np.asarray(target_counts)[None], axis=(1, 2)) & np.all(
-        np.asarray(source_means) == np.asarray(target_mean)[None], axis=1)
-    return np.where(identical, 0.0, values)
-
-
-def _raw_distance(distance: str, target_counts: np.ndarray, target_mean: np.ndarray, source_counts: np.ndarray,
-                  source_means: np.ndarray) -> np.ndarray:
-    _check_name(distance)
-    def probs(counts: np.ndarray, bins: int) -> np.ndarray:
-        c = np.asarray(counts, dtype=np.float64)
-        c = coarsen(c, bins) if bins != c.shape[-1] else c
-        return c / c.sum(axis=-1, keepdims=True)
-    if distance == "bkld-small":
-        return bkld(probs(target_counts, N_BINS_SMALL), probs(source_counts, N_BINS_SMALL), target_mean)
-    if distance == "bkld-large":
-        return bkld(probs(target_counts, N_BINS_LARGE), probs(source_counts, N_BINS_LARGE), None)
-    if distance == "p2l":
-        return p2l(target_mean, source_means)
-    return vdna(probs(target_counts, N_BINS_LARGE), probs(source_counts, N_BINS_LARGE))
+    A source identical to the target gets exactly 0 (see :class:`SourceBank`)."""
+    return SourceBank(distance, source_counts, source_means).distances(target_counts, target_mean)
 
 
 def stack(sources: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +134,8 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], dis
         raise ValueError("this fingerprint kept no per-sample bins (loaded from a file?): no bootstrap possible")
     for source in sources:
         check_comparable(target, source)
-    counts, means = stack(sources)
-    full = distance_from_arrays(distance, target.counts, target.mean, counts, means)
+    bank = SourceBank(distance, *stack(sources))
+    full = bank.distances(target.counts, target.mean)
     full_rank = np.argsort(np.argsort(full))
     rng = np.random.default_rng(seed)
     n = len(target.sample_bins)
@@ -111,7 +144,7 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], dis
         weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
         resampled = count_bins(target.sample_bins.astype(np.int64), N_BINS_LARGE, weights)
         mean = weights @ target.sample_features / n
-        values[r] = distance_from_arrays(distance, resampled, mean, counts, means)
+        values[r] = bank.distances(resampled, mean)
     ranks = np.argsort(np.argsort(values, axis=1), axis=1)
     q_low, q_high = np.percentile(values, [2.5, 97.5], axis=0)
     bias = values.mean(axis=0) - full

@@ -53,7 +53,7 @@ def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bk
     if target.sample_bins is None:
         return None
     sources = [catalogue.fingerprints[i] for i in catalogue.candidate_ids]
-    resamples = n_resamples or (20 if distance in ("bkld-large", "vdna") else 50)
+    resamples = n_resamples or 50
     return bootstrap_distances(target, sources, distance, n_resamples=resamples, seed=seed)
 
 

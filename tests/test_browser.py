@@ -69,7 +69,7 @@ def test_upload_folder_get_recommendation_and_click_the_map(server, tmp_path):
             "--disable-sync", "--no-first-run", "--disable-quic"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server, timeout=120_000)
-        page.get_by_text("Your images").wait_for(timeout=120_000)
+        page.get_by_text("Your images", exact=True).wait_for(timeout=120_000)
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(folder))
         page.get_by_role("button", name="Compute fingerprint").click(timeout=60_000)
         page.get_by_text("Fingerprint of").wait_for(timeout=240_000)

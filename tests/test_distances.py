@@ -128,3 +128,28 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
     assert np.all((0 <= result.rank_stability) & (result.rank_stability <= 1))
     assert result.top1_share.sum() == pytest.approx(1.0)
     assert result.top1_share[int(np.argmin(full))] > 0.5
+
+
+@pytest.mark.parametrize("name", ["bkld-small", "bkld-large", "p2l", "vdna"])
+def test_prepared_sources_equal_the_pure_functions(name):
+    from core.binning import coarsen
+    from core.compare import SourceBank
+    rng = np.random.default_rng(10)
+    counts = rng.integers(0, 4, size=(4, 6, 1000))
+    means = rng.random((4, 6))
+    target_counts, target_mean = rng.integers(0, 4, size=(6, 1000)), rng.random(6)
+    bins = 100 if name == "bkld-small" else 1000
+    p = coarsen(target_counts, bins) / coarsen(target_counts, bins).sum(axis=1, keepdims=True)
+    q = coarsen(counts, bins) / coarsen(counts, bins).sum(axis=2, keepdims=True)
+    expected = {"bkld-small": lambda: bkld(p, q, target_mean), "bkld-large": lambda: bkld(p, q, None),
+                "p2l": lambda: p2l(target_mean, means), "vdna": lambda: vdna(p, q)}[name]()
+    np.testing.assert_allclose(SourceBank(name, counts, means).distances(target_counts, target_mean), expected,
+                               rtol=1e-12)
+
+
+def test_log_softmax_matches_scipy():
+    from scipy.special import log_softmax as scipy_log_softmax
+
+    from core.distances import log_softmax
+    values = np.random.default_rng(11).normal(0, 30, size=(3, 5, 40))
+    np.testing.assert_allclose(log_softmax(values), scipy_log_softmax(values, axis=-1), rtol=1e-12, atol=1e-12)

@@ -9,7 +9,9 @@ from core.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 
 @st.cache_resource(show_spinner="Loading the catalogue…")
 def get_catalogue(root: str = str(DEFAULT_CATALOGUE)) -> Catalogue:
-    return load_catalogue(root)
+    catalogue = load_catalogue(root)
+    catalogue.bank("bkld-small")  # prepare the default distance's source terms once per server process
+    return catalogue
 
 
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")
