@@ -104,11 +104,13 @@ class ImageDataset:
         return len(self.items)
 
     def read(self, item: ImageItem) -> np.ndarray:
-        """Decode one item to (H, W, 3) uint8; raises :class:`UnreadableImageError` (message without the path)."""
+        """Decode one item to uint8 (H, W) gray or (H, W, 3) RGB; raises :class:`UnreadableImageError` (message
+        without the path)."""
         if not item.path.exists():
             raise UnreadableImageError("file disappeared while the run was going on")
         image = self.readers[item.reader].read_frame(item.path, item.frame)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3) \
+                or min(image.shape[:2]) < 1:
             raise UnreadableImageError(f"reader returned an unusable array of shape {image.shape}")
         return image
 

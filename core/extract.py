@@ -1,8 +1,9 @@
-"""Streaming feature extraction: decode and crop in a background thread while the backbone runs, one batch at a
-time, so memory does not grow with n. A file that fails to decode is listed in the dataset's report and its samples
+"""Streaming feature extraction, one batch at a time, so memory does not grow with n; decoding runs in a background
+thread on machines with more than 2 cores. A file that fails to decode is listed in the dataset's report and its samples
 are dropped; the run goes on."""
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -38,81 +39,102 @@ class ExtractionCancelled(Exception):
     """Raised by :func:`iter_features` when the caller's cancel event is set."""
 
 
-def _produce(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, out: queue.Queue,
-             cancel: threading.Event) -> None:
-    """Fill ``out`` with (crops uint8 (b, 224, 224, 3), samples consumed) tuples, then None."""
+def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, backbone: LoadedBackbone,
+             cancel: threading.Event) -> Iterator[tuple[torch.Tensor | None, int]]:
+    """(model input (b, 3, 224, 224) or None, samples consumed) per batch. Each sampled image is decoded once for
+    all its crops; a file that fails is listed in the report and its samples are dropped."""
+    plan = plan_samples(len(dataset), protocol)
+    buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
+    filled = consumed = 0
+    current, prepared = -1, None
+    for sample in plan.grouped_order():
+        if cancel.is_set():
+            return
+        consumed += 1
+        index = int(plan.image[sample])
+        if index != current:
+            current, prepared = index, None
+            item = dataset.items[index]
+            try:
+                prepared = PreparedImage(prepare(dataset.read(item)))
+            except UnreadableImageError as err:
+                dataset.report.skip(item.key, f"{err} (found while sampling; its samples were dropped)")
+            except Exception as err:  # never let one file stop a long run
+                dataset.report.skip(item.key, f"unexpected error ({type(err).__name__}: {err}); samples dropped")
+        if prepared is None:
+            continue
+        prepared.crop_into(buffer[filled], int(plan.top[sample]), int(plan.left[sample]), bool(plan.flip[sample]))
+        filled += 1
+        if filled == batch_size:
+            yield to_model_input(buffer, backbone.spec.mean, backbone.spec.std, backbone.device), consumed
+            filled = consumed = 0
+    if filled or consumed:
+        tensor = to_model_input(buffer[:filled], backbone.spec.mean, backbone.spec.std, backbone.device) \
+            if filled else None
+        yield tensor, consumed
+
+
+def _in_background(batches: Iterator, cancel: threading.Event) -> Iterator:
+    """Run a batch generator in a decoder thread, at most 4 batches ahead."""
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                handoff.put(batch)
+                if cancel.is_set():
+                    return
+            handoff.put(None)
+        except BaseException as err:  # hand any failure to the consumer instead of hanging it
+            handoff.put(err)
+
+    thread = threading.Thread(target=produce, name="fingerprint-decoder", daemon=True)
+    thread.start()
     try:
-        plan = plan_samples(len(dataset), protocol)
-        buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
-        filled = consumed = 0
-        current, prepared = -1, None
-        for sample in plan.grouped_order():
-            if cancel.is_set():
-                return
-            consumed += 1
-            index = int(plan.image[sample])
-            if index != current:
-                current, prepared = index, None
-                item = dataset.items[index]
-                try:
-                    prepared = PreparedImage(prepare(dataset.read(item)))
-                except UnreadableImageError as err:
-                    dataset.report.skip(item.key, f"{err} (found while sampling; its samples were dropped)")
-                except Exception as err:  # never let one file stop a long run
-                    dataset.report.skip(item.key, f"unexpected error ({type(err).__name__}: {err}); samples dropped")
-            if prepared is None:
-                continue
-            prepared.crop_into(buffer[filled], int(plan.top[sample]), int(plan.left[sample]), bool(plan.flip[sample]))
-            filled += 1
-            if filled == batch_size:
-                out.put((buffer, consumed))
-                buffer = np.empty_like(buffer)
-                filled = consumed = 0
-        if filled or consumed:
-            out.put((buffer[:filled], consumed))
-        out.put(None)
-    except BaseException as err:  # hand any failure to the consumer instead of hanging it
-        out.put(err)
+        while (message := handoff.get()) is not None:
+            if isinstance(message, BaseException):
+                raise message
+            yield message
+    finally:
+        cancel.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def decode_in_background_default() -> bool:
+    """Decode in a separate thread only with more than 2 cores: on 2 cores the forward pass already uses both, and a
+    concurrent decoder stalls it one-for-one (measured: bench/extract.py)."""
+    return (os.cpu_count() or 1) > 2
 
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
                   batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
-    """Yield pooled features, float32 arrays (b, m), for the protocol's n samples of ``dataset``."""
+                  cancel: threading.Event | None = None, background: bool | None = None) -> Iterator[np.ndarray]:
+    """Yield pooled features, float32 arrays (b, m), for the protocol's n samples of ``dataset``.
+
+    ``background``: decode in a separate thread (default: only on machines with more than 2 cores).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
-    batches: queue.Queue = queue.Queue(maxsize=4)
-    producer = threading.Thread(target=_produce, args=(dataset, protocol, batch_size, batches, cancel),
-                                name="fingerprint-decoder", daemon=True)
-    producer.start()
+    batches = _batches(dataset, protocol, batch_size, backbone, cancel)
+    if decode_in_background_default() if background is None else background:
+        batches = _in_background(batches, cancel)
     started, done = time.perf_counter(), 0
-    try:
-        while True:
-            message = batches.get()
-            if message is None:
-                break
-            if isinstance(message, BaseException):
-                raise message
-            crops, consumed = message
-            if cancel.is_set():
-                raise ExtractionCancelled("fingerprinting was cancelled")
-            if len(crops):
-                tensor = to_model_input(crops, backbone.spec.mean, backbone.spec.std, backbone.device)
-                yield backbone.features(tensor).float().cpu().numpy()
-            done += consumed
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                rate = done / elapsed if elapsed > 0 else 0.0
-                eta = (protocol.n - done) / rate if rate > 0 else None
-                progress(ExtractionProgress(done, protocol.n, rate, eta))
-    finally:
-        cancel.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                batches.get_nowait()
-            except queue.Empty:
-                producer.join(timeout=0.05)
+    for tensor, consumed in batches:
+        if cancel.is_set():
+            raise ExtractionCancelled("fingerprinting was cancelled")
+        if tensor is not None:
+            yield backbone.features(tensor).float().cpu().numpy()
+        done += consumed
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = (protocol.n - done) / rate if rate > 0 else None
+            progress(ExtractionProgress(done, protocol.n, rate, eta))
 
 
 def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,

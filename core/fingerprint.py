@@ -185,13 +185,18 @@ def _parse_meta(raw: object, source: str) -> FingerprintMeta:
 
 # --------------------------------------------------------------------- building and comparing
 class HistogramAccumulator:
-    """Accumulates fine-bin counts and the feature sum batch by batch (memory independent of n)."""
+    """Accumulates fine-bin counts and the feature sum batch by batch. Bin indices are buffered and counted once
+    per ``flush_every`` samples (one 1.28 M-bin count per ~1,000 samples instead of per batch); memory stays bounded
+    whatever n is."""
 
-    def __init__(self, edges: BinEdges, keep_samples: bool = False) -> None:
+    def __init__(self, edges: BinEdges, keep_samples: bool = False, flush_every: int = 1024) -> None:
         self.edges = edges
-        self.counts = np.zeros((edges.n_features, N_BINS_LARGE), dtype=np.int64)
+        self._counts = np.zeros((edges.n_features, N_BINS_LARGE), dtype=np.int64)
         self.feature_sum = np.zeros(edges.n_features, dtype=np.float64)
         self.n = 0
+        self.flush_every = flush_every
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
         self._sample_bins: list[np.ndarray] | None = [] if keep_samples else None
         self._sample_features: list[np.ndarray] = []
 
@@ -199,13 +204,27 @@ class HistogramAccumulator:
         """features: (b, m) float array of one batch."""
         if len(features) == 0:
             return
-        indices = bin_indices(features, self.edges, N_BINS_LARGE)
-        self.counts += count_bins(indices, N_BINS_LARGE)
+        indices = bin_indices(features, self.edges, N_BINS_LARGE).astype(np.uint16)
+        self._pending.append(indices)
+        self._pending_n += len(indices)
         self.feature_sum += features.sum(axis=0, dtype=np.float64)
         self.n += len(features)
         if self._sample_bins is not None:
-            self._sample_bins.append(indices.astype(np.uint16))
+            self._sample_bins.append(indices)
             self._sample_features.append(np.asarray(features, dtype=np.float32))
+        if self._pending_n >= self.flush_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._counts += count_bins(np.concatenate(self._pending).astype(np.int64), N_BINS_LARGE)
+            self._pending, self._pending_n = [], 0
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(m, 1000) int64 counts of every sample added so far."""
+        self._flush()
+        return self._counts
 
     def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(bins (n, m) uint16, features (n, m) float32) when kept, else (None, None)."""

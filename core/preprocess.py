@@ -18,26 +18,26 @@ CROP = 224
 PIPELINE_ID = "paper-v1:smallest-max-size-256,pad-288-black,resize-256,crop-224"
 
 
-def prepare(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 of any size -> (256, 256, 3) uint8, ready for 224-pixel crops.
+def prepare(image: np.ndarray) -> np.ndarray:
+    """(H, W) gray or (H, W, 3) RGB uint8 of any size -> (256, 256) or (256, 256, 3) uint8, ready for crops.
 
     SmallestMaxSize -> pad -> resize is done as one resize of the image into its place on a black 256 x 256
     canvas (same geometry, one interpolation instead of two: about 3x faster).
     """
-    height, width = rgb.shape[:2]
+    height, width = image.shape[:2]
     scale = SHORT_SIDE / min(height, width)
     scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
     padded_w, padded_h = max(scaled_w, PAD_TO), max(scaled_h, PAD_TO)
     # size and offset of the image inside the final square, in final pixels
     final_w, final_h = max(1, round(scaled_w * RESIZED / padded_w)), max(1, round(scaled_h * RESIZED / padded_h))
-    image = Image.fromarray(rgb)
+    picture = Image.fromarray(image)
     if (final_w, final_h) != (width, height):
-        image = image.resize((final_w, final_h), Image.BILINEAR)
+        picture = picture.resize((final_w, final_h), Image.BILINEAR)
     if (final_w, final_h) == (RESIZED, RESIZED):
-        return np.asarray(image)
-    canvas = np.zeros((RESIZED, RESIZED, 3), dtype=np.uint8)
+        return np.asarray(picture)
+    canvas = np.zeros((RESIZED, RESIZED) + image.shape[2:], dtype=np.uint8)
     top, left = (RESIZED - final_h) // 2, (RESIZED - final_w) // 2
-    canvas[top:top + final_h, left:left + final_w] = np.asarray(image)
+    canvas[top:top + final_h, left:left + final_w] = np.asarray(picture)
     return canvas
 
 
@@ -49,20 +49,22 @@ class PreparedImage:
         self._mirrored: np.ndarray | None = None
 
     def crop_into(self, out: np.ndarray, top: int, left: int, flip: bool) -> None:
-        """Write the (224, 224, 3) crop at (top, left), mirrored left-right when ``flip``, into ``out``."""
+        """Write the (224, 224, 3) crop at (top, left), mirrored left-right when ``flip``, into ``out``; a gray
+        image is replicated into the 3 channels here."""
+        source = self.prepared
         if flip:
             if self._mirrored is None:
                 self._mirrored = np.ascontiguousarray(self.prepared[:, ::-1])
-            left = RESIZED - CROP - left
-            out[...] = self._mirrored[top:top + CROP, left:left + CROP]
-        else:
-            out[...] = self.prepared[top:top + CROP, left:left + CROP]
+            source, left = self._mirrored, RESIZED - CROP - left
+        window = source[top:top + CROP, left:left + CROP]
+        out[...] = window[:, :, None] if window.ndim == 2 else window
 
 
 def crop(prepared: np.ndarray, top: int, left: int, flip: bool) -> np.ndarray:
-    """A (224, 224, 3) view of a prepared image; ``flip`` mirrors it left-right (reference for PreparedImage)."""
+    """A (224, 224, 3) crop of a prepared image; ``flip`` mirrors it left-right (reference for PreparedImage)."""
     window = prepared[top:top + CROP, left:left + CROP]
-    return window[:, ::-1] if flip else window
+    window = window[:, ::-1] if flip else window
+    return np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
 
 
 def to_model_input(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],

@@ -46,3 +46,28 @@ def test_edges_identity_changes_with_values_and_invalid_edges_are_refused():
     assert a.identity != b.identity
     with pytest.raises(ValueError, match="hi >= lo"):
         BinEdges(np.ones(2, np.float32), np.zeros(2, np.float32))
+
+
+def test_gray_images_give_the_same_crops_as_their_rgb_replica():
+    from core.preprocess import PreparedImage, crop, prepare
+    gray = np.random.default_rng(2).integers(0, 256, size=(131, 347), dtype=np.uint8)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    for top, left, flip in ((0, 0, False), (32, 5, True), (16, 16, False)):
+        from_gray, from_rgb = np.empty((224, 224, 3), np.uint8), np.empty((224, 224, 3), np.uint8)
+        PreparedImage(prepare(gray)).crop_into(from_gray, top, left, flip)
+        PreparedImage(prepare(rgb)).crop_into(from_rgb, top, left, flip)
+        np.testing.assert_array_equal(from_gray, from_rgb)
+        np.testing.assert_array_equal(from_gray, crop(prepare(rgb), top, left, flip))
+
+
+def test_accumulator_counts_equal_counting_all_at_once_whatever_the_batches():
+    from core.fingerprint import HistogramAccumulator
+    rng = np.random.default_rng(3)
+    features = rng.gamma(1.0, 1.0, size=(700, 9))
+    edges = BinEdges(np.zeros(9, np.float32), np.full(9, 2.5, np.float32))
+    accumulator = HistogramAccumulator(edges, flush_every=100)
+    for start in range(0, 700, 16):
+        accumulator.add(features[start:start + 16])
+    np.testing.assert_array_equal(accumulator.counts, count_bins(bin_indices(features, edges, 1000), 1000))
+    np.testing.assert_allclose(accumulator.feature_sum, features.sum(axis=0))
+    assert accumulator.n == 700

@@ -20,7 +20,7 @@ def read_everything(dataset) -> list[str]:
     for item in dataset.items:
         try:
             image = dataset.read(item)
-            assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+            assert image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3)
         except UnreadableImageError as err:
             reasons.append(str(err))
     return reasons
@@ -72,7 +72,7 @@ def test_image_contents_are_right(tmp_path):
         build(tmp_path)
     with open_dataset(tmp_path) as dataset:
         images = {item.key: dataset.read(item) for item in dataset.items}
-    gray16 = images["gray16.png"][..., 0]
+    gray16 = images["gray16.png"]  # grayscale stays one channel until the crop
     assert gray16[:, 0].max() <= 5 and gray16[:, -1].min() >= 250  # 12-bit range stretched, not divided by 257
     assert np.all(np.diff(gray16[0].astype(int)) >= 0)
     palette = images["palette.png"]

@@ -11,7 +11,8 @@ MAX_PIXELS = 80_000_000
 
 
 class ImageReader(ABC):
-    """Reads one file format into 3-channel 8-bit RGB frames.
+    """Reads one file format into 8-bit frames: (H, W) grayscale or (H, W, 3) RGB. Grayscale stays one channel
+    until the crop (3x less resizing work); the model always receives 3 channels, gray replicated, as in the paper.
 
     A file may hold several frames (multi-frame DICOM, NIfTI slices); each frame is sampled like one image.
     Readers raise :class:`core.errors.UnreadableImageError` with a reason a user understands.
@@ -30,7 +31,7 @@ class ImageReader(ABC):
 
     @abstractmethod
     def read_frame(self, path: Path, index: int) -> np.ndarray:
-        """Decode frame ``index`` as an array of shape (height, width, 3), dtype uint8."""
+        """Decode frame ``index`` as uint8, shape (height, width) for gray or (height, width, 3) for RGB."""
 
     def format_of(self, path: Path) -> str:
         """Format name for the report (a reader may handle several, e.g. PNG and JPEG)."""
@@ -58,8 +59,3 @@ def robust_range(values: np.ndarray) -> tuple[float, float]:
     if hi <= lo:
         lo, hi = float(finite.min()), float(finite.max())
     return float(lo), float(hi)
-
-
-def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    """Replicate a (H, W) uint8 image into (H, W, 3), as the paper does for grayscale images."""
-    return np.repeat(gray[:, :, None], 3, axis=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UnreadableImageError
-from core.readers.base import MAX_PIXELS, ImageReader, gray_to_rgb, robust_range, to_uint8_window
+from core.readers.base import MAX_PIXELS, ImageReader, robust_range, to_uint8_window
 
 try:  # pydicom is optional at import time so the raster formats work without it
     import pydicom
@@ -44,7 +44,8 @@ def _decoder_missing(dataset) -> str | None:
 
 
 def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
-    """One decoded frame (H, W) or (H, W, 3) to (H, W, 3) uint8 following the dataset's display attributes."""
+    """One decoded frame (H, W) or (H, W, 3) to uint8 (H, W) gray or (H, W, 3) colour, following the dataset's
+    display attributes."""
     photometric = str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if frame.ndim == 3:  # colour: pydicom already converted YBR to RGB
         if frame.dtype == np.uint8:
@@ -59,7 +60,7 @@ def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
     gray = to_uint8_window(values, lo, hi)
     if photometric == "MONOCHROME1":
         gray = 255 - gray
-    return gray_to_rgb(gray)
+    return gray
 
 
 class DicomReader(ImageReader):

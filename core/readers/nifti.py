@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UnreadableImageError
-from core.readers.base import MAX_PIXELS, ImageReader, gray_to_rgb, robust_range, to_uint8_window
+from core.readers.base import MAX_PIXELS, ImageReader, robust_range, to_uint8_window
 
 try:
     import nibabel
@@ -87,4 +87,4 @@ class NiftiReader(ImageReader):
         axis = self.slice_axis if volume.shape[2] > 1 else 2
         plane = np.take(volume, index, axis=axis)
         # voxel axes run left-right / posterior-anterior; rotate so anterior is up, as viewers show it
-        return gray_to_rgb(to_uint8_window(np.rot90(plane), lo, hi))
+        return np.ascontiguousarray(to_uint8_window(np.rot90(plane), lo, hi))

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import UnreadableImageError
-from core.readers.base import MAX_PIXELS, ImageReader, gray_to_rgb, robust_range, to_uint8_window
+from core.readers.base import MAX_PIXELS, ImageReader, robust_range, to_uint8_window
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
             ".gif": "GIF"}
@@ -40,8 +40,8 @@ def _open(path: Path) -> Image.Image:
 
 
 def pil_to_rgb8(image: Image.Image) -> np.ndarray:
-    """Any Pillow image to (H, W, 3) uint8: EXIF orientation applied, alpha composited on black,
-    16-bit and float data windowed to their 0.5-99.5 % range, CMYK and palette converted."""
+    """Any Pillow image to uint8, (H, W) for grayscale or (H, W, 3) for colour: EXIF orientation applied, alpha
+    composited on black, 16-bit and float data windowed to their 0.5-99.5 % range, CMYK and palette converted."""
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -50,14 +50,14 @@ def pil_to_rgb8(image: Image.Image) -> np.ndarray:
             gray = values.astype(np.uint8)
         else:
             gray = to_uint8_window(values, *robust_range(values))
-        return gray_to_rgb(gray)
+        return gray
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
     if mode == "L":
-        return gray_to_rgb(np.asarray(image))
+        return np.asarray(image)
     return np.asarray(image.convert("RGB"))
 
 
