@@ -99,9 +99,13 @@ def coarsen(counts: np.ndarray, n_bins: int = N_BINS_SMALL) -> np.ndarray:
     return counts.reshape(*counts.shape[:-1], n_bins, fine // n_bins).sum(axis=-1)
 
 
-def normalise(counts: np.ndarray) -> np.ndarray:
-    """Counts -> probabilities per row (float64); rows sum to 1."""
-    counts = np.asarray(counts, dtype=np.float64)
+def histogram_probabilities(counts: np.ndarray, n_bins: int = N_BINS_SMALL) -> np.ndarray:
+    """Fine-bin counts (..., 1000) -> probabilities (..., n_bins), float64; rows sum to 1. Coarsening happens while
+    the counts are still integers (10x less to convert to float for 100 bins)."""
+    counts = np.asarray(counts)
+    if n_bins != counts.shape[-1]:
+        counts = coarsen(counts, n_bins)
+    counts = counts.astype(np.float64)
     totals = counts.sum(axis=-1, keepdims=True)
     if np.any(totals <= 0):
         raise ValueError("a histogram row is empty; a fingerprint needs at least one sample")

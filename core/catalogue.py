@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.binning import BinEdges
-from core.compare import SourceBank, distance_from_arrays
+from core.compare import SourceBank, distance_from_arrays, stack
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint import Fingerprint, check_comparable
 
@@ -105,9 +105,7 @@ class Catalogue:
             return self.bkld_small
         if distance == "bkld-large":
             return self.bkld_large
-        counts, means = self.stacked
-        bank = self.bank(distance)
-        return np.stack([bank.distances(counts[t], means[t]) for t in range(len(self.tasks))], axis=1)
+        return self.bank(distance).pairwise()
 
     def distances_to(self, target: Fingerprint, distance: str = "bkld-small") -> tuple[np.ndarray, list[str]]:
         """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
@@ -172,13 +170,8 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
 
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
     """Full directed matrices [source, target] for bKLD small and large."""
-    counts = np.stack([f.counts for f in fingerprints])
-    means = np.stack([f.mean for f in fingerprints])
-    small = np.stack([distance_from_arrays("bkld-small", counts[t], means[t], counts, means)
-                      for t in range(len(fingerprints))], axis=1)
-    large = np.stack([distance_from_arrays("bkld-large", counts[t], means[t], counts, means)
-                      for t in range(len(fingerprints))], axis=1)
-    return small, large
+    counts, means = stack(fingerprints)
+    return SourceBank("bkld-small", counts, means).pairwise(), SourceBank("bkld-large", counts, means).pairwise()
 
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.binning import N_BINS_LARGE, N_BINS_SMALL, coarsen, count_bins
+from core.binning import N_BINS_LARGE, N_BINS_SMALL, count_bins, histogram_probabilities
 from core.distances import bkld_contributions, feature_weights, log_softmax, p2l
 from core.fingerprint import Fingerprint, check_comparable
 
@@ -24,19 +24,10 @@ def _check_name(distance: str) -> None:
         raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
 
 
-def histogram_probabilities(counts: np.ndarray, n_bins: int) -> np.ndarray:
-    """Fine-bin counts (..., 1000) -> probabilities (..., n_bins), float64, rows sum to 1."""
-    counts = np.asarray(counts)
-    if n_bins != counts.shape[-1]:
-        counts = coarsen(counts, n_bins)  # integer sums first: 10x less to convert to float
-    counts = counts.astype(np.float64)
-    return counts / counts.sum(axis=-1, keepdims=True)
-
-
 class SourceBank:
     """The source side of a distance, computed once: then each target (or bootstrap resample) costs one pass.
 
-    bKLD: log softmax_b(Q_s) per source and feature; P2L: L1-normalised means; VDNA: cumulative histograms.
+    bKLD: log softmax_b(Q_s) per source and feature; VDNA: cumulative histograms; P2L needs only the means.
     ``distances`` equals :func:`core.distances.bkld` / ``p2l`` / ``vdna`` (tests check it), with self-distance 0.
     """
 
@@ -51,8 +42,6 @@ class SourceBank:
             self.log_q = log_softmax(q, axis=-1)
         elif distance == "vdna":
             self.cdf = np.cumsum(histogram_probabilities(self.source_counts, N_BINS_LARGE), axis=-1)
-        else:
-            self.mu = self.source_means / self.source_means.sum(axis=1, keepdims=True)
 
     def distances(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
         """Directed distance from every source to this target, shape (S,)."""
@@ -69,6 +58,11 @@ class SourceBank:
         else:
             values = p2l(target_mean, self.source_means)
         return np.where(self._identical(target_counts, target_mean), 0.0, values)
+
+    def pairwise(self) -> np.ndarray:
+        """Directed distances among the sources themselves, (S, S) [source, target], zero diagonal."""
+        return np.stack([self.distances(self.source_counts[t], self.source_means[t])
+                         for t in range(len(self.source_counts))], axis=1)
 
     def _identical(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
         """Self-distance 0, as on the diagonal of the paper's published matrices: the bKLD formula itself gives

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core import __version__
-from core.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, coarsen, count_bins, normalise
+from core.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins, histogram_probabilities
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
 
 FORMAT_VERSION = 1
@@ -66,8 +66,7 @@ class Fingerprint:
 
     def probabilities(self, n_bins: int = N_BINS_SMALL) -> np.ndarray:
         """Normalised histogram (m, n_bins), float64, rows sum to 1; n_bins is 100 or 1000."""
-        counts = self.counts if n_bins == self.counts.shape[1] else coarsen(self.counts, n_bins)
-        return normalise(counts)
+        return histogram_probabilities(self.counts, n_bins)
 
     def renamed(self, name: str) -> "Fingerprint":
         return replace(self, meta=replace(self.meta, name=name))
