@@ -48,20 +48,16 @@ def pipeline_rate(task: Path, n: int, batch_size: int, backbone, seed: int) -> f
 
 
 def premade_batches(task: Path, n: int, batch_size: int, backbone) -> list:
-    """The task's own crops, decoded, cropped and normalised in advance: the bare forward sees the same content."""
-    import numpy as np
+    """The task's own crops as model input, prepared in advance by the pipeline's batcher: the bare forward sees
+    the same content."""
+    import threading
 
     from core.dataset import open_dataset
-    from core.preprocess import CROP, PreparedImage, prepare, to_model_input
-    from core.sampling import SamplingProtocol, plan_samples
+    from core.extract import _batches
+    from core.sampling import SamplingProtocol
     with open_dataset(task) as dataset:
-        plan = plan_samples(len(dataset), SamplingProtocol(n=n, seed=99))
-        crops = np.empty((n, CROP, CROP, 3), dtype=np.uint8)
-        for k in range(n):
-            image = PreparedImage(prepare(dataset.read(dataset.items[int(plan.image[k])])))
-            image.crop_into(crops[k], int(plan.top[k]), int(plan.left[k]), bool(plan.flip[k]))
-    return [to_model_input(crops[i:i + batch_size], backbone.spec.mean, backbone.spec.std, backbone.device)
-            for i in range(0, n - batch_size + 1, batch_size)]
+        return [tensor for tensor, _ in _batches(dataset, SamplingProtocol(n=n, seed=99), batch_size, backbone,
+                                                 threading.Event()) if tensor is not None and len(tensor) == batch_size]
 
 
 def bare_rate(batches: list, backbone) -> float:

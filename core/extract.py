@@ -74,19 +74,22 @@ def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
         yield tensor, consumed
 
 
-def _in_background(batches: Iterator, cancel: threading.Event) -> Iterator:
-    """Run a batch generator in a decoder thread, at most 4 batches ahead."""
+def _in_background(batches: Iterator) -> Iterator:
+    """Run a batch generator in a decoder thread, at most 4 batches ahead. The thread is stopped when the consumer
+    stops (finished, cancelled or failed); the caller's cancel event is never touched."""
     handoff: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
 
     def produce() -> None:
         try:
             for batch in batches:
-                handoff.put(batch)
-                if cancel.is_set():
+                if stop.is_set():
                     return
-            handoff.put(None)
+                handoff.put(batch)
         except BaseException as err:  # hand any failure to the consumer instead of hanging it
             handoff.put(err)
+            return
+        handoff.put(None)
 
     thread = threading.Thread(target=produce, name="fingerprint-decoder", daemon=True)
     thread.start()
@@ -96,7 +99,7 @@ def _in_background(batches: Iterator, cancel: threading.Event) -> Iterator:
                 raise message
             yield message
     finally:
-        cancel.set()
+        stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue
             try:
                 handoff.get_nowait()
@@ -122,7 +125,7 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     cancel = cancel or threading.Event()
     batches = _batches(dataset, protocol, batch_size, backbone, cancel)
     if decode_in_background_default() if background is None else background:
-        batches = _in_background(batches, cancel)
+        batches = _in_background(batches)
     started, done = time.perf_counter(), 0
     for tensor, consumed in batches:
         if cancel.is_set():
@@ -135,6 +138,8 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = (protocol.n - done) / rate if rate > 0 else None
             progress(ExtractionProgress(done, protocol.n, rate, eta))
+    if cancel.is_set():  # the batches stop early on cancel: never hand back a partial result as if complete
+        raise ExtractionCancelled("fingerprinting was cancelled")
 
 
 def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,

@@ -91,3 +91,22 @@ def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints, catalogue
                               "bkld-small")
         hits.append(legal[int(np.argmin(values))] == task)
     assert sum(hits) >= 10, dict(zip(TASKS, hits))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_cancel_stops_the_run_and_a_finished_run_leaves_the_event_alone(backbone, edges, tmp_path, background):
+    import threading
+
+    from core.extract import ExtractionCancelled, iter_features
+    from tests.hostile_inputs import _gradient, _png
+    for i in range(4):
+        _png(tmp_path / f"{i}.png", _gradient() // (i + 1))
+    with open_dataset(tmp_path) as dataset:
+        untouched = threading.Event()
+        assert len(np.concatenate(list(iter_features(dataset, backbone, SamplingProtocol(n=32), batch_size=8,
+                                                     cancel=untouched, background=background)))) == 32
+        assert not untouched.is_set()
+        cancel = threading.Event()
+        with pytest.raises(ExtractionCancelled):
+            list(iter_features(dataset, backbone, SamplingProtocol(n=64), batch_size=8, cancel=cancel,
+                               background=background, progress=lambda update: cancel.set()))
