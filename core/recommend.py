@@ -47,14 +47,13 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
-                  n_resamples: int | None = None, seed: int = 0) -> BootstrapResult | None:
+                  n_resamples: int = 50, seed: int = 0) -> BootstrapResult | None:
     """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
     when the fingerprint kept no samples, e.g. loaded from a file)."""
     if target.sample_bins is None:
         return None
     sources = [catalogue.fingerprints[i] for i in catalogue.candidate_ids]
-    resamples = n_resamples or 50
-    return bootstrap_distances(target, sources, distance, n_resamples=resamples, seed=seed)
+    return bootstrap_distances(target, sources, distance, n_resamples=n_resamples, seed=seed)
 
 
 def _evidence_line(catalogue: Catalogue, task_id: str) -> str:

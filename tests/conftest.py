@@ -3,7 +3,6 @@ into the project); tests that test meaning use the backbone's real weights."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +93,3 @@ def random_histograms(rng: np.random.Generator, n_features: int, n_bins: int, em
     counts[rng.random(counts.shape) < empty_share] = 0
     counts[counts.sum(axis=1) == 0, 0] = 1
     return counts / counts.sum(axis=1, keepdims=True)
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

@@ -14,7 +14,6 @@ FINGERPRINT = "fingerprint"
 REPORT = "report"
 DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
-MESSAGES = "messages"
 
 
 def fingerprint() -> Fingerprint | None:
