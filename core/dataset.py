@@ -2,8 +2,9 @@
 was skipped and why.
 
 Layout: the folder is searched recursively; when files sit in first-level subfolders, those subfolders are the class
-labels. Archives are extracted into a private temporary folder and their members count as if they lay in the folder
-that holds the archive. Nothing here stops on a broken file: it is listed as skipped with its reason.
+labels, unless they are the patient or study folders of a DICOM export (see :func:`_dicom_export_reason`). Archives
+are extracted into a private temporary folder and their members count as if they lay in the folder that holds the
+archive. Nothing here stops on a broken file: it is listed as skipped with its reason.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from core.archive import extract_zip
 from core.errors import InputFolderError, UnreadableImageError
 from core.readers import ImageReader, default_readers, reader_for
+from core.readers.dicom import patient_and_study
 from core.readers.nifti import DEFAULT_SLICE_AXIS
 
 NO_CLASS = "(no class)"
@@ -54,6 +56,7 @@ class ReadReport:
     images: Counter = field(default_factory=Counter)  # (format, class) -> images (frames, slices)
     skipped: list[SkippedFile] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    labels_note: str = ""  # why the first-level folders were not taken as class labels ("" when they were)
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
@@ -80,6 +83,8 @@ class ReadReport:
 
     def to_text(self) -> str:
         lines = [f"read {self.n_files} files ({self.n_images} images) in {len(self.class_counts())} classes"]
+        if self.labels_note:
+            lines.append(self.labels_note)
         lines += [f"  {r['format']:<6} {r['class']:<24} {r['files']:>7} files {r['images']:>8} images"
                   for r in self.rows()]
         if self.skipped:
@@ -154,14 +159,61 @@ def _label_of(relative: PurePosixPath) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else NO_CLASS
 
 
+def _dicom_export_reason(items: list[ImageItem], dicomdir_at_root: bool) -> str | None:
+    """Why the first-level folders are the patients or studies of a DICOM export (PATIENT/STUDY/SERIES/IMAGE) rather
+    than classes, or None when they may be classes.
+
+    An export is recognised when the images include DICOM files and a DICOMDIR lies beside the first-level folders,
+    or, without a DICOMDIR, when every image is DICOM and every first-level folder is named after the PatientID or
+    the StudyInstanceUID of its first file (one header read per folder).
+    """
+    labelled = [item for item in items if item.label != NO_CLASS]
+    if not labelled or not any(item.format == "DICOM" for item in items):
+        return None
+    if dicomdir_at_root:
+        return "a DICOMDIR file lies beside them"
+    if any(item.format != "DICOM" for item in items):
+        return None
+    first: dict[str, ImageItem] = {}
+    for item in sorted(labelled, key=lambda item: item.key):
+        first.setdefault(item.label, item)
+    matched: set[str] = set()
+    for label, item in first.items():
+        patient, study = patient_and_study(item.path)
+        if label == patient:
+            matched.add("PatientID")
+        elif label == study:
+            matched.add("StudyInstanceUID")
+        else:
+            return None
+    folders = f"{len(first)} folder" + ("s" if len(first) != 1 else "")
+    return f"every folder name ({folders}) equals the {' or '.join(sorted(matched))} of the DICOM files inside"
+
+
+def _without_labels(items: list[ImageItem], report: ReadReport, reason: str) -> list[ImageItem]:
+    """Put every image in the one class NO_CLASS, recount the report and say why there are no class labels."""
+    for counter in (report.files, report.images):
+        merged: Counter = Counter()
+        for (fmt, _), n in counter.items():
+            merged[(fmt, NO_CLASS)] += n
+        counter.clear()
+        counter.update(merged)
+    report.labels_note = ("no class labels: the first-level folders look like patients/studies of a DICOM export "
+                          f"({reason})")
+    return [replace(item, label=NO_CLASS) for item in items]
+
+
 class _Scanner:
     def __init__(self, readers: list[ImageReader], report: ReadReport) -> None:
         self.readers = readers
         self.report = report
         self.items: list[ImageItem] = []
+        self.dicomdir_at_root = False  # a DICOMDIR beside the first-level folders marks a DICOM export
 
     def add_file(self, path: Path, key: str, label: str) -> None:
         name = path.name
+        if name.upper() == "DICOMDIR" and label == NO_CLASS:  # NO_CLASS: the file lies at the input's top level
+            self.dicomdir_at_root = True
         if name.startswith("._") or name.lower() in _SYSTEM_NAMES:
             self.report.skip(key, "system or hidden metadata file")
             return
@@ -246,11 +298,15 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
             detail = f"; {len(report.skipped)} files skipped, e.g. {report.skipped[0].path}: " \
                      f"{report.skipped[0].reason}" if report.skipped else ""
             raise InputFolderError(f"{source}: no readable image found{detail}")
+        items = scanner.items
+        export_reason = _dicom_export_reason(items, scanner.dicomdir_at_root)
+        if export_reason:
+            items = _without_labels(items, report, export_reason)
     except BaseException:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
         raise
-    return ImageDataset(scanner.items, report, readers, temporary)
+    return ImageDataset(items, report, readers, temporary)
 
 
 def _add_archive(archive: Path, key: str, target: Path, placed_in: PurePosixPath, scanner: _Scanner) -> None:

@@ -118,6 +118,8 @@ if fingerprint is not None:
         left, right = st.columns(2)
         with left:
             st.subheader("Read")
+            if report.labels_note:
+                st.info(report.labels_note)
             st.dataframe(pd.DataFrame(report.rows()), hide_index=True, key="read_table")
             for path, note in report.notes[:50]:
                 st.caption(f"{path}: {note}")

@@ -1,5 +1,11 @@
 """DICOM through pydicom: modality LUT (rescale slope/intercept), the file's window (else a robust range),
-MONOCHROME1 inverted, every frame of a multi-frame file sampled as one image."""
+MONOCHROME1 inverted, every frame of a multi-frame file sampled as one image.
+
+Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins from requirements.txt: pylibjpeg with
+pylibjpeg-libjpeg (JPEG baseline, 12-bit extended, lossless; JPEG-LS), pylibjpeg-openjpeg (JPEG 2000, HTJ2K),
+pylibjpeg-rle (RLE) and pyjpegls (JPEG-LS). A file whose syntax has no installed decoder is skipped when scanning,
+naming the missing package; a file whose compressed data is damaged is skipped when sampling, with the decoders'
+reasons."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,6 +69,20 @@ def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
     return gray
 
 
+def patient_and_study(path: Path) -> tuple[str, str]:
+    """The PatientID and StudyInstanceUID of a DICOM file, stripped; '' for each that is absent or unreadable.
+    Used to recognise the patient and study folders of a DICOM export (see :mod:`core.dataset`)."""
+    if pydicom is None:
+        return "", ""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                                 specific_tags=["PatientID", "StudyInstanceUID"])
+    except Exception:  # an unreadable header only means "no identity"; the file's own skip reason comes elsewhere
+        return "", ""
+    return (str(header.get("PatientID", "") or "").strip(),
+            str(header.get("StudyInstanceUID", "") or "").strip())
+
+
 class DicomReader(ImageReader):
     format_name = "DICOM"
 
@@ -116,4 +136,14 @@ class DicomReader(ImageReader):
         except UnreadableImageError:
             raise
         except Exception as err:  # pydicom raises many types for damaged pixel data; all mean "cannot decode"
-            raise UnreadableImageError(f"cannot decode DICOM pixel data ({type(err).__name__}: {err})") from None
+            raise UnreadableImageError(f"cannot decode DICOM pixel data ({type(err).__name__}: "
+                                       f"{_one_line(str(err))})") from None
+
+
+def _one_line(message: str) -> str:
+    """pydicom lists each plugin's failure on its own line; the report shows one line per file, so join them:
+    'Unable to decode ...: pylibjpeg: <reason>; pillow: <reason>'."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    return f"{lines[0]} {'; '.join(lines[1:])}"
