@@ -10,7 +10,7 @@ import hashlib
 import importlib.resources
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,10 +18,21 @@ import torch
 
 from core.errors import WeightsError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # hub look-ups fail fast instead of retrying for a minute
-
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 _REGISTRY_FILE = Path(__file__).with_name("backbones.json")
+#: the probe P2L always uses: timm's pooled pre-logits (post-activation, non-negative, as P2L needs)
+POSTACT = "postact"
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A layer whose average-pooled output is a feature vector. ``module``: dotted module path inside the timm
+    model whose output is pooled (captured by a forward hook), or None for timm's own pooled pre-logits."""
+
+    name: str
+    module: str | None
+    feature_dim: int | None
+    about: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,20 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     licence: str = ""
+    probes: dict[str, ProbeSpec] = field(default_factory=dict)
+    default_probe: str = POSTACT
+
+    def probe(self, name: str | None) -> ProbeSpec:
+        """The named probe (None: the default); a clear error naming the known ones otherwise."""
+        name = name or self.default_probe
+        if name not in self.probes:
+            raise WeightsError(f"backbone '{self.name}' has no probe '{name}'; known probes: "
+                               f"{', '.join(self.probes)}")
+        return self.probes[name]
+
+
+def _postact_only(feature_dim: int | None) -> dict[str, ProbeSpec]:
+    return {POSTACT: ProbeSpec(POSTACT, None, feature_dim, "timm's pooled pre-logits")}
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +77,10 @@ def registry() -> dict[str, BackboneSpec]:
             weights_sha256=entry.get("weights_sha256"),
             package_file=tuple(entry["package_file"]) if entry.get("package_file") else None,
             key_mapping=entry.get("key_mapping", "timm"), mean=tuple(entry["mean"]), std=tuple(entry["std"]),
-            licence=entry.get("licence", ""))
+            licence=entry.get("licence", ""),
+            probes={probe: ProbeSpec(probe, spec.get("module"), spec.get("feature_dim"), spec.get("about", ""))
+                    for probe, spec in entry.get("probes", {}).items()} or _postact_only(entry.get("feature_dim")),
+            default_probe=entry.get("default_probe", POSTACT))
     return specs
 
 
@@ -81,18 +109,48 @@ def packaged_weights_path(spec: BackboneSpec) -> Path:
 
 @dataclass
 class LoadedBackbone:
-    """A model in eval mode on its device, with what a fingerprint must record about it."""
+    """A model in eval mode on its device, with what a fingerprint must record about it. ``probe`` is the layer
+    whose pooled output are the fingerprint's features; ``feature_dim`` is that probe's width."""
 
     spec: BackboneSpec
     model: torch.nn.Module
     device: torch.device
     weights_sha256: str
     feature_dim: int
+    probe: str = POSTACT
+
+    def probe_dim(self, probe: str) -> int:
+        """Width of a probe's feature vector."""
+        declared = self.spec.probe(probe).feature_dim
+        return int(declared) if declared else int(self.model.num_features)
+
+    @torch.inference_mode()
+    def probe_features(self, batch: torch.Tensor, probes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """One forward pass, several probes: {probe: (N, dim) pooled features} for a normalised batch
+        (N, 3, 224, 224). Default: this backbone's probe and ``postact`` (which P2L uses)."""
+        probes = probes or tuple(dict.fromkeys((self.probe, POSTACT)))
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        for name in probes:
+            module_path = self.spec.probe(name).module
+            if module_path is None:
+                continue
+            module = self.model.get_submodule(module_path)
+
+            def pool(_module, _inputs, output, name=name):  # pooled at once: a later in-place activation
+                captured[name] = output.mean(dim=(2, 3))      # (ReLU6(inplace=True)) would change the tensor
+            handles.append(module.register_forward_hook(pool))
+        try:
+            pooled = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {name: (pooled if self.spec.probe(name).module is None else captured[name]) for name in probes}
 
     @torch.inference_mode()
     def features(self, batch: torch.Tensor) -> torch.Tensor:
-        """Pooled pre-logit features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
-        return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+        """This backbone's probe features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
+        return self.probe_features(batch, (self.probe,))[self.probe]
 
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
@@ -136,16 +194,19 @@ def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tenso
 
 
 def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, sha256: str | None = None,
-                  device: str = "auto") -> LoadedBackbone:
+                  device: str = "auto", probe: str | None = None) -> LoadedBackbone:
     """Build the backbone with real weights, verified by sha256, on the best device available.
 
     ``name``: a registry name or any timm tag. ``weights``: a file for backbones whose weights are not packaged.
     ``sha256``: the expected digest of that file (required when the registry pins none).
+    ``probe``: the layer whose pooled output are the features (None: the registry's default for this backbone).
     """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision
 
     spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", (0.485, 0.456, 0.406),
-                                                (0.229, 0.224, 0.225))
+                                                (0.229, 0.224, 0.225), probes=_postact_only(None))
+    probe_name = spec.probe(probe).name  # an unknown probe fails before the weights are hashed
     if weights is None:
         if spec.package_file is None:
             raise WeightsError(f"backbone '{name}' has no packaged weights: give a weights file (--weights FILE "
@@ -176,4 +237,6 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     model = model.eval().to(chosen)
     if chosen.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    return LoadedBackbone(spec, model, chosen, actual, int(model.num_features))
+    loaded = LoadedBackbone(spec, model, chosen, actual, int(model.num_features), probe_name)
+    loaded.feature_dim = loaded.probe_dim(probe_name)
+    return loaded

@@ -8,6 +8,9 @@ Layout of a catalogue folder::
     edges.npz             bin edges (lo, hi per feature)
     fingerprints/ID.npz   one fingerprint per task (core.fingerprint format)
     matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
+    halves/ID.a.npz, .b.npz  fingerprints of two image-disjoint halves of each task (for the validity report)
+    validity.json         the validity report (core.validity): can the ranking be trusted, per probe and distance
+    probes/NAME/          the same catalogue made with another probe layer of the backbone (same layout)
     knowledge.json        what the paper measured for linked tasks (may be absent in local additions)
     SOURCES.json          provenance and licences of the images the fingerprints were computed from
 """
@@ -22,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from core.binning import BinEdges
-from core.compare import SourceBank, distance_from_arrays, stack
+from core.compare import SourceBank, mean_for, stack
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint import Fingerprint, check_comparable
 
-CATALOGUE_VERSION = 1
+CATALOGUE_VERSION = 2
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "catalogue"
 DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "local" / "catalogue"
 CITATION = ("Godau P., et al. Beyond Knowledge Silos: Task Fingerprinting for Democratization of Medical Imaging "
@@ -69,6 +72,9 @@ class Catalogue:
     map_method: str
     knowledge: dict
     built: dict
+    probe: str = "postact"
+    versions: dict = field(default_factory=dict)
+    validity: dict = field(default_factory=dict)
     _banks: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -81,6 +87,42 @@ class Catalogue:
         points (under bKLD they come out close to every task, see README 'Controls')."""
         return [t.id for t in self.tasks if t.kind != "control"]
 
+    def halves(self) -> dict[tuple[str, str], Fingerprint]:
+        """{(task id, 'a' | 'b'): fingerprint} of two image-disjoint halves of each task (empty when not shipped)."""
+        folder = self.root / "halves"
+        found = {}
+        for info in self.tasks:
+            for half in ("a", "b"):
+                path = folder / f"{info.id}.{half}.npz"
+                if path.is_file():
+                    try:
+                        found[(info.id, half)] = Fingerprint.load(path)
+                    except FingerprintFileError as err:
+                        raise CatalogueError(str(err)) from None
+        return found
+
+    def alternate_probes(self) -> dict[str, Path]:
+        """{probe: folder} of the same catalogue made with other probe layers (``probes/NAME``)."""
+        folder = self.root / "probes"
+        if not folder.is_dir():
+            return {}
+        return {path.name: path for path in sorted(folder.iterdir()) if (path / "catalogue.json").is_file()}
+
+    def for_probe(self, probe: str | None) -> "Catalogue":
+        """This catalogue, or the same tasks made with another probe layer (``probes/NAME``); None: this one."""
+        if probe is None or probe == self.probe:
+            return self
+        alternates = self.alternate_probes()
+        if probe not in alternates:
+            raise CatalogueError(f"{self.root}: no catalogue made with probe '{probe}'; available: "
+                                 f"{', '.join([self.probe, *alternates])}")
+        return load_catalogue(alternates[probe])
+
+    def version_warnings(self, affects: str | None = None) -> list[str]:
+        """Warnings when the running library versions differ from the build's in a way that changes results."""
+        from core.environment import version_drift
+        return version_drift(self.versions, affects=affects)
+
     def task(self, task_id: str) -> TaskInfo:
         for info in self.tasks:
             if info.id == task_id:
@@ -89,14 +131,17 @@ class Catalogue:
 
     @cached_property
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
-        """(T, m, 1000) counts and (T, m) means in task order."""
-        return (np.stack([self.fingerprints[i].counts for i in self.ids]),
-                np.stack([self.fingerprints[i].mean for i in self.ids]))
+        """(T, m, 1000) counts and (T, m) probe means in task order."""
+        return self.stacked_for("bkld-small")
+
+    def stacked_for(self, distance: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
+        return stack([self.fingerprints[i] for i in self.ids], distance)
 
     def bank(self, distance: str) -> SourceBank:
-        """The catalogue as sources for ``distance``, prepared once (bKLD large: 14 x 1280 x 1000 log-probabilities)."""
+        """The catalogue as sources for ``distance``, prepared once (bKLD large: T x 1280 x 1000 log-probabilities)."""
         if distance not in self._banks:
-            self._banks[distance] = SourceBank(distance, *self.stacked)
+            self._banks[distance] = SourceBank(distance, *self.stacked_for(distance))
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
@@ -110,13 +155,13 @@ class Catalogue:
     def distances_to(self, target: Fingerprint, distance: str = "bkld-small") -> tuple[np.ndarray, list[str]]:
         """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
         warnings = check_comparable(target, self.fingerprints[self.ids[0]])
-        return self.bank(distance).distances(target.counts, target.mean), warnings
+        return self.bank(distance).distances(target.counts, mean_for(distance, target)), warnings
 
     def distances_from(self, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
         """Directed distance from ``source`` to every catalogue task as target: (T,)."""
-        counts, means = self.stacked
-        return np.array([distance_from_arrays(distance, counts[t], means[t], source.counts[None],
-                                              source.mean[None])[0] for t in range(len(self.tasks))])
+        counts, means = self.stacked_for(distance)
+        bank = SourceBank(distance, source.counts[None], mean_for(distance, source)[None])
+        return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])
 
 
 def _read_json(path: Path) -> dict:
@@ -150,8 +195,8 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         except FingerprintFileError as err:
             raise CatalogueError(str(err)) from None
         if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
-                manifest["weights_sha256"]:
-            raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges or weights")
+                manifest["weights_sha256"] or fingerprint.meta.probe != manifest.get("probe"):
+            raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges, weights or probe")
         fingerprints[info.id] = fingerprint
     try:
         with np.load(root / "matrices.npz", allow_pickle=False) as data:
@@ -161,11 +206,11 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         raise CatalogueError(f"{root / 'matrices.npz'}: unreadable ({err})") from None
     if task_ids != [t.id for t in tasks]:
         raise CatalogueError(f"{root}: matrices.npz lists other tasks than catalogue.json; rebuild the catalogue")
-    knowledge_path = root / "knowledge.json"
-    knowledge = json.loads(knowledge_path.read_text()) if knowledge_path.exists() else {}
+    knowledge = _read_json(root / "knowledge.json") if (root / "knowledge.json").exists() else {}
+    validity = _read_json(root / "validity.json") if (root / "validity.json").exists() else {}
     return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
                      tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
-                     manifest.get("built", {}))
+                     manifest.get("built", {}), manifest["probe"], manifest.get("versions", {}), validity)
 
 
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
@@ -176,9 +221,13 @@ def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarr
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
                     fingerprints: dict[str, Fingerprint], small: np.ndarray, large: np.ndarray,
-                    coords: np.ndarray) -> None:
+                    coords: np.ndarray, halves: dict[tuple[str, str], Fingerprint] | None = None) -> None:
     """Write every file of a catalogue folder (deterministic bytes for the same inputs)."""
     (root / "fingerprints").mkdir(parents=True, exist_ok=True)
+    if halves:
+        (root / "halves").mkdir(exist_ok=True)
+        for (task_id, half), fingerprint in sorted(halves.items()):
+            fingerprint.save(root / "halves" / f"{task_id}.{half}.npz", overwrite=True)
     manifest = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity,
                     tasks=[asdict(t) for t in tasks])
     (root / "catalogue.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -197,7 +246,7 @@ def refresh_derived(root: Path) -> Catalogue:
 
     catalogue = load_catalogue(root)
     small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
-    coords, method = fit_map(small)
+    coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
     manifest = json.loads((Path(root) / "catalogue.json").read_text())
     manifest["map_method"] = method
     write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, small, large,

@@ -37,7 +37,12 @@ class _ProgressPrinter:
 
 def _backbone(args):
     from core.backbones import load_backbone
-    return load_backbone(args.backbone, args.weights, args.sha256, args.device)
+    return load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None))
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def cmd_fingerprint(args) -> int:
@@ -50,6 +55,10 @@ def cmd_fingerprint(args) -> int:
         print(f"error: {output} already exists; choose another name or pass --overwrite", file=sys.stderr)
         return EXIT_USAGE
     catalogue = load_catalogue(args.catalogue)
+    if args.probe is None:
+        args.probe = catalogue.probe
+    catalogue = catalogue.for_probe(args.probe)
+    _warn(catalogue.version_warnings("features"))
     backbone = _backbone(args)
     if backbone.weights_sha256 != catalogue.weights_sha256:
         raise IncompatibleFingerprintsError(
@@ -58,8 +67,8 @@ def cmd_fingerprint(args) -> int:
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
     started = time.perf_counter()
-    print(f"fingerprinting {args.folder} with {backbone.spec.name} on {backbone.device}, n = {args.n:,}",
-          file=sys.stderr)
+    print(f"fingerprinting {args.folder} with {backbone.spec.name} (probe {backbone.probe}) on {backbone.device}, "
+          f"n = {args.n:,}", file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
                              slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter())
     print(run.report.to_text(), file=sys.stderr)
@@ -72,13 +81,12 @@ def cmd_fingerprint(args) -> int:
 def cmd_compare(args) -> int:
     from core.catalogue import load_catalogue
     from core.fingerprint import Fingerprint
-    from core.recommend import recommendations
+    from core.recommend import how_close, recommendations
 
     target = Fingerprint.load(args.fingerprint)
-    catalogue = load_catalogue(args.catalogue)
+    catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     _, warnings = catalogue.distances_to(target, args.distance)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    _warn(warnings + catalogue.version_warnings("features"))
     table = recommendations(catalogue, target, args.distance)
     candidates = table[table["kind"] != "control"].head(args.top)
     controls = table[table["kind"] == "control"]
@@ -89,6 +97,7 @@ def cmd_compare(args) -> int:
               + (f"  [{row['caution']}]" if row["caution"] else ""))
     for _, row in controls.iterrows():
         print(f"  -  {row['task_id']:<{width}}  {row['distance']:.6f}  non-medical control (reference, not ranked)")
+    print(how_close(catalogue, table, args.distance).message)
     if args.csv:
         path = Path(args.csv)
         if path.exists() and not args.overwrite:
@@ -113,8 +122,9 @@ def cmd_catalogue_build(args) -> int:
 
 
 def cmd_catalogue_refresh(args) -> int:
-    from core.catalogue import refresh_derived
+    from core.catalogue import load_catalogue, refresh_derived
 
+    _warn(load_catalogue(args.catalogue).version_warnings("map"))
     started = time.perf_counter()
     catalogue = refresh_derived(Path(args.catalogue))
     print(f"recomputed distances and map of {len(catalogue.tasks)} tasks in {catalogue.root} "
@@ -126,7 +136,10 @@ def cmd_catalogue_add(args) -> int:
     from core.catalogue import TaskInfo, add_to_local_copy
     from core.fingerprint import Fingerprint
 
+    from core.catalogue import load_catalogue
+
     fingerprint = Fingerprint.load(args.fingerprint)
+    _warn(load_catalogue(args.catalogue).version_warnings("map"))
     name = args.name or fingerprint.name
     task_id = "user_" + "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
     info = TaskInfo(id=task_id, name=name, modality=args.modality, anatomy=args.anatomy,
@@ -134,6 +147,25 @@ def cmd_catalogue_add(args) -> int:
                     kind="user", source="added by the user", licence=args.licence)
     catalogue = add_to_local_copy(fingerprint, info, Path(args.local), Path(args.catalogue), replace=args.replace)
     print(f"added '{name}' as {task_id} to {catalogue.root} ({len(catalogue.tasks)} tasks)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_catalogue_validate(args) -> int:
+    from core.catalogue import load_catalogue
+    from core.validity import REPORTED_DISTANCES, summary_line, validity_report, write_report
+
+    catalogue = load_catalogue(args.catalogue)
+    previous = catalogue.validity.get("candidates_measured_at_build")
+    report = validity_report(catalogue, Path(args.paper), previous)
+    for probe, figures in report["probes"].items():
+        default = " (default)" if probe == report["default_probe"] else ""
+        print(f"probe {probe}{default}:")
+        for distance in REPORTED_DISTANCES:
+            line = summary_line(figures[distance])
+            agreement = figures[distance].get("paper_agreement", {}).get("mean_spearman")
+            print(f"  {distance:<10} {line}; agreement with the paper's bKLD: rho = {agreement}")
+    if args.write:
+        print(f"wrote {write_report(catalogue.root, report)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -149,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def backbone_options(sub):
         sub.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name or timm tag")
+        sub.add_argument("--probe", help="layer whose pooled output are the features (core/backbones.json; default: "
+                                         "the catalogue's, else the backbone's default)")
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda or mps")
@@ -195,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = cat_commands.add_parser("refresh", help="recompute distances and map from stored fingerprints")
     refresh.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
     refresh.set_defaults(handler=cmd_catalogue_refresh)
+
+    paper_default = str(Path(__file__).resolve().parents[2] / "shared" / "paper")
+    validate = cat_commands.add_parser("validate", help="recompute the validity report from stored fingerprints")
+    validate.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
+    validate.add_argument("--paper", default=paper_default, help="the paper's published results (agreement)")
+    validate.add_argument("--write", action="store_true", help="write validity.json into the catalogue folder")
+    validate.set_defaults(handler=cmd_catalogue_validate)
 
     add = cat_commands.add_parser("add", help="add your fingerprint to a local catalogue copy")
     add.add_argument("fingerprint")

@@ -80,17 +80,23 @@ def distance_from_arrays(distance: str, target_counts: np.ndarray, target_mean: 
     return SourceBank(distance, source_counts, source_means).distances(target_counts, target_mean)
 
 
-def stack(sources: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """(S, m, 1000) counts and (S, m) means of several fingerprints."""
-    return np.stack([s.counts for s in sources]), np.stack([s.mean for s in sources])
+def mean_for(distance: str, fingerprint: Fingerprint) -> np.ndarray:
+    """The mean vector a distance uses: P2L needs non-negative means, so it takes the post-activation mean whatever
+    the probe; bKLD small weights features by the probe's own mean."""
+    return fingerprint.postact_mean if distance == "p2l" else fingerprint.mean
+
+
+def stack(sources: Sequence[Fingerprint], distance: str = "bkld-small") -> tuple[np.ndarray, np.ndarray]:
+    """(S, m, 1000) counts and (S, k) means (those ``distance`` uses) of several fingerprints."""
+    return np.stack([s.counts for s in sources]), np.stack([mean_for(distance, s) for s in sources])
 
 
 def distances_to(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = "bkld-small") -> np.ndarray:
     """Directed distance source -> target for each source, shape (S,). Refuses incompatible fingerprints."""
     for source in sources:
         check_comparable(target, source)
-    counts, means = stack(sources)
-    return distance_from_arrays(distance, target.counts, target.mean, counts, means)
+    counts, means = stack(sources, distance)
+    return distance_from_arrays(distance, target.counts, mean_for(distance, target), counts, means)
 
 
 def contributions_to(target: Fingerprint, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
@@ -128,8 +134,11 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], dis
         raise ValueError("this fingerprint kept no per-sample bins (loaded from a file?): no bootstrap possible")
     for source in sources:
         check_comparable(target, source)
-    bank = SourceBank(distance, *stack(sources))
-    full = bank.distances(target.counts, target.mean)
+    bank = SourceBank(distance, *stack(sources, distance))
+    full = bank.distances(target.counts, mean_for(distance, target))
+    per_sample = target.sample_features
+    if distance == "p2l" and target.sample_postact is not None:
+        per_sample = target.sample_postact
     full_rank = np.argsort(np.argsort(full))
     rng = np.random.default_rng(seed)
     n = len(target.sample_bins)
@@ -137,7 +146,7 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], dis
     for r in range(n_resamples):
         weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
         resampled = count_bins(target.sample_bins.astype(np.int64), N_BINS_LARGE, weights)
-        mean = weights @ target.sample_features / n
+        mean = weights @ per_sample / n
         values[r] = bank.distances(resampled, mean)
     ranks = np.argsort(np.argsort(values, axis=1), axis=1)
     q_low, q_high = np.percentile(values, [2.5, 97.5], axis=0)

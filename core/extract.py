@@ -35,16 +35,36 @@ class ExtractionProgress:
 ProgressCallback = Callable[[ExtractionProgress], None]
 
 
+@dataclass(frozen=True)
+class FeatureBatch:
+    """Features of b samples. ``probes``: probe name -> (b, dim) float32 pooled features, all from one forward pass;
+    ``images``: (b,) int, the dataset index of the image each row was cropped from (for image-disjoint splits)."""
+
+    probes: dict[str, np.ndarray]
+    images: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @staticmethod
+    def concatenate(parts: list["FeatureBatch"], probes: tuple[str, ...], dims: dict[str, int]) -> "FeatureBatch":
+        if not parts:
+            return FeatureBatch({p: np.empty((0, dims[p]), np.float32) for p in probes}, np.empty(0, np.int64))
+        return FeatureBatch({p: np.concatenate([part.probes[p] for part in parts]) for p in probes},
+                            np.concatenate([part.images for part in parts]))
+
+
 class ExtractionCancelled(Exception):
     """Raised by :func:`iter_features` when the caller's cancel event is set."""
 
 
 def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, backbone: LoadedBackbone,
-             cancel: threading.Event) -> Iterator[tuple[torch.Tensor | None, int]]:
-    """(model input (b, 3, 224, 224) or None, samples consumed) per batch. Each sampled image is decoded once for
-    all its crops; a file that fails is listed in the report and its samples are dropped."""
+             cancel: threading.Event) -> Iterator[tuple[torch.Tensor | None, int, np.ndarray]]:
+    """(model input (b, 3, 224, 224) or None, samples consumed, (b,) image indices) per batch. Each sampled image
+    is decoded once for all its crops; a file that fails is listed in the report and its samples are dropped."""
     plan = plan_samples(len(dataset), protocol)
     buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
+    images = np.empty(batch_size, dtype=np.int64)
     filled = consumed = 0
     current, prepared = -1, None
     for sample in plan.grouped_order():
@@ -64,14 +84,16 @@ def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
         if prepared is None:
             continue
         prepared.crop_into(buffer[filled], int(plan.top[sample]), int(plan.left[sample]), bool(plan.flip[sample]))
+        images[filled] = index
         filled += 1
         if filled == batch_size:
-            yield to_model_input(buffer, backbone.spec.mean, backbone.spec.std, backbone.device), consumed
+            yield to_model_input(buffer, backbone.spec.mean, backbone.spec.std, backbone.device), consumed, \
+                images.copy()
             filled = consumed = 0
     if filled or consumed:
         tensor = to_model_input(buffer[:filled], backbone.spec.mean, backbone.spec.std, backbone.device) \
             if filled else None
-        yield tensor, consumed
+        yield tensor, consumed, images[:filled].copy()
 
 
 def _in_background(batches: Iterator) -> Iterator:
@@ -115,10 +137,12 @@ def decode_in_background_default() -> bool:
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
                   batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None, background: bool | None = None) -> Iterator[np.ndarray]:
-    """Yield pooled features, float32 arrays (b, m), for the protocol's n samples of ``dataset``.
+                  cancel: threading.Event | None = None, background: bool | None = None,
+                  probes: tuple[str, ...] | None = None) -> Iterator[FeatureBatch]:
+    """Yield a :class:`FeatureBatch` per batch for the protocol's n samples of ``dataset``.
 
-    ``background``: decode in a separate thread (default: only on machines with more than 2 cores).
+    ``probes``: which probes to return (default: the backbone's probe and ``postact``, which P2L uses), all from
+    one forward pass. ``background``: decode in a separate thread (default: only with more than 2 cores).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -127,11 +151,12 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     if decode_in_background_default() if background is None else background:
         batches = _in_background(batches)
     started, done = time.perf_counter(), 0
-    for tensor, consumed in batches:
+    for tensor, consumed, images in batches:
         if cancel.is_set():
             raise ExtractionCancelled("fingerprinting was cancelled")
         if tensor is not None:
-            yield backbone.features(tensor).float().cpu().numpy()
+            pooled = backbone.probe_features(tensor, probes)
+            yield FeatureBatch({name: values.float().cpu().numpy() for name, values in pooled.items()}, images)
         done += consumed
         if progress is not None:
             elapsed = time.perf_counter() - started
@@ -143,15 +168,9 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
 
 
 def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
-                batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None) -> np.ndarray:
-    """All features in memory, (n_effective, m) float32: for building reference edges, not for user folders."""
-    parts = list(iter_features(dataset, backbone, protocol, batch_size, progress))
-    if not parts:
-        return np.empty((0, backbone.feature_dim), dtype=np.float32)
-    return np.concatenate(parts)
-
-
-def set_cpu_threads(threads: int | None) -> None:
-    """Limit torch's intra-op threads (None keeps torch's default, one per core)."""
-    if threads:
-        torch.set_num_threads(threads)
+                probes: tuple[str, ...], batch_size: int = DEFAULT_BATCH_SIZE,
+                progress: ProgressCallback | None = None) -> FeatureBatch:
+    """All samples' features of several probes in memory (n_effective rows each): for building the catalogue
+    (reference edges, image-disjoint halves, every probe's validity figures), not for user folders."""
+    parts = list(iter_features(dataset, backbone, protocol, batch_size, progress, probes=probes))
+    return FeatureBatch.concatenate(parts, probes, {p: backbone.probe_dim(p) for p in probes})

@@ -1,9 +1,14 @@
 """The ``Fingerprint`` type: per-feature histograms (1000 bins; 100 by coarsening) plus the mean feature vector,
 with metadata, saved to one portable file without pickle.
 
-File layout (a zip, extension ``.npz``): ``meta.json`` (UTF-8 JSON), ``counts.npy`` (m x 1000, uint16 or uint32) and
-``mean.npy`` (m, float64). No pixels and no file names are stored; class names and counts are, because they describe
-the task (leave them out with ``include_classes=False``).
+File layout (a zip, extension ``.npz``): ``meta.json`` (UTF-8 JSON), ``counts.npy`` (m x 1000, uint16 or uint32),
+``mean.npy`` (m, float64: the probe's mean feature vector, which weights bKLD small) and ``postact_mean.npy`` (k,
+float64: the mean of the backbone's pooled post-activation features, non-negative, which P2L needs whatever the
+probe). No pixels and no file names are stored; class names and counts are, because they describe the task (leave
+them out with ``include_classes=False``).
+
+Format 2 added the probe (``meta.probe``) and ``postact_mean.npy``; format 1 files are refused with a message saying
+how to recompute them.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from core import __version__
 from core.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins, histogram_probabilities
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed member dates: the same fingerprint gives the same bytes
 _MAX_MEMBER_BYTES = 64 * 1024**2
 
@@ -38,23 +43,32 @@ class FingerprintMeta:
     class_counts: dict = field(default_factory=dict)
     format_counts: dict = field(default_factory=dict)
     n_bins: int = N_BINS_LARGE
+    probe: str = "postact"  # the backbone layer whose pooled output are the features (core/backbones.json)
     created_by: str = f"task-fingerprint-explorer {__version__}"
     format_version: int = FORMAT_VERSION
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """counts: (m, 1000) integer histogram counts; mean: (m,) mean feature vector; meta: see FingerprintMeta.
+    """counts: (m, 1000) integer histogram counts; mean: (m,) mean probe feature vector; postact_mean: (k,) mean of
+    the pooled post-activation features (P2L's input); meta: see FingerprintMeta.
 
-    ``sample_bins`` (n, m) uint16 and ``sample_features`` (n, m) float32 optionally keep each sample's fine bin and
-    features (in memory only, never saved) so a distance's uncertainty can be bootstrapped over the samples.
+    ``sample_bins`` (n, m) uint16, ``sample_features`` (n, m) and ``sample_postact`` (n, k) float32 optionally keep
+    each sample's fine bins and features (in memory only, never saved) so a distance's uncertainty can be
+    bootstrapped over the samples.
     """
 
     counts: np.ndarray
     mean: np.ndarray
     meta: FingerprintMeta
+    postact_mean: np.ndarray | None = None
     sample_bins: np.ndarray | None = field(default=None, compare=False, repr=False)
     sample_features: np.ndarray | None = field(default=None, compare=False, repr=False)
+    sample_postact: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.postact_mean is None:  # the probe is the post-activation layer itself
+            object.__setattr__(self, "postact_mean", self.mean)
 
     @property
     def name(self) -> str:
@@ -87,6 +101,7 @@ class Fingerprint:
             _write_member(bundle, "meta.json", json.dumps(asdict(self.meta), indent=1, sort_keys=True).encode())
             _write_member(bundle, "counts.npy", _npy_bytes(counts))
             _write_member(bundle, "mean.npy", _npy_bytes(self.mean.astype("<f8")))
+            _write_member(bundle, "postact_mean.npy", _npy_bytes(self.postact_mean.astype("<f8")))
         return buffer.getvalue()
 
     @classmethod
@@ -108,7 +123,10 @@ class Fingerprint:
                 from None
         with bundle:
             names = set(bundle.namelist())
-            missing = {"meta.json", "counts.npy", "mean.npy"} - names
+            if "meta.json" in names:
+                _check_version(bundle.read("meta.json") if bundle.getinfo("meta.json").file_size
+                               <= _MAX_MEMBER_BYTES else b"", source)
+            missing = {"meta.json", "counts.npy", "mean.npy", "postact_mean.npy"} - names
             if missing:
                 raise FingerprintFileError(f"{source}: not a fingerprint file (missing {', '.join(sorted(missing))})")
             for info in bundle.infolist():
@@ -118,6 +136,7 @@ class Fingerprint:
                 raw_meta = json.loads(bundle.read("meta.json").decode("utf-8"))
                 counts = _read_npy(bundle.read("counts.npy"))
                 mean = _read_npy(bundle.read("mean.npy"))
+                postact_mean = _read_npy(bundle.read("postact_mean.npy"))
             except FingerprintFileError as err:
                 raise FingerprintFileError(f"{source}: {err}") from None
             except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError,
@@ -129,10 +148,13 @@ class Fingerprint:
                                        f"({meta.feature_dim}, {meta.n_bins}), found {counts.dtype} {counts.shape}")
         if mean.shape != (meta.feature_dim,) or mean.dtype.kind != "f" or not np.all(np.isfinite(mean)):
             raise FingerprintFileError(f"{source}: mean feature vector must be {meta.feature_dim} finite floats")
+        if postact_mean.ndim != 1 or not 1 <= len(postact_mean) <= 65_536 or postact_mean.dtype.kind != "f" \
+                or not np.all(np.isfinite(postact_mean)) or np.any(postact_mean < 0):
+            raise FingerprintFileError(f"{source}: postact_mean must be a vector of finite non-negative floats")
         row_sums = counts.sum(axis=1, dtype=np.int64)
         if np.any(row_sums != meta.n_samples):
             raise FingerprintFileError(f"{source}: histogram rows do not sum to n_samples = {meta.n_samples}")
-        return cls(counts.astype(np.uint32), mean.astype(np.float64), meta)
+        return cls(counts.astype(np.uint32), mean.astype(np.float64), meta, postact_mean.astype(np.float64))
 
 
 def _write_member(bundle: zipfile.ZipFile, name: str, payload: bytes) -> None:
@@ -158,6 +180,19 @@ def _read_npy(payload: bytes) -> np.ndarray:
         raise
 
 
+def _check_version(meta_bytes: bytes, source: str) -> None:
+    """Refuse files of another format version before looking for members they may not have."""
+    try:
+        version = json.loads(meta_bytes.decode("utf-8")).get("format_version")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
+        return  # the full parse reports it
+    if isinstance(version, int) and version < FORMAT_VERSION:
+        raise FingerprintFileError(
+            f"{source}: fingerprint format {version} was made before the probe layer was recorded (format "
+            f"{FORMAT_VERSION}); it cannot be compared safely. Recompute it from your images: python -m core "
+            "fingerprint FOLDER -o NEW.npz (or on the app's 'Your task' page)")
+
+
 def _parse_meta(raw: object, source: str) -> FingerprintMeta:
     if not isinstance(raw, dict):
         raise FingerprintFileError(f"{source}: metadata is not a JSON object")
@@ -167,8 +202,9 @@ def _parse_meta(raw: object, source: str) -> FingerprintMeta:
     if version > FORMAT_VERSION:
         raise FingerprintFileError(f"{source}: format version {version} is newer than this tool reads "
                                    f"({FORMAT_VERSION}); update the tool")
-    if version < 1:
-        raise FingerprintFileError(f"{source}: unknown format version {version}")
+    if version < FORMAT_VERSION:
+        raise FingerprintFileError(f"{source}: fingerprint format {version} is no longer read; recompute it with "
+                                   "python -m core fingerprint FOLDER -o NEW.npz")
     known = set(FingerprintMeta.__dataclass_fields__)
     try:
         meta = FingerprintMeta(**{k: v for k, v in raw.items() if k in known})
@@ -179,6 +215,8 @@ def _parse_meta(raw: object, source: str) -> FingerprintMeta:
                                    f"n_bins={meta.n_bins})")
     if not isinstance(meta.n_samples, int) or meta.n_samples < 1:
         raise FingerprintFileError(f"{source}: n_samples must be a positive integer")
+    if not isinstance(meta.probe, str) or not meta.probe:
+        raise FingerprintFileError(f"{source}: probe must name the backbone layer the features come from")
     return meta
 
 
@@ -192,17 +230,26 @@ class HistogramAccumulator:
         self.edges = edges
         self._counts = np.zeros((edges.n_features, N_BINS_LARGE), dtype=np.int64)
         self.feature_sum = np.zeros(edges.n_features, dtype=np.float64)
+        self.postact_sum: np.ndarray | None = None
         self.n = 0
         self.flush_every = flush_every
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
         self._sample_bins: list[np.ndarray] | None = [] if keep_samples else None
         self._sample_features: list[np.ndarray] = []
+        self._sample_postact: list[np.ndarray] = []
 
-    def add(self, features: np.ndarray) -> None:
-        """features: (b, m) float array of one batch."""
+    def add(self, features: np.ndarray, postact: np.ndarray | None = None) -> None:
+        """features: (b, m) probe features of one batch; postact: (b, k) post-activation features of the same
+        samples (None when the probe is the post-activation layer)."""
         if len(features) == 0:
             return
+        if postact is not None:
+            if self.postact_sum is None:
+                self.postact_sum = np.zeros(postact.shape[1], dtype=np.float64)
+            self.postact_sum += postact.sum(axis=0, dtype=np.float64)
+            if self._sample_bins is not None:
+                self._sample_postact.append(np.asarray(postact, dtype=np.float32))
         indices = bin_indices(features, self.edges, N_BINS_LARGE).astype(np.uint16)
         self._pending.append(indices)
         self._pending_n += len(indices)
@@ -225,11 +272,22 @@ class HistogramAccumulator:
         self._flush()
         return self._counts
 
-    def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(bins (n, m) uint16, features (n, m) float32) when kept, else (None, None)."""
+    def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """(bins (n, m) uint16, features (n, m) float32, post-activation features (n, k) float32 or None) when
+        kept, else (None, None, None)."""
         if not self._sample_bins:
-            return None, None
-        return np.concatenate(self._sample_bins), np.concatenate(self._sample_features)
+            return None, None, None
+        postact = np.concatenate(self._sample_postact) if self._sample_postact else None
+        return np.concatenate(self._sample_bins), np.concatenate(self._sample_features), postact
+
+    def fingerprint(self, meta: FingerprintMeta, keep_samples: bool = False) -> "Fingerprint":
+        """The fingerprint of everything added so far (``meta.n_samples`` must equal the samples added)."""
+        if meta.n_samples != self.n:
+            raise ValueError(f"metadata says {meta.n_samples} samples, {self.n} were added")
+        postact_mean = None if self.postact_sum is None else self.postact_sum / self.n
+        bins, features, postact = self.kept_samples() if keep_samples else (None, None, None)
+        return Fingerprint(self.counts.astype(np.uint32), self.feature_sum / self.n, meta, postact_mean, bins,
+                           features, postact)
 
 
 def check_comparable(target: Fingerprint, source: Fingerprint) -> list[str]:
@@ -237,14 +295,14 @@ def check_comparable(target: Fingerprint, source: Fingerprint) -> list[str]:
     (sample size and seed change only the noise, not the meaning, of a distance)."""
     a, b = target.meta, source.meta
     hard = [(label, getattr(a, attr), getattr(b, attr)) for label, attr in
-            (("backbone", "backbone"), ("weights sha256", "weights_sha256"), ("bin edges", "edges_id"),
-             ("feature dimension", "feature_dim"))]
+            (("backbone", "backbone"), ("probe layer", "probe"), ("weights sha256", "weights_sha256"),
+             ("bin edges", "edges_id"), ("feature dimension", "feature_dim"))]
     hard += [(f"protocol {key}", a.protocol.get(key), b.protocol.get(key)) for key in ("pipeline", "augment")]
     differences = [f"{label}: {x!r} vs {y!r}" for label, x, y in hard if x != y]
     if differences:
         raise IncompatibleFingerprintsError(
             f"'{a.name}' and '{b.name}' were made differently and cannot be compared ({'; '.join(differences)}). "
-            "Fingerprint both with the same backbone, weights, bin edges and protocol.")
+            "Fingerprint both with the same backbone, probe, weights, bin edges and protocol.")
     warnings = []
     if a.protocol.get("n") != b.protocol.get("n"):
         warnings.append(f"'{a.name}' used n = {a.n_samples:,} samples and '{b.name}' n = {b.n_samples:,}: "

@@ -5,7 +5,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.backbones import LoadedBackbone
+from core.backbones import POSTACT, LoadedBackbone
 from core.binning import BinEdges
 from core.dataset import ImageDataset, ReadReport, open_dataset
 from core.errors import InputFolderError
@@ -32,8 +32,9 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
         raise ValueError(f"bin edges have {edges.n_features} features but {backbone.spec.name} gives "
                          f"{backbone.feature_dim}: use edges made with the same backbone")
     accumulator = HistogramAccumulator(edges, keep_samples=keep_samples)
-    for features in iter_features(dataset, backbone, protocol, batch_size, progress, cancel):
-        accumulator.add(features)
+    separate_postact = backbone.probe != POSTACT
+    for batch in iter_features(dataset, backbone, protocol, batch_size, progress, cancel):
+        accumulator.add(batch.probes[backbone.probe], batch.probes[POSTACT] if separate_postact else None)
     if accumulator.n == 0:
         raise InputFolderError(f"{name}: none of the sampled images could be decoded; see the skipped files")
     report = dataset.report
@@ -41,10 +42,8 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
         name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,
         feature_dim=backbone.feature_dim, edges_id=edges.identity, n_samples=accumulator.n,
         protocol=protocol.to_dict(), class_counts=report.class_counts() if include_classes else {},
-        format_counts=_format_counts(report))
-    bins, features = accumulator.kept_samples()
-    return Fingerprint(accumulator.counts.astype("uint32"), accumulator.feature_sum / accumulator.n, meta,
-                       sample_bins=bins, sample_features=features)
+        format_counts=_format_counts(report), probe=backbone.probe)
+    return accumulator.fingerprint(meta, keep_samples)
 
 
 def fingerprint_folder(source: str | Path, backbone: LoadedBackbone, edges: BinEdges, protocol: SamplingProtocol,

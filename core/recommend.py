@@ -2,6 +2,8 @@
 measured, as pandas tables (no Streamlit here)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -43,7 +45,67 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "
     n_candidates = int((~table["is_control"]).sum())
     ranks[:n_candidates] = np.arange(1, n_candidates + 1)
     table.insert(0, "rank", ranks)
+    if distance != SECOND_OPINION:
+        second, _ = catalogue.distances_to(target, SECOND_OPINION)
+        candidate_rows = [catalogue.ids.index(i) for i in candidates]
+        order = np.argsort(second[candidate_rows], kind="stable")
+        second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
+        table["vdna_rank"] = pd.array([second_rank.get(i) for i in table["task_id"]], dtype="Int64")
     return table.drop(columns="is_control")
+
+
+#: the distance whose ranking is shown beside the chosen one: symmetric, no softmax, built on other maths than bKLD
+SECOND_OPINION = "vdna"
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """Whether the nearest candidate is as close as catalogue tasks usually are to their nearest source.
+
+    ``threshold``: the 90th percentile of the catalogue's medical tasks' distances to their own nearest legal source
+    (same distance); ``nearest``: the user's nearest candidate's distance; ``controls``: (name, distance) of the
+    non-medical controls, the scale of "far"."""
+
+    close: bool
+    nearest: float
+    threshold: float
+    controls: list[tuple[str, float]]
+    message: str
+
+
+def how_close(catalogue: Catalogue, table: pd.DataFrame, distance: str = "bkld-small") -> Closeness:
+    """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
+    from core.validity import facts_of, nearest_legal_source
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    own = [matrix[s, t] for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
+    threshold = float(np.percentile(own, 90)) if own else float("inf")
+    nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
+    controls = [(row.task, float(row.distance)) for row in table[table["kind"] == "control"].itertuples()]
+    scale = ", ".join(f"{name} {value:.4f}" for name, value in controls)
+    if nearest <= threshold:
+        message = (f"The nearest source ({nearest:.4f}) is as close as catalogue tasks usually are to their own "
+                   f"nearest source (90 % of them within {threshold:.4f}).")
+    else:
+        message = (f"No catalogue task is close to your task: the nearest source is at {nearest:.4f}, farther than "
+                   f"90 % of the catalogue's tasks are from their own nearest source ({threshold:.4f}). Treat the "
+                   f"ranking as weak evidence. For scale, the non-medical controls: {scale}.")
+    return Closeness(nearest <= threshold, nearest, threshold, controls, message)
+
+
+def second_opinion(table: pd.DataFrame) -> dict:
+    """What the first place looks like from another distance: {'agree': bool, 'first': task, 'second_opinion_first':
+    task, 'margin_pct': how much farther the second source is than the first, in per cent}."""
+    candidates = table[table["kind"] != "control"]
+    first = candidates.iloc[0]
+    margin = (float(candidates["distance"].iloc[1]) / float(first["distance"]) - 1.0) * 100.0 \
+        if len(candidates) > 1 and first["distance"] > 0 else float("nan")
+    result = {"first": first["task"], "margin_pct": margin, "agree": None, "second_opinion_first": None}
+    if "vdna_rank" in candidates:
+        other = candidates.loc[candidates["vdna_rank"] == 1, "task"]
+        result["second_opinion_first"] = other.iloc[0] if len(other) else None
+        result["agree"] = result["second_opinion_first"] == first["task"]
+    return result
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",

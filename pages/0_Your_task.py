@@ -14,8 +14,8 @@ from core.pipeline import fingerprint_folder
 from core.recommend import recommendations
 from core.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from ui import session
-from ui.common import footer, page_setup
-from ui.resources import get_backbone
+from ui.common import footer, page_setup, probe_choice
+from ui.resources import get_backbone, get_catalogue
 
 SAMPLE_SIZES = {"Quick preview (n = 500)": 500, f"Catalogue protocol (n = {CATALOGUE_N:,})": CATALOGUE_N,
                 f"Paper protocol (n = {PAPER_N:,})": PAPER_N}
@@ -26,6 +26,8 @@ st.markdown("Which public tasks resemble yours, and what could you borrow from t
             "machine: only a **fingerprint** (per-feature histograms of a pretrained CNN's features, no pixels, no "
             "file names) is computed and compared with the catalogue's "
             f"{len(catalogue.tasks)} public tasks.")
+for warning in catalogue.version_warnings():
+    st.warning(warning)
 
 
 def server_is_local() -> bool:
@@ -42,7 +44,7 @@ def run_fingerprint(source: Path, name: str, n: int, workdir: Path | None = None
                      text=f"{update.done:,} / {update.total:,} samples · {update.images_per_s:.1f} images/s · {eta}")
 
     try:
-        backbone = get_backbone()
+        backbone = get_backbone(catalogue.probe)
         run = fingerprint_folder(source, backbone, catalogue.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
                                  workdir=workdir or source.parent)
@@ -64,6 +66,7 @@ source_kind = st.radio("Your images", ["Upload a folder", "Upload a .zip", "Loca
 name = st.text_input("Name of your task", value="my task", max_chars=80, key="task_name")
 size_label = st.selectbox("Samples (drawn with replacement, as in the paper)", list(SAMPLE_SIZES), key="n_choice")
 n = SAMPLE_SIZES[size_label]
+probe_choice(catalogue)
 
 if source_kind == "Upload a folder":
     files = st.file_uploader("Drop a folder of images (first-level subfolders are classes)",
@@ -99,6 +102,11 @@ else:
     if shared is not None and st.button("Load fingerprint", type="primary", key="go_load"):
         try:
             loaded = Fingerprint.from_bytes(shared.getvalue(), source=shared.name)
+            if loaded.meta.probe != catalogue.probe and loaded.meta.probe in get_catalogue().alternate_probes():
+                st.session_state[session.PROBE] = loaded.meta.probe  # the catalogue made with that probe
+                catalogue = get_catalogue(probe=loaded.meta.probe)
+                st.info(f"{shared.name} was made with probe '{loaded.meta.probe}': compared with the catalogue "
+                        "made with that probe.")
             warnings = check_comparable(loaded, catalogue.fingerprints[catalogue.ids[0]])
         except IncompatibleFingerprintsError as err:
             st.error(f"{shared.name} cannot be compared with the catalogue: {err}")
@@ -112,7 +120,8 @@ else:
 fingerprint = session.fingerprint()
 if fingerprint is not None:
     st.success(f"Fingerprint of **{fingerprint.name}** ready: {fingerprint.meta.n_samples:,} samples, "
-               f"{fingerprint.n_features} features, backbone {fingerprint.meta.backbone}.")
+               f"{fingerprint.n_features} features, backbone {fingerprint.meta.backbone}, probe "
+               f"{fingerprint.meta.probe}.")
     report = session.report()
     if report is not None:
         left, right = st.columns(2)

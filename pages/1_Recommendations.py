@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.compare import DISTANCES
-from core.recommend import bootstrap_for, knowledge_tables, recommendations
+from core.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
+from core.validity import summary_line
 from ui import session
 from ui.common import footer, need_fingerprint, page_setup
 
@@ -26,18 +27,32 @@ table = full_table[full_table["kind"] != "control"]
 controls = full_table[full_table["kind"] == "control"]
 top = table.iloc[0]
 st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
+closeness = how_close(catalogue, full_table, distance)
+(st.caption if closeness.close else st.warning)(closeness.message)
+opinion = second_opinion(full_table)
+if opinion["agree"] is not None:
+    verdict = ("both agree" if opinion["agree"] else f"{SECOND_OPINION.upper()} puts **{opinion['second_opinion_first']}** "
+               "first")
+    st.markdown(f"Second opinion ({SECOND_OPINION.upper()}, other maths on the same histograms): {verdict}. "
+                f"The second source is {opinion['margin_pct']:.1f} % farther than the first.")
+report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(distance)
+if report:
+    st.caption(f"How far this ranking can be trusted, measured on the catalogue ({distance}, probe "
+               f"{catalogue.probe}): {summary_line(report)}. Details: Catalogue explorer → Validity report.")
 if bootstrap is not None:
     st.caption(f"Uncertainty: {bootstrap.n_resamples} bootstrap resamples of your {fingerprint.meta.n_samples:,} "
                "samples. *rank holds* = share of resamples in which the task keeps its rank; *first place* = share in "
-               "which it is the nearest. Margins between the first sources are often small.")
+               "which it is the nearest. These shares speak only of sampling noise in your images: a first place "
+               "in 100 % of resamples does not mean the distance picked the right source.")
 else:
     st.caption("This fingerprint was loaded from a file, so no per-sample bootstrap is possible.")
 
-columns = ["rank", "task", "distance", "interval_low", "interval_high", "rank_holds", "first_place", "modality",
-           "anatomy", "classes", "images", "licence", "caution", "paper_evidence"]
+columns = ["rank", "task", "distance", "vdna_rank", "interval_low", "interval_high", "rank_holds", "first_place",
+           "modality", "anatomy", "classes", "images", "licence", "caution", "paper_evidence"]
 shown = table[[c for c in columns if c in table.columns]]
 st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
     "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
+    "vdna_rank": st.column_config.NumberColumn("VDNA rank", help="the task's rank under VDNA (second opinion)"),
     "interval_low": st.column_config.NumberColumn("95 % low", format="%.4f"),
     "interval_high": st.column_config.NumberColumn("95 % high", format="%.4f"),
     "rank_holds": st.column_config.ProgressColumn("rank holds", min_value=0.0, max_value=1.0, format="percent"),
@@ -46,12 +61,11 @@ st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
 })
 with st.expander(f"Non-medical controls ({len(controls)}): reference points, not candidate sources"):
     st.markdown(
-        "The controls show what a task from another world looks like. On the **map** and **heatmap** "
-        "(symmetrised distances) they sit farthest from every medical task. In the *directed* bKLD below they can "
-        "come out *closer* than real candidates: only the source histogram is softmaxed, so bKLD rewards sources "
-        "whose histograms pile up where yours has mass, and the backbone's pooled ReLU6 features are often "
-        "exactly 0 (bin 0). Blurry 8 × 8 digits and 25 × 25 faces are all zeros. That is why they are "
-        "never ranked as candidates.")
+        "The controls show what a task from another world looks like: they give the distances a scale. They are "
+        "never ranked as candidates. If a control comes out *nearer* than every real candidate, your images share "
+        "low-level statistics with tiny, blurry pictures (8 × 8 digits, 25 × 25 faces), or no catalogue task is "
+        "close; bKLD softmaxes only the source histogram, so it rewards sources whose histograms pile up where "
+        "yours has mass.")
     best_candidate = float(table["distance"].iloc[0])
     shown_controls = controls[["task", "distance", "modality"]].assign(
         closer_than_best_candidate=controls["distance"] < best_candidate)

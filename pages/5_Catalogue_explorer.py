@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.recommend import knowledge_tables
+from core.validity import candidates_table, report_table
 from core.views import heatmap_frame, map_frame, selected_task
 from ui import figures
 from ui.common import footer, page_setup
@@ -20,7 +21,7 @@ tasks = pd.DataFrame([{"task": t.name, "id": t.id, "modality": t.modality, "anat
                       for t in catalogue.tasks])
 st.dataframe(tasks, hide_index=True, key="catalogue_table")
 
-map_tab, heat_tab, neighbour_tab = st.tabs(["Map", "Heatmap", "Nearest sources"])
+map_tab, heat_tab, neighbour_tab, validity_tab = st.tabs(["Map", "Heatmap", "Nearest sources", "Validity report"])
 with map_tab:
     event = st.plotly_chart(figures.task_map(map_frame(catalogue, catalogue.coords)), key="catalogue_map",
                             on_select="rerun", selection_mode=("points",))
@@ -42,4 +43,17 @@ with neighbour_tab:
     for title, frame in knowledge_tables(catalogue, target).items():
         st.markdown(f"**{title}**")
         st.dataframe(frame, hide_index=True)
+with validity_tab:
+    report = catalogue.validity
+    if not report:
+        st.info("This catalogue has no validity report: run python -m core catalogue validate --write")
+    else:
+        st.markdown(f"**Can the ranking be trusted?** {report['about']}")
+        st.markdown(f"Default ({report['default_probe']}, {report['default_distance']}): {report['summary']}.")
+        st.dataframe(pd.DataFrame(report_table(report)), hide_index=True, key="validity_table")
+        explained = report["probes"][report["default_probe"]][report["default_distance"]]["controls_nearer"]
+        for task_id, why in explained.get("explanations", {}).items():
+            st.caption(f"A control is nearer for **{catalogue.task(task_id).name}**: {why}")
+        st.markdown("**Candidates the default was chosen from** (bKLD small; measured when the catalogue was built)")
+        st.dataframe(pd.DataFrame(candidates_table(report)), hide_index=True, key="candidates_table")
 footer()

@@ -173,6 +173,9 @@ def test_local_folder_path_fingerprints(tmp_path):
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
     at = app("pages/1_Recommendations.py", fingerprint=user_fingerprint).run()
     no_exceptions(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "Second opinion (VDNA" in text and "% farther than the first" in text
+    assert "only of sampling noise" in text and "image-disjoint halves find their own task 17 of 17" in text
     table = find_table(at, "rank", "interval_low")
     assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
     assert (table["distance"].diff().dropna() >= 0).all()
@@ -184,7 +187,7 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
-        assert len(find_table(at, "rank", "interval_low")) == 12
+        assert len(find_table(at, "rank", "interval_low")) == 17
 
 
 def test_pages_without_a_fingerprint_say_what_to_do():
@@ -209,10 +212,13 @@ def test_catalogue_explorer_needs_no_upload():
     at = app("pages/5_Catalogue_explorer.py").run()
     no_exceptions(at)
     tasks = find_table(at, "task", "licence", "upstream")
-    assert len(tasks) == 14 and (tasks["licence"].str.len() > 0).all()
+    assert len(tasks) == 19 and (tasks["licence"].str.len() > 0).all()
     at.selectbox(key="explorer_target").set_value("busi_3class").run()
     ranking = find_table(at, "source", "bKLD small (source → target)")
-    assert len(ranking) == 13
+    assert len(ranking) == 18
+    validity = find_table(at, "probe", "distance", "largest hub", "halves find themselves")
+    assert list(validity["probe"].unique()) == ["preact (default)", "postact"] and len(validity) == 8
+    assert len(find_table(at, "candidate", "end-bin mass")) == 6
 
 
 def test_map_selection_is_parsed_from_plotly_events():
@@ -269,3 +275,21 @@ def test_a_good_shared_fingerprint_loads_and_ranks(catalogue):
     no_exceptions(at)
     top = find_table(at, "rank", "task", "distance", "licence")
     assert top.iloc[0]["task"] == "COVID-19 CT slices" and top.iloc[0]["distance"] == 0.0
+
+
+def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compared_with_its_own(catalogue):
+    postact = catalogue.for_probe("postact")
+    at = app().run()
+    assert at.selectbox(key="probe_choice").value == "preact"
+    at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
+    content = postact.fingerprints["ph2_3class"].renamed("paper-style").to_bytes()
+    at.file_uploader(key="fingerprint_upload").set_value([("paper_style.npz", content, "application/zip")]).run()
+    at.button(key="go_load").click().run()
+    no_exceptions(at)
+    assert at.session_state["probe"] == "postact" and at.session_state["fingerprint"].meta.probe == "postact"
+    assert find_table(at, "rank", "task", "distance").iloc[0]["task"] == "Dermoscopy lesions (PH2)"
+    at.run()
+    assert at.selectbox(key="probe_choice").value == "postact" and "fingerprint" in at.session_state
+    at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped
+    no_exceptions(at)
+    assert "fingerprint" not in at.session_state and any("compute it again" in i.value for i in at.info)

@@ -32,9 +32,36 @@ def test_packaged_weights_are_the_pinned_file():
     assert sha256_of(path) == "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
-def test_features_are_1280_pooled_non_negative_values(backbone):
-    features = backbone.features(torch.zeros(2, 3, 224, 224))
-    assert features.shape == (2, 1280) and float(features.min()) >= 0
+def test_probes_come_from_one_pass_and_match_the_layers_they_name(backbone):
+    """postact is timm's pooled head (non-negative, ReLU6); preact is the same head's batch-norm output before the
+    activation, pooled (worked out here from the model's own modules); blocks is the last block's output."""
+    import torch.nn.functional as F
+    from skimage import data as images
+
+    prepared = prepare(images.astronaut())
+    batch = to_model_input(np.ascontiguousarray(prepared[None, :CROP, :CROP]), backbone.spec.mean,
+                           backbone.spec.std, backbone.device)
+    probes = backbone.probe_features(batch, ("preact", "postact", "blocks"))
+    assert probes["postact"].shape == (1, 1280) and float(probes["postact"].min()) >= 0
+    model = backbone.model
+    with torch.inference_mode():
+        last_block = model.blocks(model.bn1(model.conv_stem(batch)))
+        head = model.conv_head(last_block)
+        bn = model.bn2
+        pre = F.batch_norm(head, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        timm_pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+    torch.testing.assert_close(probes["preact"], pre.mean(dim=(2, 3)))
+    torch.testing.assert_close(probes["postact"], timm_pooled)
+    torch.testing.assert_close(probes["postact"], F.relu6(pre).mean(dim=(2, 3)))
+    torch.testing.assert_close(probes["blocks"], last_block.mean(dim=(2, 3)))
+    assert float(probes["preact"].min()) < 0  # the pre-activation keeps negative values: no pile-up at 0
+    assert backbone.probe == "preact" and backbone.feature_dim == 1280  # the registry's default
+    assert backbone.features(batch).shape == (1, 1280)
+
+
+def test_unknown_probe_is_refused_naming_the_known_ones():
+    with pytest.raises(WeightsError, match="no probe 'fc7'; known probes: preact, postact, blocks"):
+        load_backbone(probe="fc7", device="cpu")
 
 
 def test_wrong_checksum_is_refused(tmp_path):

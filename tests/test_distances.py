@@ -115,8 +115,8 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
         counts = np.stack([np.bincount(bins[:, f], minlength=1000) for f in range(m)]).astype(np.uint32)
         meta = FingerprintMeta(name="t", backbone="b", weights_sha256="w", feature_dim=m, edges_id="e",
                                n_samples=len(bins), protocol={"n": len(bins), "augment": True, "pipeline": "p"})
-        return Fingerprint(counts, features.mean(axis=0), meta, bins.astype(np.uint16) if keep else None,
-                           features.astype(np.float32) if keep else None)
+        return Fingerprint(counts, features.mean(axis=0), meta, sample_bins=bins.astype(np.uint16) if keep else None,
+                           sample_features=features.astype(np.float32) if keep else None)
 
     target_bins = rng.integers(0, 300, size=(n, m))
     target = fingerprint(target_bins, rng.random((n, m)), keep=True)

@@ -59,7 +59,7 @@ def test_save_refuses_to_overwrite(tmp_path):
 def test_file_holds_no_file_names_or_pixels():
     data = make_fingerprint().to_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as bundle:
-        assert sorted(bundle.namelist()) == ["counts.npy", "mean.npy", "meta.json"]
+        assert sorted(bundle.namelist()) == ["counts.npy", "mean.npy", "meta.json", "postact_mean.npy"]
         meta = json.loads(bundle.read("meta.json"))
     assert not any("path" in key or "file" in key for key in meta)
 
@@ -78,6 +78,36 @@ def test_newer_format_version_is_refused():
     meta["format_version"] = FORMAT_VERSION + 1
     with pytest.raises(FingerprintFileError, match="newer than this tool reads"):
         Fingerprint.from_bytes(rewrite(data, "meta.json", json.dumps(meta).encode()), "new.npz")
+
+
+def test_format_1_files_are_refused_with_how_to_recompute_them():
+    """Files made before the probe was recorded cannot be compared safely (their features may come from another
+    layer than the catalogue's), so they are refused, saying how to make a new one."""
+    data = make_fingerprint().to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+        meta = json.loads(bundle.read("meta.json"))
+    meta["format_version"] = 1
+    del meta["probe"]
+    old = rewrite(data, "meta.json", json.dumps(meta).encode())
+    with pytest.raises(FingerprintFileError, match=r"old\.npz: fingerprint format 1 .*python -m core fingerprint"):
+        Fingerprint.from_bytes(old, "old.npz")
+
+
+def test_postact_mean_round_trips_and_negative_values_are_refused(tmp_path):
+    fingerprint = make_fingerprint(probe="preact")
+    with_postact = Fingerprint(fingerprint.counts, fingerprint.mean - 0.5, fingerprint.meta,
+                               postact_mean=np.linspace(0, 1, 16))
+    loaded = Fingerprint.load(with_postact.save(tmp_path / "p.npz"))
+    np.testing.assert_array_equal(loaded.postact_mean, np.linspace(0, 1, 16))
+    assert loaded.meta.probe == "preact" and loaded.mean.min() < 0
+    negative = Fingerprint(fingerprint.counts, fingerprint.mean, fingerprint.meta, postact_mean=-np.ones(16))
+    with pytest.raises(FingerprintFileError, match="postact_mean"):
+        Fingerprint.from_bytes(negative.to_bytes(), "neg.npz")
+
+
+def test_other_probe_is_refused_naming_both():
+    with pytest.raises(IncompatibleFingerprintsError, match="probe layer: 'preact' vs 'postact'"):
+        check_comparable(make_fingerprint(probe="preact"), make_fingerprint(probe="postact"))
 
 
 def test_pickle_payload_is_refused_and_never_executed(tmp_path):

@@ -12,7 +12,7 @@ from core.compare import distances_to
 from core.dataset import open_dataset
 from core.pipeline import fingerprint_dataset, fingerprint_folder
 from core.sampling import SamplingProtocol, plan_samples
-from tests.conftest import TASKS, link_files, require_shared
+from tests.conftest import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 
 def test_sample_plan_is_seeded_and_uses_replacement():
@@ -81,16 +81,16 @@ def test_memory_stays_flat_because_features_are_not_kept(backbone, tmp_path):
     assert fingerprint.sample_bins is None and fingerprint.sample_features is None
 
 
-def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints, catalogue):
-    """Issue 2: a real task split into two disjoint halves is nearer to its own other half than to any other
-    catalogue task (here: the other tasks' halves, less tasks built on the same images), for most tasks."""
-    hits = []
-    for task in TASKS:
-        legal = [t for t in TASKS if t not in catalogue.task(task).shares_images_with]
-        values = distances_to(half_fingerprints[(task, "b")], [half_fingerprints[(t, "a")] for t in legal],
+@pytest.mark.slow
+def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints):
+    """A real task split into two halves with no file in common, each fingerprinted through the whole pipeline, is
+    nearer to its own other half than to the other tasks' halves (4 tasks of 4 modalities)."""
+    hits = {}
+    for task in PIPELINE_TASKS:
+        values = distances_to(half_fingerprints[(task, "b")], [half_fingerprints[(t, "a")] for t in PIPELINE_TASKS],
                               "bkld-small")
-        hits.append(legal[int(np.argmin(values))] == task)
-    assert sum(hits) >= 10, dict(zip(TASKS, hits))
+        hits[task] = PIPELINE_TASKS[int(np.argmin(values))]
+    assert hits == {task: task for task in PIPELINE_TASKS}
 
 
 @pytest.mark.parametrize("background", [False, True])
@@ -103,8 +103,10 @@ def test_cancel_stops_the_run_and_a_finished_run_leaves_the_event_alone(backbone
         _png(tmp_path / f"{i}.png", _gradient() // (i + 1))
     with open_dataset(tmp_path) as dataset:
         untouched = threading.Event()
-        assert len(np.concatenate(list(iter_features(dataset, backbone, SamplingProtocol(n=32), batch_size=8,
-                                                     cancel=untouched, background=background)))) == 32
+        batches = list(iter_features(dataset, backbone, SamplingProtocol(n=32), batch_size=8, cancel=untouched,
+                                     background=background))
+        assert sum(len(batch) for batch in batches) == 32
+        assert all(batch.probes["preact"].shape == (len(batch), 1280) for batch in batches)
         assert not untouched.is_set()
         cancel = threading.Event()
         with pytest.raises(ExtractionCancelled):

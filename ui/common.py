@@ -12,7 +12,7 @@ def page_setup(title: str):
     """Show the page's title and return the catalogue (or stop with a message when it cannot be loaded)."""
     st.title(title)
     try:
-        return get_catalogue()
+        return get_catalogue(probe=session.probe())
     except Exception as err:  # a broken catalogue must say what to do, not show a traceback
         st.error(f"The catalogue could not be loaded: {err}")
         st.stop()
@@ -32,3 +32,30 @@ def need_fingerprint():
 def footer() -> None:
     st.caption(f"Method: {CITATION} Distances are directed (source → your task); lower means more transferable. "
                "The paper's effect sizes are small: treat ranks as suggestions with uncertainty.")
+
+
+def probe_choice(catalogue) -> None:
+    """Advanced: the backbone layer the features come from (one catalogue ships per probe). Changing it drops a
+    fingerprint made with another probe, which could not be compared."""
+    from core.backbones import registry
+
+    spec = registry().get(catalogue.backbone)
+    default = catalogue.validity.get("default_probe", catalogue.probe)
+    available = list(dict.fromkeys([default, catalogue.probe, *get_catalogue().alternate_probes()]))
+    st.session_state[session.PROBE_WIDGET] = catalogue.probe  # the widget shows the catalogue in use
+
+    def adopt() -> None:
+        st.session_state[session.PROBE] = st.session_state[session.PROBE_WIDGET]
+
+    with st.expander("Advanced: probe layer"):
+        chosen = st.selectbox(
+            "Layer whose pooled values are the features", available, key=session.PROBE_WIDGET, on_change=adopt,
+            format_func=lambda p: f"{p}{' (default)' if p == default else ''}: "
+                                  f"{spec.probes[p].about if spec and p in spec.probes else ''}")
+        st.caption("The default was chosen by the catalogue's validity report (Catalogue explorer); "
+                   "'postact' is the paper's kind of layer, kept for comparison.")
+    fingerprint = session.fingerprint()
+    if fingerprint is not None and fingerprint.meta.probe != chosen:
+        session.clear_result()
+        st.info(f"Your fingerprint was made with probe '{fingerprint.meta.probe}'; compute it again with "
+                f"'{chosen}' (fingerprints of different probes cannot be compared).")

@@ -8,12 +8,13 @@ from core.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 
 
 @st.cache_resource(show_spinner="Loading the catalogue…")
-def get_catalogue(root: str = str(DEFAULT_CATALOGUE)) -> Catalogue:
-    catalogue = load_catalogue(root)
+def get_catalogue(root: str = str(DEFAULT_CATALOGUE), probe: str | None = None) -> Catalogue:
+    """The catalogue made with ``probe`` (None: the shipped default), prepared once per server process."""
+    catalogue = load_catalogue(root).for_probe(probe)
     catalogue.bank("bkld-small")  # prepare the default distance's source terms once per server process
     return catalogue
 
 
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")
-def get_backbone() -> LoadedBackbone:
-    return load_backbone()
+def get_backbone(probe: str | None = None) -> LoadedBackbone:
+    return load_backbone(probe=probe)

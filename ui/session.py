@@ -14,6 +14,8 @@ FINGERPRINT = "fingerprint"
 REPORT = "report"
 DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
+PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the catalogue's default
+PROBE_WIDGET = "probe_choice"
 
 
 def fingerprint() -> Fingerprint | None:
@@ -29,6 +31,15 @@ def set_result(new_fingerprint: Fingerprint, new_report: ReadReport | None) -> N
     st.session_state[REPORT] = new_report
     for key in [k for k in st.session_state if str(k).startswith("bootstrap:")]:
         del st.session_state[key]
+
+
+def clear_result() -> None:
+    for key in (FINGERPRINT, REPORT):
+        st.session_state.pop(key, None)
+
+
+def probe() -> str | None:
+    return st.session_state.get(PROBE)
 
 
 def distance() -> str:
