@@ -141,7 +141,7 @@ def cmd_cotrain(args) -> int:
     import json
 
     from core.catalogue import load_catalogue
-    from core.cotrain import plan_for, plan_table
+    from core.cotrain import plan_for, plan_table, read_cotrain_effects
     from core.fingerprint import Fingerprint
 
     outputs = [Path(p) for p in (args.json, args.csv) if p]
@@ -151,7 +151,7 @@ def cmd_cotrain(args) -> int:
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue)
-    plan = plan_for(catalogue, target, args.distance, args.k, args.use, Path(args.paper))
+    plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"co-training plan for '{target.name}' by {args.distance} (nearest first; no controls, no shared images"

@@ -220,10 +220,9 @@ def plan_table(plan: dict) -> pd.DataFrame:
 
 
 def plan_for(catalogue, target, distance: str = "bkld-small", k: int = 3, use: str | None = None,
-             paper: str | Path | None = DEFAULT_PAPER) -> dict:
-    """:func:`cotraining_plan` for a catalogue and a user's fingerprint, with the distance and any comparability
-    warnings recorded in the plan. ``paper=None`` skips the paper's results."""
+             effects: dict[str, CotrainEffect] | None = None) -> dict:
+    """:func:`cotraining_plan` for a catalogue (``core.catalogue.Catalogue``) and a user's fingerprint, recording the
+    user's task name, the distance and any comparability warnings. ``effects``: see :func:`read_cotrain_effects`."""
     values, warnings = catalogue.distances_to(target, distance)
-    effects = read_cotrain_effects(paper) if paper is not None else None
     plan = cotraining_plan(values, catalogue.tasks, k, use, effects)
     return {"user_task": target.name, "distance": distance, **plan, "warnings": list(warnings)}

@@ -67,7 +67,10 @@ def assign_family(to_tasks: np.ndarray, labels: np.ndarray) -> int:
 
 
 def families_from_matrix(directed: np.ndarray, ids: list[str], modalities: list[str]) -> dict:
-    """:func:`families_report` on arrays: directed (T, T) [source, target], task ids and modality texts."""
+    """:func:`families_report` on arrays: directed (T, T) [source, target], task ids and modality texts.
+
+    Each family lists its tasks, the count of each modality family among them and a label: the modality family
+    that holds more than half of its tasks, else 'mixed'."""
     labels, scores = cluster_families(symmetrise(directed))
     reference = [modality_family(m) for m in modalities]
     ari = float(adjusted_rand_score(reference, labels)) if len(ids) >= 2 else float("nan")
@@ -76,8 +79,9 @@ def families_from_matrix(directed: np.ndarray, ids: list[str], modalities: list[
         members = [i for i, label in zip(ids, labels) if label == family]
         kinds = [reference[ids.index(m)] for m in members]
         counts = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+        majority = max(counts, key=counts.get)
         families.append({"family": family, "tasks": members, "modality_families": counts,
-                         "label": max(counts, key=counts.get)})
+                         "label": majority if 2 * counts[majority] > len(members) else "mixed"})
     k = int(labels.max()) if len(labels) else 0
     return {"linkage": LINKAGE, "criterion": CRITERION, "k": k,
             "silhouette": scores.get(k), "silhouette_by_k": {str(key): value for key, value in scores.items()},
@@ -90,6 +94,16 @@ def families_report(catalogue, distance: str = "bkld-small") -> dict:
     modality families; JSON-ready (see :func:`families_from_matrix` for the keys, plus ``distance``)."""
     report = families_from_matrix(catalogue.matrix(distance), catalogue.ids, [t.modality for t in catalogue.tasks])
     return {"distance": distance, **report}
+
+
+def family_of(catalogue, target, report: dict) -> dict:
+    """The family of a user's fingerprint in ``report`` (from :func:`families_report`), by :func:`assign_family`
+    on the symmetrised distance between it and every catalogue task: the family's entry of ``report['families']``."""
+    to_user, _ = catalogue.distances_to(target, report["distance"])
+    symmetric = (np.asarray(to_user) + catalogue.distances_from(target, report["distance"])) / 2.0
+    labels = np.array([report["assignment"][i] for i in catalogue.ids])
+    family = assign_family(symmetric, labels)
+    return next(f for f in report["families"] if f["family"] == family)
 
 
 def format_families(report: dict) -> str:

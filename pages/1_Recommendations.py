@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.compare import DISTANCES
+from core.families import families_report, family_of
 from core.recommend import bootstrap_for, knowledge_tables, recommendations
 from ui import session
 from ui.common import footer, need_fingerprint, page_setup
@@ -26,6 +27,11 @@ table = full_table[full_table["kind"] != "control"]
 controls = full_table[full_table["kind"] == "control"]
 top = table.iloc[0]
 st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
+families = families_report(catalogue)
+family = family_of(catalogue, fingerprint, families)
+st.markdown(f"Your task's family: **family {family['family']}** ({family['label']}; {', '.join(family['tasks'])}). "
+            f"Families: {families['k']} clusters of the symmetrised bKLD small, cut by the {families['criterion']}; "
+            f"adjusted Rand index against modality {families['adjusted_rand_index']:.2f}.")
 if bootstrap is not None:
     st.caption(f"Uncertainty: {bootstrap.n_resamples} bootstrap resamples of your {fingerprint.meta.n_samples:,} "
                "samples. *rank holds* = share of resamples in which the task keeps its rank; *first place* = share in "

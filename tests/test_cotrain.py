@@ -145,17 +145,18 @@ def test_plan_carries_the_paper_effect_or_says_it_is_missing(tmp_path):
 
 def test_brain_mri_plan_on_the_shipped_catalogue(catalogue):
     """The plan for a brain-MRI task (the catalogue's own brain_mri_4class fingerprint) starts with it."""
-    plan = plan_for(catalogue, catalogue.fingerprints["brain_mri_4class"], k=3)
+    plan = plan_for(catalogue, catalogue.fingerprints["brain_mri_4class"], k=3, effects=read_cotrain_effects())
     assert ids(plan)[0] == "brain_mri_4class" and len(plan["tasks"]) == 3
     chosen = [catalogue.task(i) for i in ids(plan)]
     assert all(info.kind != "control" for info in chosen)
     assert not any(a.id in b.shares_images_with for a in chosen for b in chosen)
     assert all(row["licence"] in (OPEN, RESEARCH_ONLY, NOT_VERIFIED) and row["licence_stated"]
                for row in plan["tasks"])
+    assert plan["tasks"][0]["paper_cotrain_effect"]["targets"] > 0  # linked to brain_tumor_type_classification
 
 
 def test_a_mias_task_never_brings_its_twin(catalogue):
-    plan = plan_for(catalogue, catalogue.fingerprints["mias_tissue_3class"], k=5, paper=None)
+    plan = plan_for(catalogue, catalogue.fingerprints["mias_tissue_3class"], k=5)
     assert ids(plan)[0] == "mias_tissue_3class" and "mias_pathology_3class" not in ids(plan)
     assert {"task_id": "mias_pathology_3class",
             "reason": "shares images with mias_tissue_3class, already in the plan"} in plan["skipped"]
@@ -174,3 +175,21 @@ def test_cli_writes_json_and_csv(catalogue, tmp_path, capsys):
     assert plan["totals"]["images"] == sum(row["images"] for row in plan["tasks"])
     assert list(pd.read_csv(plan_csv)["task_id"]) == [row["task_id"] for row in plan["tasks"]]
     assert main(["cotrain", str(mine), "--json", str(plan_json)]) == EXIT_USAGE  # never overwrites
+
+
+def test_cotrain_page_shows_the_plan_and_both_downloads(catalogue):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
+    at.switch_page("pages/6_Co-training_plan.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(f.value for f in at.dataframe if "licence_stated" in f.value.columns)
+    assert list(table["task_id"])[0] == "brain_mri_4class" and len(table) == 3
+    assert {m.label: m.value for m in at.metric}["tasks"] == "3"
+    at.number_input(key="cotrain_k").set_value(5).run()
+    at.selectbox(key="cotrain_use").set_value("commercial").run()
+    table = next(f.value for f in at.dataframe if "licence_stated" in f.value.columns)
+    assert set(table["licence"]) == {OPEN} and "brain_mri_4class" not in set(table["task_id"])
+    assert any("not verified were left out" in i.value for i in at.info)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.cli import EXIT_OK, main
-from core.families import (assign_family, cluster_families, families_from_matrix, families_report, format_families,
-                           modality_family)
+from core.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
+                           format_families, modality_family)
 
 
 def blocks(sizes: list[int], within: float = 1.0, between: float = 10.0) -> np.ndarray:
@@ -91,6 +91,25 @@ def test_assign_family_by_mean_distance_to_members():
         assign_family(np.ones(3), labels)
 
 
+class FakeCatalogue:
+    """Just what family_of reads: ids and the user's directed distances in both directions."""
+
+    ids = ["a", "b", "c", "d"]
+
+    def distances_to(self, target, distance):
+        return np.array([9.0, 9.0, 1.0, 5.0]), []  # source -> user
+
+    def distances_from(self, target, distance):
+        return np.array([1.0, 1.0, 5.0, 1.0])  # user -> target
+
+
+def test_family_of_uses_the_symmetrised_distance():
+    """Symmetrised: a 5, b 5, c 3, d 3; family {a, b} mean 5, {c, d} mean 3 -> the second family (one-way, c's
+    source distance 1 alone would also say so, but a's target distance 1 would say the first)."""
+    report = families_from_matrix(blocks([2, 2]), FakeCatalogue.ids, ["x"] * 4) | {"distance": "bkld-small"}
+    assert family_of(FakeCatalogue(), None, report)["tasks"] == ["c", "d"]
+
+
 def test_report_on_the_shipped_catalogue(catalogue):
     report = families_report(catalogue)
     assert set(report["assignment"]) == set(catalogue.ids)
@@ -98,6 +117,7 @@ def test_report_on_the_shipped_catalogue(catalogue):
     assert sorted(t for f in report["families"] for t in f["tasks"]) == sorted(catalogue.ids)
     assert -1.0 <= report["adjusted_rand_index"] <= 1.0
     assert report["modality_family"]["knee_oa_kl_5class"] == "x-ray"
+    assert "brain_mri_4class" in family_of(catalogue, catalogue.fingerprints["brain_mri_4class"], report)["tasks"]
 
 
 def test_cli_prints_families_and_adjusted_rand_index(tmp_path, capsys):
@@ -106,3 +126,23 @@ def test_cli_prints_families_and_adjusted_rand_index(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "family 1 (" in printed and "adjusted Rand index against the modality families:" in printed
     assert json.loads(out.read_text())["criterion"].startswith("largest mean silhouette")
+
+
+def test_map_colours_by_family_and_recommendations_name_the_users_family(catalogue):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
+    at.switch_page("pages/2_Map.py").run()
+    def legend() -> set[str]:
+        return {trace.get("legendgroup", "") for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+
+    assert not any(group.startswith("family 1") for group in legend())
+    at.radio(key="map_colour").set_value("family").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(group.startswith("family 1 (") for group in legend()), legend()
+    at.switch_page("pages/1_Recommendations.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    line = next(m.value for m in at.markdown if m.value.startswith("Your task's family"))
+    assert "brain_mri_4class" in line and "adjusted Rand index against modality" in line
