@@ -30,17 +30,20 @@ for warning in plan["warnings"]:
 table = plan_table(plan)
 
 st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
-            f"{DISTANCES[distance]} (source → your task), never a non-medical control, never two tasks built on "
+            f"{distance} (source → your task), never a non-medical control, never two tasks built on "
             "the same images.")
 totals = plan["totals"]
 a, b, c = st.columns(3)
 a.metric("tasks", totals["tasks"])
 b.metric("images", f"{totals['images']:,}")
 c.metric("classes", totals["classes"])
-st.dataframe(table, hide_index=True, key="cotrain_table", column_config={
+shown = ["order", "task", "distance", "licence", "licence_stated", "images", "n_classes", "classes", "modality",
+         "paper_cotrain", "upstream", "citation", "task_id"]
+st.dataframe(table, hide_index=True, key="cotrain_table", column_order=shown, column_config={
     "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
     "licence": st.column_config.TextColumn("licence", help="short form: open / research-only / not verified"),
-    "licence_stated": st.column_config.TextColumn("licence as stated by the source", width="large"),
+    "licence_stated": st.column_config.TextColumn("licence as stated by the source", width="medium"),
+    "n_classes": st.column_config.NumberColumn("classes (n)"),
     "paper_cotrain": st.column_config.TextColumn("what the paper measured when co-training with it",
                                                  width="large"),
 })
