@@ -160,7 +160,7 @@ def cotraining_plan(distances: np.ndarray, tasks: list[TaskInfo], k: int = 3, us
         short = licence_short(info.licence)
         reason = None
         if info.kind == "control":
-            reason = "non-medical control (a reference point, never a partner)"
+            reason = "non-medical control: a reference point, never a partner"
         elif not math.isfinite(values[index]):
             reason = "no finite distance"
         elif use is not None and not licence_allows(short, use):

@@ -41,7 +41,7 @@ def test_plan_nearest_first_without_controls_or_shared_images():
     assert ids(plan) == ["a", "b", "e"]  # ctrl is a control; c shares images with b (stated on b's side only)
     assert plan["totals"] == {"tasks": 3, "images": 15 + 20 + 7, "classes": 3 + 2 + 1}
     assert {s["task_id"]: s["reason"] for s in plan["skipped"]} == {
-        "ctrl": "non-medical control (a reference point, never a partner)",
+        "ctrl": "non-medical control: a reference point, never a partner",
         "c": "shares images with b, already in the plan"}
     assert [row["licence"] for row in plan["tasks"]] == [OPEN, NOT_VERIFIED, RESEARCH_ONLY]
     assert [row["licence_stated"] for row in plan["tasks"]] == ["MIT", "licence unknown", "research use only"]
