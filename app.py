@@ -11,4 +11,5 @@ st.navigation([
     st.Page("pages/3_Heatmap.py", title="Heatmap", icon=":material/grid_on:"),
     st.Page("pages/4_Why_similar.py", title="Why similar?", icon=":material/query_stats:"),
     st.Page("pages/5_Catalogue_explorer.py", title="Catalogue explorer", icon=":material/menu_book:"),
+    st.Page("pages/6_Co-training_plan.py", title="Co-training plan", icon=":material/group_work:"),
 ]).run()

@@ -169,6 +169,64 @@ def cmd_catalogue_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_cotrain(args) -> int:
+    import json
+
+    from core.catalogue import load_catalogue
+    from core.cotrain import plan_for, plan_table, read_cotrain_effects
+    from core.fingerprint import Fingerprint
+
+    outputs = [Path(p) for p in (args.json, args.csv) if p]
+    for path in outputs:
+        if path.exists() and not args.overwrite:
+            print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
+            return EXIT_USAGE
+    target = Fingerprint.load(args.fingerprint)
+    catalogue = load_catalogue(args.catalogue)
+    plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
+    for warning in plan["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"co-training plan for '{target.name}' by {args.distance} (nearest first; no controls, no shared images"
+          + (f"; licence allows {args.use} use" if args.use else "") + ")")
+    for row in plan["tasks"]:
+        print(f"{row['order']:>3}  {row['task_id']}  {row['distance']:.6f}  {row['n_classes']} classes  "
+              f"{row['images']:,} images  licence: {row['licence']} ({row['licence_stated']})")
+        if row["paper_cotrain"]:
+            print(f"     paper: {row['paper_cotrain']}")
+    totals = plan["totals"]
+    print(f"total: {totals['tasks']} tasks, {totals['images']:,} images, {totals['classes']} classes")
+    for skipped in plan["skipped"]:
+        print(f"passed over: {skipped['task_id']} ({skipped['reason']})")
+    for note in plan["notes"]:
+        print(f"note: {note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(plan, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.csv:
+        plan_table(plan).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_catalogue_families(args) -> int:
+    import json
+
+    from core.catalogue import load_catalogue
+    from core.families import families_report, format_families
+
+    report = families_report(load_catalogue(args.catalogue), args.distance)
+    print(f"task families of {args.catalogue} on the symmetrised {args.distance} ({report['linkage']} linkage)")
+    print(format_families(report))
+    if args.json:
+        path = Path(args.json)
+        if path.exists() and not args.overwrite:
+            print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
+            return EXIT_USAGE
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.backbones import DEFAULT_BACKBONE
     from core.catalogue import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
@@ -247,6 +305,28 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="the shipped catalogue to copy from")
     add.add_argument("--replace", action="store_true")
     add.set_defaults(handler=cmd_catalogue_add)
+
+    families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
+                                       "index against modality)")
+    families.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
+    families.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    families.add_argument("--json", help="also write the families report to this JSON file")
+    families.add_argument("--overwrite", action="store_true")
+    families.set_defaults(handler=cmd_catalogue_families)
+
+    cot = commands.add_parser("cotrain", help="propose catalogue tasks to co-train with")
+    cot.add_argument("fingerprint")
+    cot.add_argument("--k", type=int, default=3, help="how many tasks (default 3)")
+    cot.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
+    cot.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    cot.add_argument("--use", choices=("research", "commercial"),
+                     help="keep only tasks whose stated licence allows this use (not verified = left out)")
+    cot.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),
+                     help="the paper's published results (for the measured co-training effects)")
+    cot.add_argument("--json", help="write the plan to this JSON file")
+    cot.add_argument("--csv", help="write the plan's table to this CSV file")
+    cot.add_argument("--overwrite", action="store_true")
+    cot.set_defaults(handler=cmd_cotrain)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.compare import DISTANCES
+from core.families import families_report, family_of
 from core.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
 from core.validity import summary_line
 from ui import session
@@ -39,6 +40,11 @@ report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(dista
 if report:
     st.caption(f"How far this ranking can be trusted, measured on the catalogue ({distance}, probe "
                f"{catalogue.probe}): {summary_line(report)}. Details: Catalogue explorer → Validity report.")
+families = families_report(catalogue)
+family = family_of(catalogue, fingerprint, families)
+st.markdown(f"Your task's family: **family {family['family']}** ({family['label']}; {', '.join(family['tasks'])}). "
+            f"Families: {families['k']} clusters of the symmetrised bKLD small, cut by the {families['criterion']}; "
+            f"adjusted Rand index against modality {families['adjusted_rand_index']:.2f}.")
 if bootstrap is not None:
     st.caption(f"Uncertainty: {bootstrap.n_resamples} bootstrap resamples of your {fingerprint.meta.n_samples:,} "
                "samples. *rank holds* = share of resamples in which the task keeps its rank; *first place* = share in "

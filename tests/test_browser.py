@@ -88,3 +88,37 @@ def test_upload_folder_get_recommendation_and_click_the_map(server, tmp_path):
         page.get_by_text("The 20 largest").wait_for(timeout=120_000)
         page.screenshot(path=str(ARTIFACTS / "browser-3-why-similar.png"), full_page=True)
         browser.close()
+
+
+def test_cotrain_page_from_a_shared_fingerprint(server, tmp_path, catalogue):
+    """Load the brain-MRI catalogue fingerprint as 'a fingerprint someone shared', open the Co-training plan: the
+    table starts with brain_mri_4class and both downloads are offered."""
+    from playwright.sync_api import sync_playwright
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (./run.sh test does it)"
+    shared = tmp_path / "brain.npz"
+    catalogue.fingerprints["brain_mri_4class"].save(shared)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server, timeout=120_000)
+        page.get_by_text("Load a shared fingerprint", exact=True).click(timeout=120_000)
+        page.get_by_text("A fingerprint file (.npz) someone shared").wait_for(timeout=60_000)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']:not([webkitdirectory])").set_input_files(str(shared))
+        page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
+        page.get_by_text("Fingerprint of").wait_for(timeout=120_000)
+        page.get_by_role("link", name="Co-training plan").first.click()
+        page.get_by_text("together with these catalogue tasks").wait_for(timeout=120_000)
+        table = page.locator(".stDataFrame").first
+        table.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "browser-4-cotrain-plan.png"), full_page=True)
+        assert page.get_by_test_id("stMetricValue").first.inner_text().strip() == "3"
+        downloaded = {}
+        for label in ("Download plan (JSON)", "Download plan (CSV)"):
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name=label).click()
+            downloaded[label] = Path(download.value.path()).read_text()
+        plan = json.loads(downloaded["Download plan (JSON)"])
+        assert [t["task_id"] for t in plan["tasks"]][0] == "brain_mri_4class" and len(plan["tasks"]) == 3
+        assert all(t["licence"] for t in plan["tasks"])
+        assert downloaded["Download plan (CSV)"].splitlines()[1].split(",")[1] == "brain_mri_4class"
+        browser.close()

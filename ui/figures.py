@@ -8,10 +8,11 @@ import plotly.graph_objects as go
 from core.views import USER_ID
 
 
-def task_map(points: pd.DataFrame, highlight: str | None = None) -> go.Figure:
-    """Scatter of tasks coloured by modality; the user's task as a large star. customdata[0] = task id."""
+def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
+    """Scatter of tasks coloured by the ``colour`` column (modality, or family when the page adds it); the user's
+    task as a large star. customdata[0] = task id."""
     catalogue = points[points["task_id"] != USER_ID]
-    figure = px.scatter(catalogue, x="x", y="y", color="modality", symbol="kind",
+    figure = px.scatter(catalogue, x="x", y="y", color=colour, symbol="kind",
                         symbol_map={"medical": "circle", "control": "x", "user": "diamond"},
                         custom_data=["task_id", "task", "anatomy", "images", "classes", "licence"],
                         hover_name="task")
@@ -32,7 +33,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None) -> go.Figure:
                                     hoverinfo="skip", marker={"size": 28, "symbol": "circle-open",
                                                               "color": "red", "line": {"width": 3}}))
     figure.update_layout(xaxis_title="map x (UMAP of symmetrised bKLD; axes have no units)", yaxis_title="map y",
-                         legend_title="modality / kind", height=560, clickmode="event+select")
+                         legend_title=f"{colour} / kind", height=560, clickmode="event+select")
     return figure
 
 

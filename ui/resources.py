@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.backbones import LoadedBackbone, load_backbone
 from core.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
+from core.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 
 @st.cache_resource(show_spinner="Loading the catalogue…")
@@ -18,3 +19,9 @@ def get_catalogue(root: str = str(DEFAULT_CATALOGUE), probe: str | None = None) 
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")
 def get_backbone(probe: str | None = None) -> LoadedBackbone:
     return load_backbone(probe=probe)
+
+
+@st.cache_resource(show_spinner="Reading the paper's co-training results…")
+def get_cotrain_effects(paper: str = str(DEFAULT_PAPER)) -> dict | None:
+    """The paper's measured co-training effects per paper task, or None when the paper folder is not there."""
+    return read_cotrain_effects(paper)
