@@ -15,14 +15,10 @@ from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from core.distances import symmetrise
+from core.validity import modality_family
 
 LINKAGE = "average"
 CRITERION = "largest mean silhouette over k = 2..floor(T/2) families (ties: smaller k)"
-
-
-def modality_family(modality: str) -> str:
-    """The modality text before any '(' lower-cased and stripped: 'X-ray (knee, AP)' -> 'x-ray'."""
-    return str(modality).split("(", 1)[0].strip().lower()
 
 
 def cluster_families(symmetric: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
