@@ -7,7 +7,6 @@ Images are read where they lie (controls are written to a temporary folder) and 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -127,12 +126,12 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
                   "edges": "5 % and 95 % quantiles per feature over the stacked features of the reference tasks, "
                            f"{min(len(features[t]) for t in reference)} samples each"},
     }
-    write_catalogue(out, manifest, edges, tasks, fingerprints, small, large, coords)
-    shutil.copyfile(source / "SOURCES.json", out / "SOURCES.json")
+    extra = {"SOURCES.json": (source / "SOURCES.json").read_bytes()}
     if paper is not None and paper.is_dir():
         links = {t.id: t.paper_task for t in tasks if t.paper_task}
-        (out / "knowledge.json").write_text(json.dumps(build_knowledge(paper, links), indent=1, sort_keys=True)
-                                            + "\n")
+        extra["knowledge.json"] = (json.dumps(build_knowledge(paper, links), indent=1, sort_keys=True)
+                                   + "\n").encode()
+    write_catalogue(out, manifest, edges, tasks, fingerprints, small, large, coords, extra_files=extra)
     elapsed = time.perf_counter() - started
     log(f"catalogue of {len(tasks)} tasks written to {out} in {elapsed:.0f} s")
     return {"seconds": elapsed, "tasks": len(tasks)}
