@@ -29,7 +29,6 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", _DEFLATED}
 #: most bytes a deflated DICOM may inflate to (checked by streaming before pydicom inflates it in memory)
 MAX_INFLATED_BYTES = 512 * 1024**2
-_PIXEL_DATA = 0x7FE00010
 
 
 def _first(value) -> float:
@@ -140,13 +139,11 @@ def check_header(header, file_size: int) -> tuple[int, str | None]:
         needed = (pixels * bits + 7) // 8
         if str(header.get("PhotometricInterpretation", "")).upper() == "YBR_FULL_422":
             needed = needed * 2 // 3  # chroma stored at half horizontal resolution
-        element = header.get_item(_PIXEL_DATA) if _PIXEL_DATA in header else None
-        length = getattr(element, "length", None) if element is not None else None
-        if length is None or length == 0xFFFFFFFF:
-            length = None
         if needed > file_size:
             raise UnreadableImageError(f"header declares {frames:,} frames of {cols} x {rows} x {bits} bits "
                                        f"({needed:,} bytes) but the file has {file_size:,} bytes")
+        pixel_data = header.get("PixelData")  # at most the file's size, which was checked above
+        length = len(pixel_data) if isinstance(pixel_data, bytes) else None
         if length is not None and (length < needed or length >= 2 * needed):  # trailing padding is tolerated
             raise UnreadableImageError(f"pixel data holds {length:,} bytes but Rows {rows} x Columns {cols} x "
                                        f"{frames} frames x {samples} samples x BitsAllocated {bits} needs {needed:,} "
