@@ -70,8 +70,8 @@ def extract_zip(archive: Path, destination: Path, max_total_bytes: int = MAX_TOT
             if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_RATIO:
                 result.refused.append((info.filename, f"compression ratio above {MAX_RATIO} (possible zip bomb)"))
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source, open(target, "wb") as sink:
                     while chunk := source.read(_CHUNK):
                         written += len(chunk)
@@ -84,8 +84,11 @@ def extract_zip(archive: Path, destination: Path, max_total_bytes: int = MAX_TOT
                 target.unlink(missing_ok=True)
                 raise
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
-                target.unlink(missing_ok=True)
-                result.refused.append((info.filename, f"cannot extract ({err})"))
+                if target.is_file() and not target.is_symlink():
+                    target.unlink(missing_ok=True)
+                clash = " (clashes with another member of the same name)" if isinstance(
+                    err, (FileExistsError, NotADirectoryError, IsADirectoryError)) else ""
+                result.refused.append((info.filename, f"cannot extract{clash} ({err.strerror if isinstance(err, OSError) and err.strerror else err})"))
                 continue
             result.extracted.append(target)
     return result

@@ -158,9 +158,31 @@ class LoadedBackbone:
         return self.model(batch)
 
 
+def check_device(preference: str) -> None:
+    """Raise ValueError (one line saying what to use instead) unless ``preference`` is "auto", "cpu", "mps",
+    "cuda" or "cuda:N" and that device exists here."""
+    if preference in ("auto", "cpu"):
+        return
+    kind, _, index = preference.partition(":")
+    if kind == "cuda" and (index == "" or index.isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {preference}: no CUDA GPU is available here; use --device cpu or auto")
+        if index and int(index) >= count:
+            raise ValueError(f"--device {preference}: only {count} CUDA device(s) here (cuda:0 to cuda:{count - 1})")
+        return
+    if kind == "mps" and not index:
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError("--device mps: Apple MPS is not available here; use --device cpu or auto")
+        return
+    raise ValueError(f"--device {preference!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
 def choose_device(preference: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU, unless ``preference`` names one ("cpu", "cuda", "mps")."""
+    """CUDA, then Apple MPS, then CPU, unless ``preference`` names one ("cpu", "cuda", "cuda:N", "mps"; checked by
+    :func:`check_device`)."""
     if preference != "auto":
+        check_device(preference)
         return torch.device(preference)
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -16,9 +16,15 @@ Layout of a catalogue folder::
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shutil
-from dataclasses import asdict, dataclass, field
+import tempfile
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -28,10 +34,15 @@ from core.binning import BinEdges
 from core.compare import SourceBank, mean_for, stack
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint import Fingerprint, check_comparable
+from core.text import printable
 
 CATALOGUE_VERSION = 2
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "catalogue"
 DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "local" / "catalogue"
+#: longest task id (it is also a file name: fingerprints/ID.npz); longer names get a shortened id with a digest
+MAX_TASK_ID_CHARS = 64
+#: files and folders a catalogue write produces; everything else in the folder is carried over unchanged
+_WRITTEN = ("catalogue.json", "edges.npz", "fingerprints", "matrices.npz")
 CITATION = ("Godau P., et al. Beyond Knowledge Silos: Task Fingerprinting for Democratization of Medical Imaging "
             "AI. arXiv:2412.08763 (2024).")
 
@@ -164,21 +175,65 @@ class Catalogue:
         return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])
 
 
+def task_id_for(name: str, prefix: str = "user_") -> str:
+    """A file-name-safe task id for a task name: lower-case ASCII letters, digits and underscores, at most
+    MAX_TASK_ID_CHARS characters. A name that had to be shortened (or has no ASCII letters or digits at all) gets
+    8 hex digits of its sha256, so different long names keep different ids. The name itself stays in the metadata."""
+    ascii_name = unicodedata.normalize("NFKD", printable(name, 10_000)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    room = MAX_TASK_ID_CHARS - len(prefix)
+    if slug and len(slug) <= room:
+        return prefix + slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return prefix + (slug[: room - 9].rstrip("_") + "_" + digest if slug else digest)
+
+
+def _task_info(entry: object, root: Path) -> TaskInfo:
+    """A catalogue.json task entry as TaskInfo, with printable display text; CatalogueError when malformed."""
+    known = {f.name: f for f in fields(TaskInfo)}
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or \
+            not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", entry["id"]) or entry["id"].startswith("."):
+        raise CatalogueError(f"{root / 'catalogue.json'}: a task entry has no valid id (letters, digits, '_', '-', "
+                             "'.'; at most 128 characters)")
+    try:
+        info = TaskInfo(**{k: v for k, v in entry.items() if k in known})
+    except TypeError as err:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task '{entry['id']}' is incomplete ({err})") from None
+    for name in ("name", "modality", "anatomy", "source", "upstream", "licence", "notes"):
+        value = getattr(info, name)
+        if not isinstance(value, str):
+            raise CatalogueError(f"{root / 'catalogue.json'}: task '{info.id}' field '{name}' must be text")
+        setattr(info, name, printable(value, 2_000))
+    if not isinstance(info.classes, dict) or type(info.n_images) is not int:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task '{info.id}' needs classes (an object) and n_images "
+                             "(an integer)")
+    info.classes = {printable(k): v for k, v in info.classes.items()}
+    return info
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise CatalogueError(f"{path}: missing; build the catalogue with 'python -m core catalogue build'") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise CatalogueError(f"{path}: unreadable ({err})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise CatalogueError(f"{path}: unreadable ({str(err)[:160]})") from None
 
 
 def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     """Load and validate a catalogue folder; raises :class:`CatalogueError` saying what is wrong."""
     root = Path(root)
     if not root.is_dir():
+        retired = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
+        if retired:
+            raise CatalogueError(f"{root}: missing; a write was interrupted and left the previous catalogue at "
+                                 f"{retired[-1]}: rename it to {root.name}")
         raise CatalogueError(f"{root}: no catalogue folder here")
     manifest = _read_json(root / "catalogue.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), list) or not all(
+            isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone")):
+        raise CatalogueError(f"{root / 'catalogue.json'}: not a catalogue manifest (needs tasks, edges_id, "
+                             "weights_sha256, backbone)")
     version = manifest.get("catalogue_version")
     if version != CATALOGUE_VERSION:
         raise CatalogueError(f"{root}: catalogue version {version}, this tool reads version {CATALOGUE_VERSION}; "
@@ -187,7 +242,9 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     if edges.identity != manifest["edges_id"]:
         raise CatalogueError(f"{root}: edges.npz does not match catalogue.json (edges id {edges.identity} vs "
                              f"{manifest['edges_id']}); the catalogue is inconsistent, rebuild it")
-    tasks = [TaskInfo(**entry) for entry in manifest["tasks"]]
+    tasks = [_task_info(entry, root) for entry in manifest["tasks"]]
+    if len({t.id for t in tasks}) != len(tasks) or not tasks:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task ids must be unique and at least one task listed")
     fingerprints = {}
     for info in tasks:
         try:
@@ -221,22 +278,71 @@ def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarr
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
                     fingerprints: dict[str, Fingerprint], small: np.ndarray, large: np.ndarray,
-                    coords: np.ndarray, halves: dict[tuple[str, str], Fingerprint] | None = None) -> None:
-    """Write every file of a catalogue folder (deterministic bytes for the same inputs)."""
-    (root / "fingerprints").mkdir(parents=True, exist_ok=True)
-    if halves:
-        (root / "halves").mkdir(exist_ok=True)
-        for (task_id, half), fingerprint in sorted(halves.items()):
-            fingerprint.save(root / "halves" / f"{task_id}.{half}.npz", overwrite=True)
-    manifest = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity,
+                    coords: np.ndarray, halves: dict[tuple[str, str], Fingerprint] | None = None,
+                    extra_files: dict[str, bytes] | None = None, carry_from: Path | None = None) -> None:
+    """Write every file of a catalogue folder (deterministic bytes for the same inputs), atomically: everything is
+    written to a temporary sibling folder first, which then replaces ``root``; a failure at any point leaves
+    ``root`` as it was. Files of ``carry_from`` (default: ``root``) that a write does not produce (SOURCES.json,
+    knowledge.json, validity.json, halves/, probes/ ...) are carried over; ``extra_files`` (name -> bytes) are
+    written besides; ``halves`` {(task id, 'a' | 'b'): fingerprint} go to ``halves/``."""
+    root = Path(root)
+
+    def write(staging: Path) -> None:
+        (staging / "fingerprints").mkdir()
+        if halves:
+            (staging / "halves").mkdir()
+            for (task_id, half), fingerprint in sorted(halves.items()):
+                fingerprint.save(staging / "halves" / f"{task_id}.{half}.npz")
+        full = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity,
                     tasks=[asdict(t) for t in tasks])
-    (root / "catalogue.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    edges.save(root / "edges.npz")
-    for info in tasks:
-        fingerprints[info.id].save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
-    with open(root / "matrices.npz", "wb") as handle:
-        np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
-                 coords=coords)
+        (staging / "catalogue.json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
+        edges.save(staging / "edges.npz")
+        for info in tasks:
+            fingerprints[info.id].save(staging / "fingerprints" / f"{info.id}.npz", overwrite=True)
+        with open(staging / "matrices.npz", "wb") as handle:
+            np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
+                     coords=coords)
+        for name, payload in (extra_files or {}).items():
+            (staging / name).write_bytes(payload)
+
+    replace_folder(root, write, carry_from=root if carry_from is None else Path(carry_from),
+                   produced=_WRITTEN + tuple(extra_files or ()) + (("halves",) if halves else ()))
+
+
+def replace_folder(root: Path, write: Callable[[Path], None], carry_from: Path | None = None,
+                   produced: tuple[str, ...] = ()) -> None:
+    """Replace folder ``root`` by what ``write`` puts into a fresh staging folder beside it (same file system), plus
+    the entries of ``carry_from`` not named in ``produced``. Only two renames touch ``root``; if the process dies
+    between them, the previous folder remains as ``.NAME.old-*`` beside it (load_catalogue says so)."""
+    parent = root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
+    retired: Path | None = None
+    try:
+        if carry_from is not None and carry_from.is_dir():
+            for entry in carry_from.iterdir():
+                if entry.name in produced or entry.name.startswith(f".{root.name}."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, staging / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+        write(staging)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, (root.stat().st_mode & 0o7777) if root.is_dir() else (0o777 & ~umask))
+        if root.exists():
+            retired = parent / f".{root.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+            os.rename(root, retired)
+        os.rename(staging, root)
+    except BaseException:
+        if retired is not None and not root.exists():
+            os.rename(retired, root)
+            retired = None
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def refresh_derived(root: Path) -> Catalogue:
@@ -247,7 +353,7 @@ def refresh_derived(root: Path) -> Catalogue:
     catalogue = load_catalogue(root)
     small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
     coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
-    manifest = json.loads((Path(root) / "catalogue.json").read_text())
+    manifest = _read_json(Path(root) / "catalogue.json")
     manifest["map_method"] = method
     write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, small, large,
                     coords)
@@ -263,11 +369,11 @@ def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DE
     local, shipped = Path(local).resolve(), Path(shipped).resolve()
     if local == shipped:
         raise CatalogueError("the local catalogue must be a different folder from the shipped one")
-    if not (local / "catalogue.json").exists():
-        if local.exists() and any(local.iterdir()):
-            raise CatalogueError(f"{local}: folder exists and is not a catalogue; choose an empty folder")
-        shutil.copytree(shipped, local, dirs_exist_ok=True)
-    catalogue = load_catalogue(local)
+    first_use = not (local / "catalogue.json").exists()
+    if first_use and local.exists() and (not local.is_dir() or any(local.iterdir())):
+        raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")
+    origin = shipped if first_use else local
+    catalogue = load_catalogue(origin)
     check_comparable(fingerprint, catalogue.fingerprints[catalogue.ids[0]])
     if task.id in catalogue.ids and not replace:
         raise CatalogueError(f"task id '{task.id}' is already in {local}; choose another name")
@@ -277,7 +383,7 @@ def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DE
     ordered = [fingerprints[t.id] for t in tasks]
     small, large = pairwise_bkld(ordered)
     coords, method = fit_map(small)
-    manifest = json.loads((local / "catalogue.json").read_text())
+    manifest = _read_json(origin / "catalogue.json")
     manifest["map_method"] = method
-    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, small, large, coords)
+    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, small, large, coords, carry_from=origin)
     return load_catalogue(local)

@@ -7,7 +7,6 @@ Images are read where they lie (controls are written to a temporary folder) and 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -155,19 +154,20 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
                   "halves": f"images split in two at random (seed {HALVES_SEED}); each half's fingerprint is made "
                             "from the catalogue samples whose image lies in it"},
     }
-    out.mkdir(parents=True, exist_ok=True)
+    sources_file = {"SOURCES.json": (source / "SOURCES.json").read_bytes()}
+    knowledge = {}
+    if paper is not None and paper.is_dir():
+        links = {t.id: t.paper_task for t in tasks if t.paper_task}
+        knowledge["knowledge.json"] = (json.dumps(build_knowledge(paper, links), indent=1, sort_keys=True)
+                                       + "\n").encode()
     for probe in dict.fromkeys((backbone.probe,) + ALTERNATE_PROBES):
         if probe not in probes:
             continue
-        folder = out if probe == backbone.probe else out / "probes" / probe
+        default = probe == backbone.probe
+        folder = out if default else out / "probes" / probe
         _write_probe_folder(folder, dict(manifest, probe=probe), tasks, extracted, backbone, protocol, probe,
-                            with_halves=probe == backbone.probe)
-        shutil.copyfile(source / "SOURCES.json", folder / "SOURCES.json")
+                            with_halves=default, extra_files={**sources_file, **(knowledge if default else {})})
         log(f"  probe {probe}: written to {folder}")
-    if paper is not None and paper.is_dir():
-        links = {t.id: t.paper_task for t in tasks if t.paper_task}
-        (out / "knowledge.json").write_text(json.dumps(build_knowledge(paper, links), indent=1, sort_keys=True)
-                                            + "\n")
     candidates = _candidate_figures(tasks, extracted, probes, paper)
     write_report(out, validity_report(load_catalogue(out), paper, candidates))
     elapsed = time.perf_counter() - started
@@ -176,7 +176,8 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
 
 
 def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], extracted: dict[str, TaskFeatures],
-                        backbone: LoadedBackbone, protocol: SamplingProtocol, probe: str, with_halves: bool) -> None:
+                        backbone: LoadedBackbone, protocol: SamplingProtocol, probe: str, with_halves: bool,
+                        extra_files: dict[str, bytes]) -> None:
     """One probe's catalogue folder; the halves (2 x 17 fingerprints) only for the default probe, to keep the
     shipped catalogue small (the alternates' halves figures are in the report's build-time candidates)."""
     edges = reference_edges([extracted[t.id].batch.probes[probe] for t in tasks])
@@ -193,7 +194,7 @@ def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], ext
     small, large = pairwise_bkld(ordered)
     coords, map_method = fit_map(small)
     write_catalogue(folder, dict(manifest, map_method=map_method), edges, tasks, fingerprints, small, large, coords,
-                    halves)
+                    halves, extra_files=extra_files)
 
 
 def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: LoadedBackbone,
@@ -204,7 +205,8 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
                     task.batch.probes[POSTACT][rows] if probe != POSTACT else None)
     meta = FingerprintMeta(name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,
                            feature_dim=backbone.probe_dim(probe), edges_id=edges.identity, n_samples=accumulator.n,
-                           protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe)
+                           protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe,
+                           postact_dim=backbone.probe_dim(POSTACT))
     return accumulator.fingerprint(meta)
 
 

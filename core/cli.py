@@ -1,19 +1,69 @@
 """Command line: ``python -m core fingerprint|compare|catalogue ...``.
 
-Exit codes (for scripts): 0 success; 1 unexpected error; 2 usage error; 3 input problem (folder or archive unusable,
-no readable image); 4 fingerprint or catalogue invalid or incompatible; 5 backbone weights problem; 130 interrupted.
+Exit codes (for scripts): 0 success; 1 unexpected error; 2 usage error (also: output path unusable); 3 input problem
+(folder or archive unusable, no readable image, too many samples lost); 4 fingerprint or catalogue invalid or
+incompatible; 5 backbone weights problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Options and output
+paths are checked before a run starts; no error ends in a traceback (set TFE_DEBUG=1 to see one).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from core.errors import (CatalogueError, FingerprintFileError, IncompatibleFingerprintsError, InputFolderError,
                          WeightsError)
+from core.text import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_TERMINATED = 143
+MAX_BATCH_SIZE = 1024
+
+
+class Terminated(Exception):
+    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def output_problem(path: Path, overwrite: bool) -> str | None:
+    """Why ``path`` cannot be written as an output file, or None. Checked before a run, by trying: a probe file is
+    created in the folder (permission bits say nothing for root or on read-only file systems)."""
+    if path.is_dir():
+        return f"{path} is a folder; give a file name"
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            return f"{path} already exists; choose another name or pass --overwrite"
+        if not path.is_file():
+            return f"{path} is not a regular file"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"folder {folder} does not exist; create it first"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        return f"cannot write into {folder} ({err.strerror or err})"
+    return None
+
+
+def positive_int(limit: int | None = None):
+    """argparse type: a whole number >= 1 (and <= limit)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < 1 or (limit is not None and value > limit):
+            raise argparse.ArgumentTypeError(f"must be between 1 and {limit:,}" if limit else "must be at least 1")
+        return value
+    return parse
 
 
 class _ProgressPrinter:
@@ -46,14 +96,18 @@ def _warn(lines: list[str]) -> None:
 
 
 def cmd_fingerprint(args) -> int:
+    from core.backbones import check_device
     from core.catalogue import load_catalogue
     from core.pipeline import fingerprint_folder
     from core.sampling import SamplingProtocol
 
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        print(f"error: {output} already exists; choose another name or pass --overwrite", file=sys.stderr)
+    problem = output_problem(output, args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
+    check_device(args.device)
     catalogue = load_catalogue(args.catalogue)
     if args.probe is None:
         args.probe = catalogue.probe
@@ -65,12 +119,12 @@ def cmd_fingerprint(args) -> int:
             f"{args.catalogue}: the catalogue was built with {catalogue.backbone} (weights {catalogue.weights_sha256[:12]}…) "
             f"but you chose {backbone.spec.name} (weights {backbone.weights_sha256[:12]}…); fingerprints would not be "
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
-    protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
     started = time.perf_counter()
-    print(f"fingerprinting {args.folder} with {backbone.spec.name} (probe {backbone.probe}) on {backbone.device}, "
-          f"n = {args.n:,}", file=sys.stderr)
+    print(f"fingerprinting {printable(args.folder, 400)} with {backbone.spec.name} (probe {backbone.probe}) on "
+          f"{backbone.device}, n = {args.n:,}", file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
-                             slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter())
+                             slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter(),
+                             allow_partial=args.allow_partial)
     print(run.report.to_text(), file=sys.stderr)
     run.fingerprint.save(output, overwrite=args.overwrite)
     print(f"wrote {output} ({run.fingerprint.meta.n_samples:,} samples) in {time.perf_counter() - started:.0f} s",
@@ -83,6 +137,11 @@ def cmd_compare(args) -> int:
     from core.fingerprint import Fingerprint
     from core.recommend import how_close, recommendations
 
+    if args.csv:
+        problem = output_problem(Path(args.csv), args.overwrite)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     _, warnings = catalogue.distances_to(target, args.distance)
@@ -90,19 +149,17 @@ def cmd_compare(args) -> int:
     table = recommendations(catalogue, target, args.distance)
     candidates = table[table["kind"] != "control"].head(args.top)
     controls = table[table["kind"] == "control"]
-    print(f"sources for '{target.name}' by {args.distance} (directed, source -> your task; lower = closer)")
+    print(f"sources for '{printable(target.name)}' by {args.distance} (directed, source -> your task; lower = closer)")
     width = int(table["task_id"].str.len().max())
     for _, row in candidates.iterrows():
-        print(f"{row['rank']:>3}  {row['task_id']:<{width}}  {row['distance']:.6f}  {row['modality']}"
-              + (f"  [{row['caution']}]" if row["caution"] else ""))
+        print(f"{row['rank']:>3}  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  "
+              f"{printable(row['modality'])}" + (f"  [{printable(row['caution'])}]" if row["caution"] else ""))
     for _, row in controls.iterrows():
-        print(f"  -  {row['task_id']:<{width}}  {row['distance']:.6f}  non-medical control (reference, not ranked)")
+        print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control (reference, "
+              "not ranked)")
     print(how_close(catalogue, table, args.distance).message)
     if args.csv:
         path = Path(args.csv)
-        if path.exists() and not args.overwrite:
-            print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
-            return EXIT_USAGE
         columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
         candidates[columns].to_csv(path, index=False)
         print(f"wrote {path}", file=sys.stderr)
@@ -133,18 +190,22 @@ def cmd_catalogue_refresh(args) -> int:
 
 
 def cmd_catalogue_add(args) -> int:
-    from core.catalogue import TaskInfo, add_to_local_copy
+    from core.catalogue import TaskInfo, add_to_local_copy, task_id_for
     from core.fingerprint import Fingerprint
+    from core.fingerprint_validation import MAX_NAME_CHARS
 
     from core.catalogue import load_catalogue
 
     fingerprint = Fingerprint.load(args.fingerprint)
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
-    name = args.name or fingerprint.name
-    task_id = "user_" + "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-    info = TaskInfo(id=task_id, name=name, modality=args.modality, anatomy=args.anatomy,
+    name = printable(args.name or fingerprint.name, MAX_NAME_CHARS)
+    if not name:
+        print("error: the task name is empty once control characters are removed; give --name", file=sys.stderr)
+        return EXIT_USAGE
+    task_id = task_id_for(name)
+    info = TaskInfo(id=task_id, name=name, modality=printable(args.modality), anatomy=printable(args.anatomy),
                     classes=fingerprint.meta.class_counts, n_images=sum(fingerprint.meta.class_counts.values()),
-                    kind="user", source="added by the user", licence=args.licence)
+                    kind="user", source="added by the user", licence=printable(args.licence))
     catalogue = add_to_local_copy(fingerprint, info, Path(args.local), Path(args.catalogue), replace=args.replace)
     print(f"added '{name}' as {task_id} to {catalogue.root} ({len(catalogue.tasks)} tasks)", file=sys.stderr)
     return EXIT_OK
@@ -243,10 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the catalogue's, else the backbone's default)")
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
-        sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda or mps")
+        sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N or mps")
 
     def sampling_options(sub, n_default):
-        sub.add_argument("--n", type=int, default=n_default, help=f"samples, with replacement (default {n_default})")
+        sub.add_argument("--n", type=positive_int(), default=n_default, help=f"samples, with replacement (default {n_default})")
         sub.add_argument("--seed", type=int, default=PAPER_SEED)
         sub.add_argument("--no-augment", action="store_true", help="centre crops, no flips")
 
@@ -256,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
     fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
-    fp.add_argument("--batch-size", type=int, default=16)
+    fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=16)
+    fp.add_argument("--allow-partial", action="store_true",
+                    help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")
     sampling_options(fp, CATALOGUE_N)
     backbone_options(fp)
@@ -266,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("fingerprint")
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
     cmp.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
-    cmp.add_argument("--top", type=int, default=10)
+    cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
     cmp.add_argument("--csv", help="also write the ranking to this CSV file")
     cmp.add_argument("--overwrite", action="store_true")
     cmp.set_defaults(handler=cmd_compare)
@@ -333,11 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (e.g. called from a worker): keep the default
+            pass
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except InputFolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
@@ -350,3 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as err:  # last resort (OSError, MemoryError, a bug): one line, never a traceback
+        if os.environ.get("TFE_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {printable(err, 400)} (set TFE_DEBUG=1 for details)",
+              file=sys.stderr)
+        return EXIT_ERROR

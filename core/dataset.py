@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class ReadReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
     labels_note: str = ""  # why the first-level folders were not taken as class labels ("" when they were)
+    dropped_samples: Counter = field(default_factory=Counter)  # file key -> samples lost when it failed to decode
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
@@ -91,6 +93,10 @@ class ReadReport:
             lines.append(f"skipped {len(self.skipped)} files:")
             lines += [f"  {s.path}: {s.reason}" for s in self.skipped]
         lines += [f"note: {path}: {note}" for path, note in self.notes]
+        if self.dropped_samples:
+            lines.append(f"dropped {sum(self.dropped_samples.values()):,} samples of files that failed while "
+                         "decoding:")
+            lines += [f"  {key}: {n:,} samples" for key, n in self.dropped_samples.most_common(10)]
         return "\n".join(lines)
 
 
@@ -132,20 +138,47 @@ class ImageDataset:
 
 
 def _walk(root: Path, report: ReadReport) -> list[Path]:
-    """All regular files below root, sorted; symbolic links to folders are not followed (no loops)."""
+    """All files below root, sorted; symbolic links to folders are not followed (no loops). Iterative, so any
+    nesting depth works (os.walk recurses on Python 3.11)."""
     found: list[Path] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda entry: entry.name)
+        except OSError as err:
+            report.skip(_relative(folder, root), f"cannot list folder ({err.strerror or err})")
+            continue
+        subfolders = []
+        for entry in listed:
+            path = Path(entry.path)
+            try:
+                is_link, is_dir = entry.is_symlink(), entry.is_dir(follow_symlinks=False)
+                if is_link and entry.is_dir(follow_symlinks=True):
+                    report.skip(_relative(path, root), "symbolic link to a folder is not followed")
+                elif is_dir:
+                    subfolders.append(path)
+                else:
+                    found.append(path)
+            except OSError as err:
+                report.skip(_relative(path, root), f"cannot read ({err.strerror or err})")
+        pending.extend(reversed(subfolders))
+    return sorted(found, key=lambda path: path.parts)
 
-    def on_error(err: OSError) -> None:
-        report.skip(_relative(Path(err.filename or root), root), f"cannot list folder ({err.strerror})")
 
-    for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=False):
-        folder_path = Path(folder)
-        for name in sorted(dirs):
-            if (folder_path / name).is_symlink():
-                report.skip(_relative(folder_path / name, root), "symbolic link to a folder is not followed")
-        dirs[:] = sorted(d for d in dirs if not (folder_path / d).is_symlink())
-        found.extend(folder_path / name for name in sorted(files))
-    return found
+def special_file_reason(path: Path) -> str | None:
+    """Why ``path`` must not be opened (FIFO, device, socket, folder: reading could block forever or never end),
+    following symbolic links; None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return f"cannot read ({err.strerror or err})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file")
+    return f"not a regular file ({kind}); never opened"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -221,8 +254,9 @@ class _Scanner:
             if path.is_symlink() and not path.exists():
                 self.report.skip(key, "broken symbolic link")
                 return
-            if not path.is_file():
-                self.report.skip(key, "not a regular file")
+            special = special_file_reason(path)
+            if special:
+                self.report.skip(key, special)
                 return
             if path.stat().st_size == 0:
                 self.report.skip(key, "empty file (0 bytes)")
@@ -276,7 +310,10 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
     try:
         if not source.exists():
             raise InputFolderError(f"{source}: no such file or folder")
-        if source.is_file():
+        if not source.is_dir():
+            special = special_file_reason(source)
+            if special:
+                raise InputFolderError(f"{source}: {special}; give a folder of images or a .zip archive")
             if source.suffix.lower() != ".zip":
                 raise InputFolderError(f"{source}: give a folder of images or a .zip archive")
             root = extraction_folder() / "archive"
@@ -287,7 +324,9 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
             files = _walk(root, report)
         for done, path in enumerate(files, 1):
             relative = PurePosixPath(_relative(path, root))
-            if path.suffix.lower() == ".zip":
+            if path.suffix.lower() == ".zip" and (special := special_file_reason(path)):
+                report.skip(relative.as_posix(), special)
+            elif path.suffix.lower() == ".zip":
                 target = extraction_folder() / f"archive{done}"
                 _add_archive(path, relative.as_posix(), target, relative.parent, scanner)
             else:

@@ -82,6 +82,7 @@ def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
             except Exception as err:  # never let one file stop a long run
                 dataset.report.skip(item.key, f"unexpected error ({type(err).__name__}: {err}); samples dropped")
         if prepared is None:
+            dataset.report.dropped_samples[item.key] += 1
             continue
         prepared.crop_into(buffer[filled], int(plan.top[sample]), int(plan.left[sample]), bool(plan.flip[sample]))
         images[filled] = index

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
+import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,10 +27,14 @@ import numpy as np
 from core import __version__
 from core.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins, histogram_probabilities
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
+from core.fingerprint_validation import (COUNT_DTYPES, MAX_CLASSES, MAX_FEATURE_DIM, MAX_FILE_BYTES, MAX_NAME_CHARS,
+                                         MAX_SAMPLES, MEAN_DTYPES, FieldRule, check_members, count_map, hex_digest,
+                                         int_range, member_limits, nested, one_of, read_meta_json, read_npy, text,
+                                         validate_fields)
+from core.text import printable, printable_counts
 
 FORMAT_VERSION = 2
 _FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed member dates: the same fingerprint gives the same bytes
-_MAX_MEMBER_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,40 @@ class FingerprintMeta:
     format_counts: dict = field(default_factory=dict)
     n_bins: int = N_BINS_LARGE
     probe: str = "postact"  # the backbone layer whose pooled output are the features (core/backbones.json)
+    postact_dim: int = 0  # length of postact_mean (0: the same as feature_dim)
     created_by: str = f"task-fingerprint-explorer {__version__}"
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.postact_dim:
+            object.__setattr__(self, "postact_dim", self.feature_dim)
+
+
+#: how SamplingProtocol.to_dict() is checked in a file
+PROTOCOL_RULES: tuple[FieldRule, ...] = (
+    FieldRule("n", (int,), int_range(1, MAX_SAMPLES)),
+    FieldRule("seed", (int,), int_range(0, 2**63 - 1)),
+    FieldRule("augment", (bool,)),
+    FieldRule("pipeline", (str,), text(128)),
+)
+
+#: one rule per FingerprintMeta field, checked before anything is built from a file (add a field: add a line)
+META_RULES: tuple[FieldRule, ...] = (
+    FieldRule("name", (str,), text(MAX_NAME_CHARS)),
+    FieldRule("backbone", (str,), text(128)),
+    FieldRule("weights_sha256", (str,), hex_digest(64)),
+    FieldRule("feature_dim", (int,), int_range(1, MAX_FEATURE_DIM)),
+    FieldRule("edges_id", (str,), text(128)),
+    FieldRule("n_samples", (int,), int_range(1, MAX_SAMPLES)),
+    FieldRule("protocol", (dict,), nested(PROTOCOL_RULES)),
+    FieldRule("class_counts", (dict,), count_map(MAX_CLASSES), required=False),
+    FieldRule("format_counts", (dict,), count_map(64), required=False),
+    FieldRule("n_bins", (int,), one_of(N_BINS_LARGE), required=False),
+    FieldRule("created_by", (str,), text(MAX_NAME_CHARS), required=False),
+    FieldRule("format_version", (int,), int_range(1, FORMAT_VERSION)),
+    FieldRule("probe", (str,), text(64)),
+    FieldRule("postact_dim", (int,), int_range(1, MAX_FEATURE_DIM), required=False),
+)
 
 
 @dataclass(frozen=True)
@@ -87,11 +127,20 @@ class Fingerprint:
 
     # ----------------------------------------------------------------- saving and loading
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the fingerprint; refuses to replace an existing file unless ``overwrite``."""
+        """Write the fingerprint atomically (a temporary file beside it, then a rename: never a half-written file);
+        refuses to replace an existing file unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path}: already exists; choose another name or allow overwriting")
-        path.write_bytes(self.to_bytes())
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as sink:
+                sink.write(self.to_bytes())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return path
 
     def to_bytes(self) -> bytes:
@@ -106,54 +155,59 @@ class Fingerprint:
 
     @classmethod
     def load(cls, path: str | Path) -> "Fingerprint":
+        """Read and validate a fingerprint file; only regular files up to MAX_FILE_BYTES are opened (never a FIFO
+        or a device, which could block or never end)."""
         path = Path(path)
         try:
-            data = path.read_bytes()
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                raise FingerprintFileError(f"{path}: not a regular file (a folder, FIFO or device is not a "
+                                           "fingerprint)")
+            if status.st_size > MAX_FILE_BYTES:
+                raise FingerprintFileError(f"{path}: {status.st_size:,} bytes, larger than any fingerprint "
+                                           f"({MAX_FILE_BYTES:,})")
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
         except OSError as err:
             raise FingerprintFileError(f"{path}: cannot read ({err.strerror or err})") from None
         return cls.from_bytes(data, source=str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "fingerprint") -> "Fingerprint":
-        """Parse and validate; every problem raises :class:`FingerprintFileError` naming ``source``."""
+        """Parse and validate strictly (see core.fingerprint_validation); every problem raises
+        :class:`FingerprintFileError` with one line naming ``source`` and the field."""
+        source = printable(source, 400)
+        if len(data) > MAX_FILE_BYTES:
+            raise FingerprintFileError(f"{source}: larger than any fingerprint ({MAX_FILE_BYTES:,} bytes)")
         try:
             bundle = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
             raise FingerprintFileError(f"{source}: not a fingerprint file (not a zip/npz container, or truncated)") \
                 from None
-        with bundle:
-            names = set(bundle.namelist())
-            if "meta.json" in names:
-                _check_version(bundle.read("meta.json") if bundle.getinfo("meta.json").file_size
-                               <= _MAX_MEMBER_BYTES else b"", source)
-            missing = {"meta.json", "counts.npy", "mean.npy", "postact_mean.npy"} - names
-            if missing:
-                raise FingerprintFileError(f"{source}: not a fingerprint file (missing {', '.join(sorted(missing))})")
-            for info in bundle.infolist():
-                if info.file_size > _MAX_MEMBER_BYTES:
-                    raise FingerprintFileError(f"{source}: member {info.filename} is implausibly large")
-            try:
-                raw_meta = json.loads(bundle.read("meta.json").decode("utf-8"))
-                counts = _read_npy(bundle.read("counts.npy"))
-                mean = _read_npy(bundle.read("mean.npy"))
-                postact_mean = _read_npy(bundle.read("postact_mean.npy"))
-            except FingerprintFileError as err:
-                raise FingerprintFileError(f"{source}: {err}") from None
-            except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError,
-                    ValueError) as err:
-                raise FingerprintFileError(f"{source}: damaged or truncated fingerprint file ({err})") from None
-        meta = _parse_meta(raw_meta, source)
-        if counts.dtype.kind != "u" or counts.ndim != 2 or counts.shape != (meta.feature_dim, meta.n_bins):
-            raise FingerprintFileError(f"{source}: counts must be unsigned integers of shape "
-                                       f"({meta.feature_dim}, {meta.n_bins}), found {counts.dtype} {counts.shape}")
-        if mean.shape != (meta.feature_dim,) or mean.dtype.kind != "f" or not np.all(np.isfinite(mean)):
-            raise FingerprintFileError(f"{source}: mean feature vector must be {meta.feature_dim} finite floats")
-        if postact_mean.ndim != 1 or not 1 <= len(postact_mean) <= 65_536 or postact_mean.dtype.kind != "f" \
-                or not np.all(np.isfinite(postact_mean)) or np.any(postact_mean < 0):
-            raise FingerprintFileError(f"{source}: postact_mean must be a vector of finite non-negative floats")
-        row_sums = counts.sum(axis=1, dtype=np.int64)
+        try:
+            with bundle:
+                _refuse_old_format(bundle, source)
+                check_members(bundle, member_limits(), source)
+                meta = _parse_meta(read_meta_json(bundle, source), source)
+                shape = (meta.feature_dim, meta.n_bins)
+                counts = read_npy(bundle, "counts.npy", COUNT_DTYPES, shape, source)
+                mean = read_npy(bundle, "mean.npy", MEAN_DTYPES, (meta.feature_dim,), source)
+                postact_mean = read_npy(bundle, "postact_mean.npy", MEAN_DTYPES, (meta.postact_dim,), source)
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
+                zlib.error) as err:
+            raise FingerprintFileError(f"{source}: damaged or truncated fingerprint file ({str(err)[:160]})") \
+                from None
+        if not np.all(np.isfinite(mean)):
+            raise FingerprintFileError(f"{source}: mean.npy must hold {meta.feature_dim} finite numbers")
+        if not np.all(np.isfinite(postact_mean)) or np.any(postact_mean < 0):
+            raise FingerprintFileError(f"{source}: postact_mean.npy must hold {meta.postact_dim} finite, "
+                                       "non-negative numbers (means of post-activation features)")
+        if counts.max(initial=0) > meta.n_samples:  # before summing: huge (e.g. wrapped uint64) counts never add up
+            raise FingerprintFileError(f"{source}: counts.npy holds a count of {int(counts.max()):,}, more than "
+                                       f"n_samples = {meta.n_samples:,}")
+        row_sums = counts.sum(axis=1, dtype=np.uint64)
         if np.any(row_sums != meta.n_samples):
-            raise FingerprintFileError(f"{source}: histogram rows do not sum to n_samples = {meta.n_samples}")
+            raise FingerprintFileError(f"{source}: counts.npy rows do not sum to n_samples = {meta.n_samples:,}")
         return cls(counts.astype(np.uint32), mean.astype(np.float64), meta, postact_mean.astype(np.float64))
 
 
@@ -170,23 +224,13 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _read_npy(payload: bytes) -> np.ndarray:
-    try:
-        return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise FingerprintFileError("carries a pickled Python object, which is refused (it could run code)") \
-                from None
-        raise
-
-
-def _check_version(meta_bytes: bytes, source: str) -> None:
-    """Refuse files of another format version before looking for members they may not have."""
-    try:
-        version = json.loads(meta_bytes.decode("utf-8")).get("format_version")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
-        return  # the full parse reports it
-    if isinstance(version, int) and version < FORMAT_VERSION:
+def _refuse_old_format(bundle: zipfile.ZipFile, source: str) -> None:
+    """Refuse files of an older format before looking for members they may not have, saying how to remake them."""
+    if "meta.json" not in bundle.namelist():
+        return
+    raw = read_meta_json(bundle, source)
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if type(version) is int and version < FORMAT_VERSION:
         raise FingerprintFileError(
             f"{source}: fingerprint format {version} was made before the probe layer was recorded (format "
             f"{FORMAT_VERSION}); it cannot be compared safely. Recompute it from your images: python -m core "
@@ -194,30 +238,21 @@ def _check_version(meta_bytes: bytes, source: str) -> None:
 
 
 def _parse_meta(raw: object, source: str) -> FingerprintMeta:
-    if not isinstance(raw, dict):
-        raise FingerprintFileError(f"{source}: metadata is not a JSON object")
-    version = raw.get("format_version")
-    if not isinstance(version, int):
-        raise FingerprintFileError(f"{source}: metadata has no format_version")
-    if version > FORMAT_VERSION:
+    """Version first (other versions may have other fields), then every field by META_RULES; text that is shown
+    (the name, class and format names) is made printable."""
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if type(version) is int and version > FORMAT_VERSION:
         raise FingerprintFileError(f"{source}: format version {version} is newer than this tool reads "
                                    f"({FORMAT_VERSION}); update the tool")
-    if version < FORMAT_VERSION:
-        raise FingerprintFileError(f"{source}: fingerprint format {version} is no longer read; recompute it with "
-                                   "python -m core fingerprint FOLDER -o NEW.npz")
-    known = set(FingerprintMeta.__dataclass_fields__)
-    try:
-        meta = FingerprintMeta(**{k: v for k, v in raw.items() if k in known})
-    except TypeError as err:
-        raise FingerprintFileError(f"{source}: incomplete metadata ({err})") from None
-    if not isinstance(meta.feature_dim, int) or meta.feature_dim < 1 or meta.n_bins != N_BINS_LARGE:
-        raise FingerprintFileError(f"{source}: unsupported shape (feature_dim={meta.feature_dim}, "
-                                   f"n_bins={meta.n_bins})")
-    if not isinstance(meta.n_samples, int) or meta.n_samples < 1:
-        raise FingerprintFileError(f"{source}: n_samples must be a positive integer")
-    if not isinstance(meta.probe, str) or not meta.probe:
-        raise FingerprintFileError(f"{source}: probe must name the backbone layer the features come from")
-    return meta
+    values = validate_fields(raw, META_RULES, source)
+    if values["n_samples"] > values["protocol"]["n"]:
+        raise FingerprintFileError(f"{source}: meta.json field 'n_samples' ({values['n_samples']:,}) is more than "
+                                   f"the protocol's n ({values['protocol']['n']:,})")
+    values["name"] = printable(values["name"])
+    for key in ("class_counts", "format_counts"):
+        if key in values:
+            values[key] = printable_counts(values[key])
+    return FingerprintMeta(**values)
 
 
 # --------------------------------------------------------------------- building and comparing

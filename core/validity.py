@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,8 +271,11 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
 
 
 def write_report(root: Path, report: dict) -> Path:
+    """Write ``validity.json`` atomically (a temporary file beside it, then a rename)."""
     path = Path(root) / "validity.json"
-    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    os.replace(temporary, path)
     return path
 
 
