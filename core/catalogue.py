@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -99,17 +99,21 @@ class Catalogue:
         return [t.id for t in self.tasks if t.kind != "control"]
 
     def halves(self) -> dict[tuple[str, str], Fingerprint]:
-        """{(task id, 'a' | 'b'): fingerprint} of two image-disjoint halves of each task (empty when not shipped)."""
-        folder = self.root / "halves"
+        """{(task id, 'a' | 'b'): fingerprint} of two image-disjoint halves of each task (empty when not shipped).
+
+        Only half A is stored (``halves/ID.a.npz``): the halves partition the task's samples, so half B is the
+        task's fingerprint less half A (counts subtracted, means re-weighted), exactly."""
         found = {}
         for info in self.tasks:
-            for half in ("a", "b"):
-                path = folder / f"{info.id}.{half}.npz"
-                if path.is_file():
-                    try:
-                        found[(info.id, half)] = Fingerprint.load(path)
-                    except FingerprintFileError as err:
-                        raise CatalogueError(str(err)) from None
+            path = self.root / "halves" / f"{info.id}.a.npz"
+            if not path.is_file():
+                continue
+            try:
+                half_a = Fingerprint.load(path)
+            except FingerprintFileError as err:
+                raise CatalogueError(str(err)) from None
+            found[(info.id, "a")] = half_a
+            found[(info.id, "b")] = complement(self.fingerprints[info.id], half_a, f"{info.name} (half B)")
         return found
 
     def alternate_probes(self) -> dict[str, Path]:
@@ -268,6 +272,20 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
                      tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
                      manifest.get("built", {}), manifest["probe"], manifest.get("versions", {}), validity)
+
+
+def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
+    """The fingerprint of the samples of ``whole`` that are not in ``part`` (a subset of its samples)."""
+    n_rest = whole.meta.n_samples - part.meta.n_samples
+    if n_rest < 1 or np.any(part.counts > whole.counts):
+        raise CatalogueError(f"'{part.name}' is not a part of '{whole.name}': its samples are not a subset")
+
+    def rest_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a * whole.meta.n_samples - b * part.meta.n_samples) / n_rest
+
+    meta = replace(whole.meta, name=name, n_samples=n_rest)
+    return Fingerprint(whole.counts - part.counts, rest_mean(whole.mean, part.mean), meta,
+                       np.maximum(rest_mean(whole.postact_mean, part.postact_mean), 0.0))
 
 
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:

@@ -178,8 +178,9 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
 def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], extracted: dict[str, TaskFeatures],
                         backbone: LoadedBackbone, protocol: SamplingProtocol, probe: str, with_halves: bool,
                         extra_files: dict[str, bytes]) -> None:
-    """One probe's catalogue folder; the halves (2 x 17 fingerprints) only for the default probe, to keep the
-    shipped catalogue small (the alternates' halves figures are in the report's build-time candidates)."""
+    """One probe's catalogue folder; the halves only for the default probe, and of each task only half A (half B is
+    the task less half A: Catalogue.halves), to keep the shipped catalogue small (the alternates' halves figures are
+    in the report's build-time candidates)."""
     edges = reference_edges([extracted[t.id].batch.probes[probe] for t in tasks])
     fingerprints, halves = {}, {}
     for info in tasks:
@@ -188,8 +189,6 @@ def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], ext
         if with_halves and info.kind == "medical":
             in_a = task.half_mask()
             halves[(info.id, "a")] = _fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a)
-            halves[(info.id, "b")] = _fingerprint(f"{info.name} (half B)", task, edges, backbone, protocol, probe,
-                                                  ~in_a)
     ordered = [fingerprints[t.id] for t in tasks]
     small, large = pairwise_bkld(ordered)
     coords, map_method = fit_map(small)

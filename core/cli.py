@@ -276,7 +276,8 @@ def cmd_catalogue_families(args) -> int:
     from core.families import families_report, format_families
 
     report = families_report(load_catalogue(args.catalogue), args.distance)
-    print(f"task families of {args.catalogue} on the symmetrised {args.distance} ({report['linkage']} linkage)")
+    print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
+          f"({report['linkage']} linkage)")
     print(format_families(report))
     if args.json:
         path = Path(args.json)

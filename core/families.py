@@ -1,8 +1,11 @@
 """Task families: the catalogue clustered on the symmetrised distance, and how well the clusters agree with the
 tasks' modalities.
 
-Method: average-linkage agglomerative clustering of the symmetrised distance (D + D^T) / 2 (the heatmap's clustering);
-the cut is the number of families k in 2..floor(T/2) with the largest mean silhouette (computed on the same
+Method: each target's sources are ranked by the directed distance (0 = itself, 1 = its nearest source, ...), then the
+ranks are symmetrised, R = (R + R^T) / 2, and clustered with average linkage. Ranks, not raw values: bKLD carries a
+large per-target offset (how spread the target's own histograms are) that explains 99 % of the matrix's variance and
+would make the clustering isolate outliers instead of finding families (measured on the shipped catalogue: adjusted
+Rand index 0.015 on raw bKLD small, 0.40 on ranks); ranks are also what a user reads. The cut is the number of families k in 2..floor(T/2) with the largest mean silhouette (computed on the same
 distances); ties go to the smaller k. Agreement with modality is the adjusted Rand index (ARI: 1 = the same partition,
 about 0 = chance, negative = worse than chance) between the families and the *modality families* (the modality text
 before any '(' lower-cased: 'X-ray (knee, AP)' -> 'x-ray').
@@ -85,11 +88,19 @@ def families_from_matrix(directed: np.ndarray, ids: list[str], modalities: list[
             "modality_family": dict(zip(ids, reference)), "adjusted_rand_index": ari}
 
 
+def target_ranks(directed: np.ndarray) -> np.ndarray:
+    """(T, T) [source, target] distances -> each column's ranks (0 for the smallest; ties share the lower rank)."""
+    from scipy.stats import rankdata
+    return rankdata(np.asarray(directed, dtype=np.float64), method="min", axis=0) - 1.0
+
+
 def families_report(catalogue, distance: str = "bkld-small") -> dict:
-    """The catalogue's task families on the symmetrised ``distance`` and their adjusted Rand index against the
-    modality families; JSON-ready (see :func:`families_from_matrix` for the keys, plus ``distance``)."""
-    report = families_from_matrix(catalogue.matrix(distance), catalogue.ids, [t.modality for t in catalogue.tasks])
-    return {"distance": distance, **report}
+    """The catalogue's task families on the symmetrised per-target ranks of ``distance`` and their adjusted Rand
+    index against the modality families; JSON-ready (see :func:`families_from_matrix` for the keys, plus
+    ``distance``)."""
+    report = families_from_matrix(target_ranks(catalogue.matrix(distance)), catalogue.ids,
+                                  [t.modality for t in catalogue.tasks])
+    return {"distance": distance, "on": "per-target ranks", **report}
 
 
 def family_of(catalogue, target, report: dict) -> dict:

@@ -265,7 +265,7 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
         report["candidates_measured_at_build"] = candidates
     from core.families import families_report  # families build on this module's modality families
     families = families_report(catalogue)
-    report["families"] = {key: families[key] for key in ("distance", "criterion", "k", "silhouette",
+    report["families"] = {key: families[key] for key in ("distance", "on", "criterion", "k", "silhouette",
                                                           "adjusted_rand_index", "families")}
     return report
 

@@ -190,8 +190,14 @@ def test_1100_nested_folders_are_walked_without_recursion(tmp_path):
         deep = deep / "d"
         deep.mkdir()
     _png(deep / "deep.png", _gradient())
-    with open_dataset(tmp_path) as dataset:
-        assert len(dataset.items) == 1 and dataset.items[0].key.endswith("/deep.png")
+    try:
+        with open_dataset(tmp_path) as dataset:
+            assert len(dataset.items) == 1 and dataset.items[0].key.endswith("/deep.png")
+    finally:  # removed bottom-up here: pytest's own clean-up of old temporary folders recurses and would fail
+        (deep / "deep.png").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_losing_most_samples_to_one_file_fails_unless_partial_is_allowed():
