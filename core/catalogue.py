@@ -235,9 +235,9 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         raise CatalogueError(f"{root}: no catalogue folder here")
     manifest = _read_json(root / "catalogue.json")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), list) or not all(
-            isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone")):
+            isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone", "probe")):
         raise CatalogueError(f"{root / 'catalogue.json'}: not a catalogue manifest (needs tasks, edges_id, "
-                             "weights_sha256, backbone)")
+                             "weights_sha256, backbone, probe)")
     version = manifest.get("catalogue_version")
     if version != CATALOGUE_VERSION:
         raise CatalogueError(f"{root}: catalogue version {version}, this tool reads version {CATALOGUE_VERSION}; "

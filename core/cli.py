@@ -157,7 +157,7 @@ def cmd_compare(args) -> int:
     for _, row in controls.iterrows():
         print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control (reference, "
               "not ranked)")
-    print(how_close(catalogue, table, args.distance).message)
+    print(how_close(catalogue, table, target, args.distance).message)
     if args.csv:
         path = Path(args.csv)
         columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]

@@ -80,6 +80,20 @@ def distance_from_arrays(distance: str, target_counts: np.ndarray, target_mean: 
     return SourceBank(distance, source_counts, source_means).distances(target_counts, target_mean)
 
 
+def twin_distance(distance: str, target: Fingerprint) -> float:
+    """What the distance's formula gives for an identical source (before the self-distance-0 convention):
+    KL(P_t || softmax(P_t)) for bKLD, 0 for P2L and VDNA. Each target's bKLD values sit above this offset of its own,
+    so "how far is the nearest source" is measured from here."""
+    if distance == "bkld-small":
+        return float(bkld_contributions(target.probabilities(N_BINS_SMALL), target.probabilities(N_BINS_SMALL),
+                                        target.mean).sum())
+    if distance == "bkld-large":
+        return float(bkld_contributions(target.probabilities(N_BINS_LARGE), target.probabilities(N_BINS_LARGE),
+                                        None).sum())
+    _check_name(distance)
+    return 0.0
+
+
 def mean_for(distance: str, fingerprint: Fingerprint) -> np.ndarray:
     """The mean vector a distance uses: P2L needs non-negative means, so it takes the post-activation mean whatever
     the probe; bKLD small weights features by the probe's own mean."""

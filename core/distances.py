@@ -81,3 +81,11 @@ def symmetrise(directed: np.ndarray) -> np.ndarray:
     sym = (np.asarray(directed, dtype=np.float64) + np.asarray(directed, dtype=np.float64).T) / 2.0
     np.fill_diagonal(sym, 0.0)
     return sym
+
+
+def target_ranks(directed: np.ndarray) -> np.ndarray:
+    """(T, T) [source, target] distances -> each target's (column's) ranks of its sources: 0 for the smallest (the
+    task itself), 1 for its nearest source, ...; ties share the lower rank. Removes each target's offset: raw bKLD
+    values are not comparable across targets (a peaked target scores low against everything)."""
+    from scipy.stats import rankdata
+    return rankdata(np.asarray(directed, dtype=np.float64), method="min", axis=0) - 1.0

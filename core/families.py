@@ -17,7 +17,7 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from core.distances import symmetrise
+from core.distances import symmetrise, target_ranks
 from core.validity import modality_family
 
 LINKAGE = "average"
@@ -86,12 +86,6 @@ def families_from_matrix(directed: np.ndarray, ids: list[str], modalities: list[
             "silhouette": scores.get(k), "silhouette_by_k": {str(key): value for key, value in scores.items()},
             "families": families, "assignment": {i: int(label) for i, label in zip(ids, labels)},
             "modality_family": dict(zip(ids, reference)), "adjusted_rand_index": ari}
-
-
-def target_ranks(directed: np.ndarray) -> np.ndarray:
-    """(T, T) [source, target] distances -> each column's ranks (0 for the smallest; ties share the lower rank)."""
-    from scipy.stats import rankdata
-    return rankdata(np.asarray(directed, dtype=np.float64), method="min", axis=0) - 1.0
 
 
 def families_report(catalogue, distance: str = "bkld-small") -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.catalogue import Catalogue
-from core.compare import DISTANCES, BootstrapResult, bootstrap_distances
+from core.compare import DISTANCES, BootstrapResult, bootstrap_distances, twin_distance
 from core.fingerprint import Fingerprint
 from core.knowledge import SCENARIOS
 
@@ -62,35 +62,43 @@ SECOND_OPINION = "vdna"
 class Closeness:
     """Whether the nearest candidate is as close as catalogue tasks usually are to their nearest source.
 
-    ``threshold``: the 90th percentile of the catalogue's medical tasks' distances to their own nearest legal source
-    (same distance); ``nearest``: the user's nearest candidate's distance; ``controls``: (name, distance) of the
-    non-medical controls, the scale of "far"."""
+    Distances are measured above the target's *twin distance* (what the formula gives for an identical source,
+    :func:`core.compare.twin_distance`): each target's bKLD values carry an offset of their own, so raw values are
+    not comparable across targets. ``excess``: the user's nearest candidate's distance above the twin distance;
+    ``threshold``: the 90th percentile of the same excess for the catalogue's medical tasks and their own nearest
+    legal source; ``controls``: (name, distance) of the non-medical controls, the scale of "far"."""
 
     close: bool
     nearest: float
+    excess: float
     threshold: float
     controls: list[tuple[str, float]]
     message: str
 
 
-def how_close(catalogue: Catalogue, table: pd.DataFrame, distance: str = "bkld-small") -> Closeness:
+def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
+              distance: str = "bkld-small") -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
     from core.validity import facts_of, nearest_legal_source
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    own = [matrix[s, t] for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
+    own = [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
+           for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
+    excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0
     controls = [(row.task, float(row.distance)) for row in table[table["kind"] == "control"].itertuples()]
     scale = ", ".join(f"{name} {value:.4f}" for name, value in controls)
-    if nearest <= threshold:
-        message = (f"The nearest source ({nearest:.4f}) is as close as catalogue tasks usually are to their own "
-                   f"nearest source (90 % of them within {threshold:.4f}).")
+    if excess <= threshold:
+        message = (f"The nearest source ({nearest:.4f}, {excess:.4f} above what an identical task would score) is as "
+                   f"close as catalogue tasks usually are to their own nearest source (90 % of them within "
+                   f"{threshold:.4f}).")
     else:
-        message = (f"No catalogue task is close to your task: the nearest source is at {nearest:.4f}, farther than "
-                   f"90 % of the catalogue's tasks are from their own nearest source ({threshold:.4f}). Treat the "
-                   f"ranking as weak evidence. For scale, the non-medical controls: {scale}.")
-    return Closeness(nearest <= threshold, nearest, threshold, controls, message)
+        message = (f"No catalogue task is close to your task: the nearest source ({nearest:.4f}) is {excess:.4f} "
+                   f"above what an identical task would score, farther than 90 % of the catalogue's tasks are from "
+                   f"their own nearest source ({threshold:.4f}). Treat the ranking as weak evidence. For scale, the "
+                   f"non-medical controls: {scale}.")
+    return Closeness(excess <= threshold, nearest, excess, threshold, controls, message)
 
 
 def second_opinion(table: pd.DataFrame) -> dict:

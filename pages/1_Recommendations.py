@@ -28,7 +28,7 @@ table = full_table[full_table["kind"] != "control"]
 controls = full_table[full_table["kind"] == "control"]
 top = table.iloc[0]
 st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
-closeness = how_close(catalogue, full_table, distance)
+closeness = how_close(catalogue, full_table, fingerprint, distance)
 (st.caption if closeness.close else st.warning)(closeness.message)
 opinion = second_opinion(full_table)
 if opinion["agree"] is not None:

@@ -35,7 +35,7 @@ def make_catalogue(root: Path, n_tasks: int = 2) -> Path:
     fingerprints = {t.id: make_fingerprint(seed=i, name=t.name) for i, t in enumerate(tasks)}
     small, large = pairwise_bkld([fingerprints[t.id] for t in tasks])
     coords = np.arange(2 * n_tasks, dtype=float).reshape(n_tasks, 2)
-    manifest = {"backbone": "tf_efficientnet_lite0", "weights_sha256": WEIGHTS,
+    manifest = {"backbone": "tf_efficientnet_lite0", "weights_sha256": WEIGHTS, "probe": "postact",
                 "protocol": {"n": 200, "seed": 42, "augment": True, "pipeline": "p1"}, "map_method": "mds"}
     write_catalogue(root, manifest, EDGES, tasks, fingerprints, small, large, coords,
                     extra_files={"SOURCES.json": b"{}\n"})

@@ -71,7 +71,8 @@ def test_measured_knowledge_for_the_eight_linked_tasks(catalogue):
             best = scenario["best_sources"][0]
             assert best["delta"] == pytest.approx(best["auroc"] - scenario["baseline_auroc"], abs=2e-4)
             assert best["repetitions"] >= 1
-        assert entry["augmentation_policy"]["top_operations"]
+        if task_id != "isic2017_melanoma_2class":  # the paper's folder holds no searched policy for isic20
+            assert entry["augmentation_policy"]["top_operations"]
         assert len(entry["paper_neighbours"]) == 5
 
 
@@ -171,9 +172,9 @@ def test_outdated_catalogue_version_is_refused_clearly(tmp_path):
 def test_map_properties_hold_whatever_the_library_versions(catalogue):
     """UMAP's numbers depend on umap-learn, numba and the processor, so the stored coordinates are not compared with
     a refit from another machine. What must hold anywhere: the same fit twice gives the same map; a twin of a task
-    lands on it; the map keeps neighbourhoods (each task's nearest task is among its 5 nearest on the map for most
-    tasks)."""
-    from core.distances import symmetrise
+    lands on it; the map keeps neighbourhoods (each task's nearest task, by the symmetrised per-target ranks the map
+    is made of, is among its 3 nearest on the map for most tasks)."""
+    from core.distances import symmetrise, target_ranks
     from core.taskmap import fit_map, place_on_map
     first, method = fit_map(catalogue.bkld_small)
     second, _ = fit_map(catalogue.bkld_small)
@@ -182,12 +183,13 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
     symmetric = symmetrise(catalogue.bkld_small)
     index = catalogue.ids.index("pneumoniamnist")
     np.testing.assert_allclose(place_on_map(catalogue.coords, symmetric[index]), catalogue.coords[index], atol=1e-6)
+    ranks = symmetrise(target_ranks(catalogue.bkld_small))
     for coords in (catalogue.coords, first):
         on_map = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
         kept = 0
         for i in range(len(coords)):
-            nearest = min((j for j in range(len(coords)) if j != i), key=lambda j: symmetric[i, j])
-            kept += nearest in np.argsort(on_map[i])[1:6]
+            nearest = min((j for j in range(len(coords)) if j != i), key=lambda j: ranks[i, j])
+            kept += nearest in np.argsort(on_map[i])[1:4]
         assert kept >= 0.8 * len(coords), kept
 
 
