@@ -109,9 +109,9 @@ def cmd_fingerprint(args) -> int:
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
     check_device(args.device)
     catalogue = load_catalogue(args.catalogue)
-    if args.probe is None:
-        args.probe = catalogue.probe
-    catalogue = catalogue.for_probe(args.probe)
+    if args.probe is None and args.backbone == catalogue.backbone:
+        args.probe = catalogue.probe  # else the backbone's own default; the weights check below says what differs
+    catalogue = catalogue.for_probe(args.probe or catalogue.probe)
     _warn(catalogue.version_warnings("features"))
     backbone = _backbone(args)
     if backbone.weights_sha256 != catalogue.weights_sha256:

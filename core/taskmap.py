@@ -2,7 +2,7 @@
 as fallback; new tasks are placed onto the fixed map without moving it.
 
 Ranks, not raw values: each target's bKLD values carry an offset of their own, and a map of the raw symmetrised
-matrix kept the nearest task within the 5 nearest on the map for only 5 of 19 tasks; on ranks, 18 of 19 (within 3).
+matrix kept the nearest task within the 5 nearest on the map for only 5 of 19 tasks; on ranks, 18 of 19.
 
 Placement is the distance-weighted mean of the 3 nearest tasks' coordinates (UMAP's own starting point for
 ``transform``). UMAP's ``transform`` itself placed a task's exact twin at a median of 35 % of the map's width away
@@ -23,7 +23,10 @@ PLACEMENT_NEIGHBOURS = 3
 def _umap_coords(symmetric: np.ndarray) -> np.ndarray:
     import umap  # ~2 s import and numba compilation on the first fit: only the catalogue build pays it
 
-    model = umap.UMAP(metric="precomputed", n_neighbors=min(15, len(symmetric) - 1), random_state=MAP_SEED)
+    # random start from the seed: the default spectral start draws from ARPACK's own global state, so two fits in
+    # one process differed (measured on small catalogues with tied ranks)
+    model = umap.UMAP(metric="precomputed", n_neighbors=min(15, len(symmetric) - 1), random_state=MAP_SEED,
+                      init="random")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # UMAP warns about precomputed metrics and single-threaded seeding
         return np.asarray(model.fit_transform(symmetric), dtype=np.float64)

@@ -52,13 +52,13 @@ def edges(catalogue):
 #: a few tasks of different modalities for end-to-end tests of the pipeline on real images (every task's
 #: image-disjoint halves ship with the catalogue, so the whole catalogue is covered without recomputing them)
 PIPELINE_TASKS = ["brain_mri_4class", "lc25000_lung", "ph2_3class", "pneumoniamnist"]
-HALF_N = 200
+HALF_N = 150
 
 
 @pytest.fixture(scope="session")
 def half_fingerprints(backbone, catalogue, tmp_path_factory):
     """Fingerprints of two disjoint halves (alternate files within each class) of a few tasks, made through the
-    whole pipeline from the real images (symlinked, never copied), n = 200 each."""
+    whole pipeline from the real images (symlinked, never copied), n = 150 each."""
     from core.pipeline import fingerprint_folder
     from core.sampling import SamplingProtocol
     root = require_shared()

@@ -173,7 +173,7 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
     """UMAP's numbers depend on umap-learn, numba and the processor, so the stored coordinates are not compared with
     a refit from another machine. What must hold anywhere: the same fit twice gives the same map; a twin of a task
     lands on it; the map keeps neighbourhoods (each task's nearest task, by the symmetrised per-target ranks the map
-    is made of, is among its 3 nearest on the map for most tasks)."""
+    is made of, ties included, is among its 5 nearest on the map for at least 80 % of the tasks)."""
     from core.distances import symmetrise, target_ranks
     from core.taskmap import fit_map, place_on_map
     first, method = fit_map(catalogue.bkld_small)
@@ -188,8 +188,9 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
         on_map = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
         kept = 0
         for i in range(len(coords)):
-            nearest = min((j for j in range(len(coords)) if j != i), key=lambda j: ranks[i, j])
-            kept += nearest in np.argsort(on_map[i])[1:4]
+            others = [j for j in range(len(coords)) if j != i]
+            nearest = {j for j in others if ranks[i, j] == min(ranks[i, others])}
+            kept += bool(nearest & set(np.argsort(on_map[i])[1:6]))
         assert kept >= 0.8 * len(coords), kept
 
 

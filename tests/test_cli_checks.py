@@ -82,7 +82,7 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)
     backbone = SimpleNamespace(weights_sha256=WEIGHTS, spec=SimpleNamespace(name="tf_efficientnet_lite0"),
-                               device="cpu")
+                               device="cpu", probe="postact")
     monkeypatch.setattr(core.backbones, "load_backbone", lambda *a, **k: backbone)
     seen = []
 

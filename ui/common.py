@@ -40,18 +40,18 @@ def probe_choice(catalogue) -> None:
     from core.backbones import registry
 
     spec = registry().get(catalogue.backbone)
-    default = catalogue.validity.get("default_probe", catalogue.probe)
-    available = list(dict.fromkeys([default, catalogue.probe, *get_catalogue().alternate_probes()]))
+    shipped = get_catalogue()
+    available = [shipped.probe, *shipped.alternate_probes()]
     st.session_state[session.PROBE_WIDGET] = catalogue.probe  # the widget shows the catalogue in use
 
     def adopt() -> None:
         st.session_state[session.PROBE] = st.session_state[session.PROBE_WIDGET]
 
     with st.expander("Advanced: probe layer"):
-        chosen = st.selectbox(
-            "Layer whose pooled values are the features", available, key=session.PROBE_WIDGET, on_change=adopt,
-            format_func=lambda p: f"{p}{' (default)' if p == default else ''}: "
-                                  f"{spec.probes[p].about if spec and p in spec.probes else ''}")
+        chosen = st.selectbox("Layer whose pooled values are the features", available, key=session.PROBE_WIDGET,
+                              on_change=adopt, format_func=lambda p: f"{p} (default)" if p == shipped.probe else p)
+        if spec is not None and chosen in spec.probes:
+            st.caption(f"{chosen}: {spec.probes[chosen].about}.")
         st.caption("The default was chosen by the catalogue's validity report (Catalogue explorer); "
                    "'postact' is the paper's kind of layer, kept for comparison.")
     fingerprint = session.fingerprint()
