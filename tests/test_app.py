@@ -61,6 +61,7 @@ def user_fingerprint(backbone, catalogue, tmp_path_factory):
                               keep_samples=True).fingerprint
 
 
+@pytest.mark.slow
 def test_landing_page_fingerprints_an_uploaded_folder():
     at = app().run()
     no_exceptions(at)
@@ -76,6 +77,7 @@ def test_landing_page_fingerprints_an_uploaded_folder():
     assert any("ready" in s.value for s in at.success)
 
 
+@pytest.mark.slow
 def test_landing_page_handles_every_hostile_kind_as_stated(tmp_path):
     """Issue 5 through the app: one upload holds every kind in its own class folder; each kind's expected outcome
     (read with its image count, or listed as skipped with its reason) is asserted from the page's tables."""
@@ -122,6 +124,7 @@ def test_broken_zip_and_broken_fingerprint_give_messages_naming_the_file(tmp_pat
     assert "fingerprint" not in at.session_state
 
 
+@pytest.mark.slow
 def test_zip_upload_is_read_and_its_temporary_folder_removed(tmp_path):
     import tempfile
     buffer = io.BytesIO()
@@ -155,6 +158,7 @@ def test_local_folder_input_only_when_bound_to_localhost(monkeypatch):
         config.set_option("server.address", "localhost")
 
 
+@pytest.mark.slow
 def test_local_folder_path_fingerprints(tmp_path):
     from streamlit import config
     from tests.conftest import link_files

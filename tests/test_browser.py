@@ -21,6 +21,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 TASK = "fundus_eye_disease_4class"
 
 
+
+pytestmark = pytest.mark.slow  # runs the real backbone over many images, builds a catalogue or starts a server
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

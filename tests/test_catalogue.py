@@ -145,6 +145,7 @@ def test_controls_are_never_ranked(catalogue):
     assert list(table["rank"].dropna()) == list(range(1, 18))
 
 
+@pytest.mark.slow
 def test_user_task_goes_into_a_local_copy_and_the_shipped_catalogue_is_untouched(catalogue, tmp_path):
     shipped_bytes = {p: p.read_bytes() for p in DEFAULT_CATALOGUE.rglob("*") if p.is_file()}
     mine = catalogue.fingerprints["ph2_3class"].renamed("my dermoscopy")

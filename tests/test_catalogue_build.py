@@ -1,6 +1,8 @@
 """The catalogue build command is reproducible: the same inputs and seed give byte-identical files."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import numpy as np
@@ -11,6 +13,8 @@ from core.sampling import SamplingProtocol
 from tests.conftest import PAPER, link_files, require_shared
 
 
+
+@pytest.mark.slow
 def test_small_build_is_reproducible_and_loadable(backbone, tmp_path):
     root = require_shared()
     source = tmp_path / "source"
@@ -34,3 +38,18 @@ def test_small_build_is_reproducible_and_loadable(backbone, tmp_path):
     assert catalogue.ids == sorted(chosen) and np.all(np.diag(catalogue.bkld_small) == 0)
     assert any("written to" in m for m in messages)
     assert set(catalogue.knowledge["tasks"]) == {"ph2_3class", "busi_3class", "pneumoniamnist", "covid_ct"}
+
+
+@pytest.mark.parametrize("n_images", [7, 100])
+def test_halves_split_images_not_samples_and_are_reproducible(n_images):
+    """Fast (no backbone): the catalogue's image-disjoint halves put every sample of one image on the same side,
+    about half of the images on each side, and the same split every time."""
+    from core.catalogue_build import TaskFeatures
+    from core.extract import FeatureBatch
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, n_images, size=500)
+    task = TaskFeatures(None, FeatureBatch({}, images), n_images, {})
+    in_a = task.half_mask()
+    assert np.array_equal(in_a, TaskFeatures(None, FeatureBatch({}, images), n_images, {}).half_mask())
+    assert not set(images[in_a]) & set(images[~in_a])
+    assert len(set(images[in_a])) == n_images // 2 and len(set(images[~in_a])) == n_images - n_images // 2

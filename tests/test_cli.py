@@ -23,6 +23,7 @@ def small_task(tmp_path_factory):
     return link_files(files, tmp_path_factory.mktemp("cli") / "ph2_subset", root)
 
 
+@pytest.mark.slow
 def test_fingerprint_then_compare_ranks_the_same_modality_first(small_task, tmp_path):
     output = tmp_path / "mine.npz"
     done = run_cli("fingerprint", str(small_task), "-o", str(output), "--n", "96")
@@ -40,6 +41,7 @@ def test_fingerprint_then_compare_ranks_the_same_modality_first(small_task, tmp_
         assert run_cli("compare", str(output), "--distance", distance).returncode == EXIT_OK
 
 
+@pytest.mark.slow
 def test_exit_codes_for_bad_input(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -1,6 +1,8 @@
 """Two sessions fingerprinting at the same time get their own, correct results."""
 from __future__ import annotations
 
+import pytest
+
 import threading
 
 import numpy as np
@@ -9,6 +11,9 @@ from core.pipeline import fingerprint_folder
 from core.sampling import SamplingProtocol
 from tests.conftest import link_files, require_shared
 
+
+
+pytestmark = pytest.mark.slow  # runs the real backbone over many images, builds a catalogue or starts a server
 
 def test_two_simultaneous_runs_equal_their_sequential_results(backbone, catalogue, tmp_path):
     root = require_shared()

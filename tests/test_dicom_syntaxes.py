@@ -229,6 +229,7 @@ def test_an_undecodable_file_is_listed_with_the_decoders_reason(backbone, edges,
     assert 0 < fingerprint.meta.n_samples < 16
 
 
+@pytest.mark.slow
 def test_the_command_line_reads_a_folder_of_every_syntax_completely(tmp_path):
     folder = tmp_path / "syntaxes"
     folder.mkdir()

@@ -25,6 +25,7 @@ def test_sample_plan_is_seeded_and_uses_replacement():
     assert (fixed.top == 16).all() and not fixed.flip.any()
 
 
+@pytest.mark.slow
 def test_same_seed_same_fingerprint_and_file_order_does_not_matter(backbone, edges, tmp_path):
     root = require_shared() / "ph2_3class"
     files = sorted(p for p in root.rglob("*.jpg"))[:40]
