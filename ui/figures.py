@@ -100,7 +100,7 @@ def heatmap(view) -> go.Figure:
     scale = [[edge, hue] for i, hue in enumerate(hues) for edge in (i / steps, (i + 1) / steps)]
     figure.add_trace(go.Heatmap(z=[[families.index(m)] for m in view.modality], y=labels, x=["modality"],
                                 colorscale=scale or "Greys", zmin=-0.5, zmax=steps - 0.5, showscale=False,
-                                text=[[m] for m in view.modality], hovertemplate="%{y}<br>%{text}<extra></extra>"),
+                                hovertext=[[m] for m in view.modality], hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
         z=view.symmetric.values, x=labels, y=labels, colorscale="Cividis_r", zmin=view.lo, zmax=view.hi,
