@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from core.binning import BinEdges
-from core.compare import SourceBank, mean_for, stack
+from core.compare import CompactBkldBank, SourceBank, mean_for, stack
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint import Fingerprint, check_comparable
 from core.text import printable
@@ -153,10 +153,13 @@ class Catalogue:
         """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
         return stack([self.fingerprints[i] for i in self.ids], distance)
 
-    def bank(self, distance: str) -> SourceBank:
-        """The catalogue as sources for ``distance``, prepared once (bKLD large: T x 1280 x 1000 log-probabilities)."""
+    def bank(self, distance: str) -> SourceBank | CompactBkldBank:
+        """The catalogue as sources for ``distance``, prepared once. bKLD: :class:`CompactBkldBank` (float32
+        probabilities, built one task at a time: 1,000 tasks fit in 512 MB for bKLD small); others: SourceBank."""
         if distance not in self._banks:
-            self._banks[distance] = SourceBank(distance, *self.stacked_for(distance))
+            self._banks[distance] = (CompactBkldBank(distance, [self.fingerprints[i] for i in self.ids])
+                                     if distance in ("bkld-small", "bkld-large")
+                                     else SourceBank(distance, *self.stacked_for(distance)))
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
@@ -174,6 +177,9 @@ class Catalogue:
 
     def distances_from(self, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
         """Directed distance from ``source`` to every catalogue task as target: (T,)."""
+        bank = self.bank(distance)
+        if isinstance(bank, CompactBkldBank):
+            return bank.distances_from(source.counts, mean_for(distance, source))
         counts, means = self.stacked_for(distance)
         bank = SourceBank(distance, source.counts[None], mean_for(distance, source)[None])
         return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])

@@ -168,3 +168,80 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], dis
     low, high = np.maximum(q_low - bias, 0.0), q_high - bias
     return BootstrapResult(low, high, (ranks == full_rank[None]).mean(axis=0), (ranks == 0).mean(axis=0),
                            n_resamples)
+
+
+class CompactBkldBank:
+    """bKLD small or large with the catalogue held compactly, for catalogues of 1,000 tasks and more.
+
+    Uses log softmax_b(Q)_b = Q_b - lse(Q) and sum_b P_b = 1, so for a source s and a target t
+    ``bKLD(s -> t) = sum_f w_tf (plogp_tf - sum_b P_tfb Q_sfb + lse_sf)`` with w_t the target's normalised feature
+    weights. Held per task: coarse probabilities (T, m, B) float32 (1,000 tasks x 1,280 features x 100 bins: 512 MB),
+    lse, plogp and weights (T, m) float64 and a digest of the fine counts and mean (self-distance 0, as
+    :class:`SourceBank`). The fine (T, m, 1000) counts are never stacked. Values equal SourceBank's within float32
+    rounding of the probabilities (about 1e-7 absolute on values near 1)."""
+
+    def __init__(self, distance: str, fingerprints: Sequence[Fingerprint]) -> None:
+        if distance not in ("bkld-small", "bkld-large"):
+            raise ValueError("CompactBkldBank holds bKLD small or large only")
+        self.distance = distance
+        self.n_bins = N_BINS_SMALL if distance == "bkld-small" else N_BINS_LARGE
+        n, m = len(fingerprints), fingerprints[0].n_features
+        self.probabilities = np.empty((n, m, self.n_bins), dtype=np.float32)
+        self.lse, self.plogp, self.weights = (np.empty((n, m)) for _ in range(3))
+        self.digests = []
+        for i, fingerprint in enumerate(fingerprints):  # one task at a time: peak memory stays one task's float64
+            self.probabilities[i], self.lse[i], self.plogp[i], self.weights[i] = self._terms(
+                fingerprint.counts, fingerprint.mean)
+            self.digests.append(_digest(fingerprint.counts, fingerprint.mean))
+
+    def _terms(self, counts: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(m, B) probabilities, (m,) lse of them as logits, (m,) sum p log p and (m,) normalised weights."""
+        p = histogram_probabilities(counts, self.n_bins)
+        top = p.max(axis=-1, keepdims=True)
+        lse = (top + np.log(np.exp(p - top).sum(axis=-1, keepdims=True)))[:, 0]
+        plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+        weights = feature_weights(np.asarray(mean, dtype=np.float64) if self.distance == "bkld-small" else None,
+                                  p.shape[0])
+        return p, lse, plogp, weights / weights.sum()
+
+    def distances(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
+        """Directed distance from every held task (source) to this target, shape (S,): one matrix-vector product."""
+        p, _, plogp, weights = self._terms(target_counts, target_mean)
+        weighted = (p * weights[:, None]).astype(np.float32).ravel()
+        cross = self.probabilities.reshape(len(self.digests), -1) @ weighted
+        values = float(weights @ plogp) + self.lse @ weights - cross.astype(np.float64)
+        return self._zero_identical(values, target_counts, target_mean)
+
+    def distances_from(self, source_counts: np.ndarray, source_mean: np.ndarray) -> np.ndarray:
+        """Directed distance from this source to every held task (target), shape (T,)."""
+        q, lse, _, _ = self._terms(source_counts, source_mean)
+        cross = np.einsum("tfb,fb->tf", self.probabilities, q.astype(np.float32)).astype(np.float64)
+        values = (self.weights * (self.plogp - cross + lse[None])).sum(axis=1)
+        return self._zero_identical(values, source_counts, source_mean)
+
+    def pairwise(self, block: int = 256) -> np.ndarray:
+        """Directed distances among the held tasks (T, T) [source, target], zero diagonal; matrix products in blocks
+        of ``block`` targets."""
+        n = len(self.digests)
+        flat = self.probabilities.reshape(n, -1)
+        matrix = np.empty((n, n))
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            weighted = (self.probabilities[start:stop] * self.weights[start:stop, :, None].astype(np.float32))
+            cross = flat @ weighted.reshape(stop - start, -1).T
+            matrix[:, start:stop] = ((self.weights[start:stop] * self.plogp[start:stop]).sum(axis=1)[None]
+                                     + self.lse @ self.weights[start:stop].T - cross)
+        np.fill_diagonal(matrix, 0.0)
+        return matrix
+
+    def _zero_identical(self, values: np.ndarray, counts: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        digest = _digest(counts, mean)
+        return np.where(np.array([d == digest for d in self.digests]), 0.0, values)
+
+
+def _digest(counts: np.ndarray, mean: np.ndarray) -> str:
+    """sha256 of a fingerprint's fine counts (as uint32) and mean (float64): equal digests = identical task."""
+    import hashlib
+    sha = hashlib.sha256(np.ascontiguousarray(counts, dtype=np.uint32).tobytes())
+    sha.update(np.ascontiguousarray(mean, dtype=np.float64).tobytes())
+    return sha.hexdigest()

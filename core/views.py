@@ -1,6 +1,8 @@
 """Data behind the map, heatmap and "why similar?" views as plain tables and arrays (no plotting here)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
@@ -107,3 +109,103 @@ def feature_histograms(target: Fingerprint, source: Fingerprint, feature: int, n
         frames.append(pd.DataFrame({"bin": np.arange(n_bins), "bin_start": starts, "probability": probabilities,
                                     "task": label}))
     return pd.concat(frames, ignore_index=True)
+
+
+#: above this many tasks the heatmap shows one task and its nearest ones unless the user asks for all
+HEATMAP_FOCUS_ABOVE = 40
+HEATMAP_NEAREST = 30
+#: the map names every task up to this many; above, only the ones nearest the user's (or the selected) task
+MAP_LABEL_ALL_UP_TO = 30
+MAP_LABEL_NEAREST = 12
+
+
+def nearest_indices(symmetric: np.ndarray, centre: int, k: int) -> np.ndarray:
+    """``centre`` and its ``k`` nearest rows by the symmetrised distance (T, T), centre first."""
+    order = np.argsort(symmetric[centre], kind="stable")
+    return np.concatenate([[centre], [i for i in order if i != centre][:k]]).astype(int)
+
+
+@dataclass(frozen=True)
+class HeatmapView:
+    """What the heatmap shows. symmetric/directed: (n, n) tables in clustered order labelled by task name, the
+    symmetric one with a blank (NaN) diagonal, the directed one [source row, target column]; modality: the modality
+    family of each row; lo/hi: the colour range (2nd and 98th percentile of the off-diagonal values); focus: the
+    task the view is centred on, or None for the whole matrix; total: tasks in the full matrix."""
+
+    symmetric: pd.DataFrame
+    directed: pd.DataFrame
+    modality: list[str]
+    lo: float
+    hi: float
+    focus: str | None
+    total: int
+
+
+def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = "bkld-small",
+                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance"
+                 ) -> HeatmapView:
+    """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
+    (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
+    symmetrised: removes the per-target offset of bKLD, see core.families)."""
+    from core.distances import target_ranks
+    from core.validity import modality_family
+
+    ids, names, directed = with_user(catalogue, user, distance)
+    modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
+        (["your task"] if user is not None else [])
+    shown = symmetrise(target_ranks(directed)) if colour == "rank" else symmetrise(directed)
+    keep = np.arange(len(ids))
+    if around is not None and nearest is not None and around in ids:
+        keep = np.sort(nearest_indices(symmetrise(directed), ids.index(around), nearest))
+    sub_directed, sub_shown = directed[np.ix_(keep, keep)], shown[np.ix_(keep, keep)]
+    order = keep[clustered_order(sub_directed)]
+    local = [list(keep).index(i) for i in order]
+    labels = [names[i] for i in order]
+    values = sub_shown[np.ix_(local, local)].astype(float)
+    np.fill_diagonal(values, np.nan)
+    off = values[np.isfinite(values)]
+    lo, hi = (float(np.percentile(off, 2)), float(np.percentile(off, 98))) if off.size else (0.0, 1.0)
+    return HeatmapView(pd.DataFrame(values, index=labels, columns=labels),
+                       pd.DataFrame(sub_directed[np.ix_(local, local)], index=labels, columns=labels),
+                       [modality[i] for i in order], lo, hi if hi > lo else lo + 1e-9,
+                       None if len(keep) == len(ids) else around, len(ids))
+
+
+def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label_all_up_to: int =
+                    MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
+    """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality
+    family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
+    symmetric_to: (T,) symmetrised distances of the user's (or a selected) task to the catalogue tasks in row order,
+    or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
+    from core.validity import modality_family
+
+    out = points.copy()
+    catalogue_rows = out["task_id"] != USER_ID
+    out["family"] = [("control" if kind == "control" else "your task" if kind == "user" else modality_family(m))
+                     for m, kind in zip(out["modality"], out["kind"])]
+    out["nearest"] = 0
+    order = np.argsort(symmetric_to, kind="stable") if symmetric_to is not None else np.array([], dtype=int)
+    index = out.index[catalogue_rows]
+    for rank, row in enumerate(order[:lines_to]):
+        out.loc[index[row], "nearest"] = rank + 1
+    if int(catalogue_rows.sum()) <= label_all_up_to:
+        out["label"] = out["task"]
+    else:
+        labelled = set(index[order[:label_nearest]]) if len(order) else set()
+        out["label"] = [name if (i in labelled or not is_task) else "" for i, name, is_task in
+                        zip(out.index, out["task"], catalogue_rows)]
+    return out
+
+
+def filter_tasks(frame: pd.DataFrame, modalities: list[str] | None = None, search: str = "",
+                 modality_column: str = "modality", name_column: str = "task") -> pd.DataFrame:
+    """Rows whose modality family is in ``modalities`` (None or empty: all) and whose name contains ``search``
+    (case-insensitive; '' keeps all)."""
+    from core.validity import modality_family
+
+    keep = pd.Series(True, index=frame.index)
+    if modalities:
+        keep &= frame[modality_column].map(modality_family).isin(modalities)
+    if search.strip():
+        keep &= frame[name_column].str.contains(search.strip(), case=False, regex=False)
+    return frame[keep]

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.errors import FingerprintError, IncompatibleFingerprintsError
 from core.extract import ExtractionProgress
+from core.feature_meaning import image_sample
 from core.fingerprint import Fingerprint, check_comparable
 from core.pipeline import fingerprint_folder
 from core.recommend import recommendations
@@ -57,8 +58,13 @@ def run_fingerprint(source: Path, name: str, n: int, workdir: Path | None = None
         st.error(f"Fingerprinting failed unexpectedly ({type(err).__name__}: {err}). Nothing was saved; please "
                  "report this with the message.")
         return
-    bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples.")
+    bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
+                           "'Why similar?' (this session only)…")
     session.set_result(run.fingerprint, run.report)
+    try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
+        st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
+    except Exception:  # optional; 'Why similar?' says when there are none
+        pass
 
 
 source_kind = st.radio("Your images", ["Upload a folder", "Upload a .zip", "Local folder path",

@@ -6,27 +6,39 @@ import streamlit as st
 from core.distances import symmetrise
 from core.families import families_report
 from core.taskmap import place_on_map
-from core.views import map_frame, selected_task, with_user
+from core.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
 from ui import figures, session
 from ui.common import footer, page_setup
 
 catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
-user_xy = None
+user_xy, to_user = None, None
 if fingerprint is not None:
     _, _, full = with_user(catalogue, fingerprint, "bkld-small")
-    user_xy = place_on_map(catalogue.coords, symmetrise(full)[-1, :-1])
+    to_user = symmetrise(full)[-1, :-1]
+    user_xy = place_on_map(catalogue.coords, to_user)
 else:
     st.info("Showing the catalogue alone; add your task on **Your task** to see where it lands.")
 points = map_frame(catalogue, catalogue.coords, user_xy, fingerprint.name if fingerprint else "")
-colour = st.radio("Colour by", ["modality", "family"], horizontal=True, key="map_colour")
-families = families_report(catalogue)
-labels = {f"{f['family']}": f"family {f['family']} ({f['label']})" for f in families["families"]}
-points["family"] = [labels.get(str(families["assignment"].get(i)), "your task") for i in points["task_id"]]
-st.caption(f"Fixed layout: {catalogue.map_method.upper()} of the symmetrised bKLD small between catalogue tasks; "
-           "your task is placed at the distance-weighted mean of its 3 nearest tasks. Near = similar. Click a task "
-           "to see which features drive its distance to yours.")
-event = st.plotly_chart(figures.task_map(points, st.session_state.get(session.SELECTED_TASK), colour), key="task_map",
+selected = st.session_state.get(session.SELECTED_TASK)
+if to_user is None and selected in catalogue.ids:  # no task of yours: label around the selected task
+    to_user = symmetrise(catalogue.bkld_small)[catalogue.ids.index(selected)]
+points = map_annotations(points, to_user, lines_to=3 if fingerprint is not None else 0)
+colour = st.radio("Colour by", ["modality", "cluster"], horizontal=True, key="map_colour",
+                  format_func=lambda c: "modality" if c == "modality" else "task family (clusters)")
+if colour == "cluster":
+    families = families_report(catalogue)
+    labels = {f"{f['family']}": f"family {f['family']} ({f['label']})" for f in families["families"]}
+    points["cluster"] = [labels.get(str(families["assignment"].get(i)), "your task") for i in points["task_id"]]
+n = len(catalogue.tasks)
+st.caption(f"Fixed layout: {catalogue.map_method.upper()} of the per-target ranks of bKLD small between the {n} "
+           "catalogue tasks; your task (star) is placed at the distance-weighted mean of its 3 nearest tasks, "
+           "dotted lines lead to them. Near = similar. Colours: one hue per modality family (shades and shapes per "
+           "modality), controls grey. "
+           + ("Every task is named. " if n <= MAP_LABEL_ALL_UP_TO else
+              "The tasks nearest yours (or the selected one) are named; hover for the others. ")
+           + "Click a task to see which features drive its distance to yours.")
+event = st.plotly_chart(figures.task_map(points, selected, colour), key="task_map",
                         on_select="rerun", selection_mode=("points",))
 chosen = selected_task(event, catalogue.ids)
 if chosen is not None:

@@ -6,9 +6,10 @@ import streamlit as st
 
 from core.recommend import knowledge_tables
 from core.validity import candidates_table, report_table
-from core.views import heatmap_frame, map_frame, selected_task
+from core.distances import symmetrise
+from core.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
 from ui import figures
-from ui.common import footer, page_setup
+from ui.common import footer, page_setup, task_filter
 
 catalogue = page_setup("Catalogue explorer")
 st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
@@ -19,18 +20,23 @@ tasks = pd.DataFrame([{"task": t.name, "id": t.id, "modality": t.modality, "anat
                        "kind": t.kind, "licence": t.licence, "source": t.source, "upstream": t.upstream,
                        "shares images with": ", ".join(t.shares_images_with), "paper task": t.paper_task or ""}
                       for t in catalogue.tasks])
-st.dataframe(tasks, hide_index=True, key="catalogue_table")
+st.dataframe(task_filter(tasks, "catalogue"), hide_index=True, key="catalogue_table")
 
 map_tab, heat_tab, neighbour_tab, validity_tab = st.tabs(["Map", "Heatmap", "Nearest sources", "Validity report"])
 with map_tab:
-    event = st.plotly_chart(figures.task_map(map_frame(catalogue, catalogue.coords)), key="catalogue_map",
+    chosen_id = st.session_state.get("explorer_task")
+    around = symmetrise(catalogue.bkld_small)[catalogue.ids.index(chosen_id)] if chosen_id in catalogue.ids else None
+    points = map_annotations(map_frame(catalogue, catalogue.coords), around, lines_to=0)
+    event = st.plotly_chart(figures.task_map(points, chosen_id), key="catalogue_map",
                             on_select="rerun", selection_mode=("points",))
     chosen = selected_task(event, catalogue.ids)
     if chosen:
         st.session_state["explorer_task"] = chosen
 with heat_tab:
-    symmetric, directed = heatmap_frame(catalogue, None, "bkld-small")
-    st.plotly_chart(figures.heatmap(symmetric, directed), key="catalogue_heatmap")
+    focus = st.session_state.get("explorer_task", catalogue.ids[0])
+    st.caption(f"{'All tasks' if len(catalogue.ids) <= HEATMAP_FOCUS_ABOVE else 'The target task and its nearest'}"
+               "; the Heatmap page offers the full matrix and more.")
+    st.plotly_chart(figures.heatmap(heatmap_view(catalogue, None, around=focus)), key="catalogue_heatmap")
 with neighbour_tab:
     default = st.session_state.get("explorer_task", catalogue.ids[0])
     target = st.selectbox("Target task", catalogue.ids, index=catalogue.ids.index(default),
@@ -39,7 +45,7 @@ with neighbour_tab:
     ranking = pd.DataFrame({"source": [t.name for t in catalogue.tasks], "modality": [t.modality for t in
                             catalogue.tasks], "bKLD small (source → target)": column})
     ranking = ranking[[i != target for i in catalogue.ids]].sort_values("bKLD small (source → target)")
-    st.dataframe(ranking, hide_index=True, key="explorer_ranking")
+    st.dataframe(ranking.head(50), hide_index=True, key="explorer_ranking")
     for title, frame in knowledge_tables(catalogue, target).items():
         st.markdown(f"**{title}**")
         st.dataframe(frame, hide_index=True)

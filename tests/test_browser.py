@@ -125,3 +125,125 @@ def test_cotrain_page_from_a_shared_fingerprint(server, tmp_path, catalogue):
         assert all(t["licence"] for t in plan["tasks"])
         assert downloaded["Download plan (CSV)"].splitlines()[1].split(",")[1] == "brain_mri_4class"
         browser.close()
+
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+PAGES = [("Your task", "your-task"), ("Recommendations", "recommendations"), ("Map", "map"),
+         ("Heatmap", "heatmap"), ("Why similar?", "why-similar"), ("Catalogue explorer", "catalogue-explorer"),
+         ("Co-training plan", "cotrain-plan")]
+
+
+def start_server(env: dict[str, str], log_name: str) -> tuple[subprocess.Popen, str]:
+    """A Streamlit server of the app with extra environment variables; (process, url) once healthy."""
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / log_name, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(180):
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return process, url
+        except OSError:
+            time.sleep(0.5)
+    process.terminate()
+    pytest.fail(f"the Streamlit server did not become healthy; see test-artifacts/{log_name}")
+
+
+def open_page(page, title: str) -> None:
+    """Click a page in the sidebar and wait until it has finished running."""
+    page.get_by_role("link", name=title.rstrip("?")).first.click()
+    page.get_by_role("heading", name=title).wait_for(timeout=120_000)
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+    page.wait_for_timeout(1500)
+
+
+@pytest.mark.slow
+def test_views_at_19_tasks_with_screenshots(server, tmp_path):
+    """20 brain-MRI images through the folder uploader; every page shows structure a user can read: named map
+    points, the heatmap's off-diagonal range, ImageNet classes and the user's own thumbnails in 'Why similar?'.
+    Saves one screenshot per page to docs/screenshots/."""
+    from playwright.sync_api import sync_playwright
+    source = require_shared() / "brain_mri_4class"
+    folder = tmp_path / "my_brain_mri"
+    for class_dir in sorted(source.iterdir()):
+        (folder / class_dir.name).mkdir(parents=True)
+        for path in sorted(class_dir.iterdir())[:5]:
+            shutil.copy(path, folder / class_dir.name / path.name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server, timeout=120_000)
+        page.get_by_text("Your images", exact=True).wait_for(timeout=120_000)
+        page.get_by_label("Name of your task").fill("my brain MRI")
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(folder))
+        page.get_by_role("button", name="Compute fingerprint").click(timeout=60_000)
+        page.get_by_text("Top sources for").wait_for(timeout=300_000)
+        page.screenshot(path=str(SCREENSHOTS / "your-task.png"))
+        for title, name in PAGES[1:]:
+            open_page(page, title)
+            if title == "Recommendations":
+                page.get_by_text("Nearest source for").wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
+            if title == "Map":
+                page.locator(".stPlotlyChart .scatterlayer .point").first.wait_for(timeout=60_000)
+                labels = page.locator(".stPlotlyChart .scatterlayer .textpoint")
+                assert labels.count() == 20, labels.count()  # all 19 tasks named, plus yours
+            if title == "Heatmap":
+                assert page.get_by_text("20 of 20 tasks").count() == 1
+            if title == "Why similar?":
+                assert page.get_by_text("ImageNet classes:").count() == 5
+                assert page.locator("[data-testid='stImage'] img, [data-testid='stFullScreenFrame'] img").count() \
+                    >= 6, "the user's own images that activate a feature are shown"
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        browser.close()
+    for _, name in PAGES:
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size < 400_000
+
+
+@pytest.mark.slow
+def test_views_at_150_tasks(catalogue, tmp_path):
+    """A 150-task synthetic catalogue (TFE_CATALOGUE) and a shared fingerprint: the heatmap shows the user's task and
+    its 30 nearest with all 151 one toggle away, the map names only the nearest, Why similar? says the images are
+    gone."""
+    from playwright.sync_api import sync_playwright
+
+    from core.synthetic_catalogue import write_synthetic_catalogue
+    root = write_synthetic_catalogue(tmp_path / "catalogue", catalogue, 150)
+    shared = tmp_path / "brain.npz"
+    catalogue.fingerprints["brain_mri_4class"].renamed("their brain MRI").save(shared)
+    process, url = start_server({"TFE_CATALOGUE": str(root)}, "streamlit-150.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url, timeout=120_000)
+            page.get_by_text("Load a shared fingerprint", exact=True).click(timeout=180_000)
+            page.locator("[data-testid='stFileUploaderDropzoneInput']:not([webkitdirectory])").set_input_files(
+                str(shared))
+            page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
+            page.get_by_text("Top sources for").wait_for(timeout=180_000)
+            open_page(page, "Heatmap")
+            assert page.get_by_text("31 of 151 tasks").count() == 1
+            page.get_by_text("Show all 151 tasks").click()
+            page.get_by_text("151 of 151 tasks").wait_for(timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-150-heatmap.png"))
+            open_page(page, "Map")
+            page.locator(".stPlotlyChart .scatterlayer .point").first.wait_for(timeout=60_000)
+            named = page.evaluate("() => [...document.querySelectorAll('.stPlotlyChart .scatterlayer .textpoint')]"
+                                  ".filter(t => t.textContent.trim()).length")
+            assert named == 13, named  # the 12 nearest and yours; the others on hover
+            page.screenshot(path=str(ARTIFACTS / "browser-150-map.png"))
+            open_page(page, "Why similar?")
+            page.get_by_text("ImageNet classes:").nth(4).wait_for(timeout=180_000)
+            page.get_by_text("Your images are not available in this session").wait_for(timeout=60_000)
+            assert page.get_by_text("ImageNet classes:").count() == 5
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

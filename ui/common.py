@@ -59,3 +59,19 @@ def probe_choice(catalogue) -> None:
         session.clear_result()
         st.info(f"Your fingerprint was made with probe '{fingerprint.meta.probe}'; compute it again with "
                 f"'{chosen}' (fingerprints of different probes cannot be compared).")
+
+
+def task_filter(frame, key: str, modality_column: str = "modality", name_column: str = "task"):
+    """A modality-family multiselect and a name search above a table; returns the rows that pass
+    (core.views.filter_tasks). Shows how many rows are hidden."""
+    from core.validity import modality_family
+    from core.views import filter_tasks
+
+    families = sorted({modality_family(m) for m in frame[modality_column]})
+    left, right = st.columns([3, 2])
+    chosen = left.multiselect("Modality (empty: all)", families, key=f"{key}_modality")
+    search = right.text_input("Search by name", key=f"{key}_search")
+    shown = filter_tasks(frame, chosen, search, modality_column, name_column)
+    if len(shown) < len(frame):
+        st.caption(f"{len(shown)} of {len(frame)} rows match the filter.")
+    return shown

@@ -1,6 +1,8 @@
 """Heavy shared objects, created once per server process (``st.cache_resource``)."""
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from core.backbones import LoadedBackbone, load_backbone
@@ -8,9 +10,23 @@ from core.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 
+#: environment variable naming another catalogue folder for the app (e.g. a synthetic 150-task one for tests)
+CATALOGUE_VARIABLE = "TFE_CATALOGUE"
+
+
+def catalogue_root() -> str:
+    """The catalogue folder the app uses: $TFE_CATALOGUE when set, else the shipped one."""
+    return os.environ.get(CATALOGUE_VARIABLE) or str(DEFAULT_CATALOGUE)
+
+
+def get_catalogue(probe: str | None = None) -> Catalogue:
+    """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`."""
+    return _load(catalogue_root(), probe)
+
+
 @st.cache_resource(show_spinner="Loading the catalogue…")
-def get_catalogue(root: str = str(DEFAULT_CATALOGUE), probe: str | None = None) -> Catalogue:
-    """The catalogue made with ``probe`` (None: the shipped default), prepared once per server process."""
+def _load(root: str, probe: str | None) -> Catalogue:
+    """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
     catalogue.bank("bkld-small")  # prepare the default distance's source terms once per server process
     return catalogue
@@ -25,3 +41,10 @@ def get_backbone(probe: str | None = None) -> LoadedBackbone:
 def get_cotrain_effects(paper: str = str(DEFAULT_PAPER)) -> dict | None:
     """The paper's measured co-training effects per paper task, or None when the paper folder is not there."""
     return read_cotrain_effects(paper)
+
+
+@st.cache_resource(show_spinner="Reading the backbone's ImageNet classifier…")
+def get_classifier(probe: str | None = None) -> tuple:
+    """(classifier weight (1000, m) float32, 1,000 ImageNet class names) of the backbone, once per process."""
+    from core.feature_meaning import classifier_weight, imagenet_class_names
+    return classifier_weight(get_backbone(probe)), imagenet_class_names()

@@ -16,6 +16,7 @@ DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
 PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the catalogue's default
 PROBE_WIDGET = "probe_choice"
+IMAGE_SAMPLE = "image_sample"  # a few of the user's images as thumbnails + features (core.feature_meaning), memory only
 
 
 def fingerprint() -> Fingerprint | None:
@@ -29,13 +30,19 @@ def report() -> ReadReport | None:
 def set_result(new_fingerprint: Fingerprint, new_report: ReadReport | None) -> None:
     st.session_state[FINGERPRINT] = new_fingerprint
     st.session_state[REPORT] = new_report
+    st.session_state.pop(IMAGE_SAMPLE, None)  # belongs to the previous task; set again by the caller if any
     for key in [k for k in st.session_state if str(k).startswith("bootstrap:")]:
         del st.session_state[key]
 
 
 def clear_result() -> None:
-    for key in (FINGERPRINT, REPORT):
+    for key in (FINGERPRINT, REPORT, IMAGE_SAMPLE):
         st.session_state.pop(key, None)
+
+
+def image_sample():
+    """The user's sampled thumbnails (core.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
+    return st.session_state.get(IMAGE_SAMPLE)
 
 
 def probe() -> str | None:
