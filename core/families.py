@@ -97,13 +97,26 @@ def families_report(catalogue, distance: str = "bkld-small") -> dict:
     return {"distance": distance, "on": "per-target ranks", **report}
 
 
+def user_ranks(directed: np.ndarray, to_user: np.ndarray, from_user: np.ndarray) -> np.ndarray:
+    """(T,) symmetrised ranks between a new task and each catalogue task, on the scale of :func:`target_ranks`:
+    as a target, the user ranks each catalogue source (1 = its nearest; it would hold 0 itself); as a source, it
+    gets, for each catalogue task, the number of that task's sources (itself included) that are nearer.
+    directed: (T, T) [source, target]; to_user: (T,) catalogue task -> user; from_user: (T,) user -> task."""
+    from scipy.stats import rankdata
+    as_target = rankdata(np.asarray(to_user, dtype=np.float64), method="min")
+    as_source = (np.asarray(directed) < np.asarray(from_user, dtype=np.float64)[None, :]).sum(axis=0)
+    return (as_target + as_source) / 2.0
+
+
 def family_of(catalogue, target, report: dict) -> dict:
     """The family of a user's fingerprint in ``report`` (from :func:`families_report`), by :func:`assign_family`
-    on the symmetrised distance between it and every catalogue task: the family's entry of ``report['families']``."""
+    on the symmetrised ranks between it and every catalogue task (:func:`user_ranks`, the families' own scale):
+    the family's entry of ``report['families']``."""
     to_user, _ = catalogue.distances_to(target, report["distance"])
-    symmetric = (np.asarray(to_user) + catalogue.distances_from(target, report["distance"])) / 2.0
+    ranks = user_ranks(catalogue.matrix(report["distance"]), to_user,
+                       catalogue.distances_from(target, report["distance"]))
     labels = np.array([report["assignment"][i] for i in catalogue.ids])
-    family = assign_family(symmetric, labels)
+    family = assign_family(ranks, labels)
     return next(f for f in report["families"] if f["family"] == family)
 
 

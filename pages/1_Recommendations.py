@@ -44,7 +44,8 @@ if report:
 families = families_report(catalogue)
 family = family_of(catalogue, fingerprint, families)
 st.markdown(f"Your task's family: **family {family['family']}** ({family['label']}; {', '.join(family['tasks'])}). "
-            f"Families: {families['k']} clusters of the symmetrised bKLD small, cut by the {families['criterion']}; "
+            f"Families: {families['k']} clusters of the symmetrised per-target ranks of bKLD small, cut by the "
+            f"{families['criterion']}; "
             f"adjusted Rand index against modality {families['adjusted_rand_index']:.2f}.")
 if bootstrap is not None:
     st.caption(f"Uncertainty: {bootstrap.n_resamples} bootstrap resamples of your {fingerprint.meta.n_samples:,} "

@@ -92,9 +92,12 @@ def test_assign_family_by_mean_distance_to_members():
 
 
 class FakeCatalogue:
-    """Just what family_of reads: ids and the user's directed distances in both directions."""
+    """Just what family_of reads: ids, the catalogue's matrix and the user's directed distances both ways."""
 
     ids = ["a", "b", "c", "d"]
+
+    def matrix(self, distance):
+        return np.array([[0.0, 1, 5, 5], [1, 0, 5, 5], [5, 5, 0, 1], [5, 5, 1, 0]])
 
     def distances_to(self, target, distance):
         return np.array([9.0, 9.0, 1.0, 5.0]), []  # source -> user
@@ -103,9 +106,10 @@ class FakeCatalogue:
         return np.array([1.0, 1.0, 5.0, 1.0])  # user -> target
 
 
-def test_family_of_uses_the_symmetrised_distance():
-    """Symmetrised: a 5, b 5, c 3, d 3; family {a, b} mean 5, {c, d} mean 3 -> the second family (one-way, c's
-    source distance 1 alone would also say so, but a's target distance 1 would say the first)."""
+def test_family_of_uses_the_symmetrised_ranks():
+    """As a target the user ranks its sources c 1, d 2, a 3, b 3; as a source it is beaten in a's column by a itself
+    (1), in b's by b (1), in c's by c and d (2), in d's by d (1). Symmetrised: a 2, b 2, c 1.5, d 1.5; family {c, d}
+    (mean 1.5) beats {a, b} (mean 2), although the user's own distances to a and b are the smallest (1)."""
     report = families_from_matrix(blocks([2, 2]), FakeCatalogue.ids, ["x"] * 4) | {"distance": "bkld-small"}
     assert family_of(FakeCatalogue(), None, report)["tasks"] == ["c", "d"]
 
@@ -136,7 +140,7 @@ def test_map_colours_by_family_and_recommendations_name_the_users_family(catalog
     at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
     at.switch_page("pages/2_Map.py").run()
     def legend() -> set[str]:
-        return {trace.get("legendgroup", "") for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+        return {trace.get("name", "") for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
 
     assert not any(group.startswith("family 1") for group in legend())
     at.radio(key="map_colour").set_value("family").run()
