@@ -204,7 +204,8 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
                     task.batch.probes[POSTACT][rows] if probe != POSTACT else None)
     meta = FingerprintMeta(name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,
                            feature_dim=backbone.probe_dim(probe), edges_id=edges.identity, n_samples=accumulator.n,
-                           protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe)
+                           protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe,
+                           backend=backbone.engine(tuple(backbone.spec.probes)).name)
     return accumulator.fingerprint(meta)
 
 

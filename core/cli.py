@@ -37,7 +37,10 @@ class _ProgressPrinter:
 
 def _backbone(args):
     from core.backbones import load_backbone
-    return load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None))
+    backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
+                             backend=args.backend)
+    print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
+    return backbone
 
 
 def _warn(lines: list[str]) -> None:
@@ -67,8 +70,8 @@ def cmd_fingerprint(args) -> int:
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
     started = time.perf_counter()
-    print(f"fingerprinting {args.folder} with {backbone.spec.name} (probe {backbone.probe}) on {backbone.device}, "
-          f"n = {args.n:,}", file=sys.stderr)
+    print(f"fingerprinting {args.folder} with {backbone.spec.name} (probe {backbone.probe}) by {backbone.backend} "
+          f"on {'cpu' if backbone.backend == 'onnxruntime' else backbone.device}, n = {args.n:,}", file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
                              slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter())
     print(run.report.to_text(), file=sys.stderr)
@@ -173,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     from core.backbones import DEFAULT_BACKBONE
     from core.catalogue import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
     from core.compare import DISTANCES
+    from core.extract import DEFAULT_BATCH_SIZE
+    from core.inference import BACKEND_CHOICES
     from core.sampling import CATALOGUE_N, PAPER_SEED
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Task fingerprints and bKLD (Godau et al. "
@@ -186,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda or mps")
+        sub.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                         help="what runs the forward pass: onnxruntime (CPU, an ONNX export of the verified weights, "
+                              "checked against PyTorch), torch (the reference; GPUs) or auto (onnxruntime on the "
+                              "CPU when installed, else torch); fingerprints of both are comparable")
 
     def sampling_options(sub, n_default):
         sub.add_argument("--n", type=int, default=n_default, help=f"samples, with replacement (default {n_default})")
@@ -198,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
     fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
-    fp.add_argument("--batch-size", type=int, default=16)
+    fp.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     fp.add_argument("--overwrite", action="store_true")
     sampling_options(fp, CATALOGUE_N)
     backbone_options(fp)

@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from core.backbones import LoadedBackbone
 from core.dataset import ImageDataset
 from core.errors import UnreadableImageError
-from core.preprocess import CROP, PreparedImage, prepare, to_model_input
+from core.preprocess import CROP, PreparedImage, prepare
 from core.sampling import SamplingProtocol, plan_samples
 
 DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 is as fast as 32 and uses less memory
@@ -58,10 +57,11 @@ class ExtractionCancelled(Exception):
     """Raised by :func:`iter_features` when the caller's cancel event is set."""
 
 
-def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, backbone: LoadedBackbone,
-             cancel: threading.Event) -> Iterator[tuple[torch.Tensor | None, int, np.ndarray]]:
-    """(model input (b, 3, 224, 224) or None, samples consumed, (b,) image indices) per batch. Each sampled image
-    is decoded once for all its crops; a file that fails is listed in the report and its samples are dropped."""
+def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
+                 cancel: threading.Event) -> Iterator[tuple[np.ndarray | None, int, np.ndarray]]:
+    """(crops (b, 224, 224, 3) uint8 RGB or None, samples consumed, (b,) image indices) per batch. Each sampled
+    image is decoded once for all its crops; a file that fails is listed in the report and its samples are
+    dropped."""
     plan = plan_samples(len(dataset), protocol)
     buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
     images = np.empty(batch_size, dtype=np.int64)
@@ -87,13 +87,10 @@ def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
         images[filled] = index
         filled += 1
         if filled == batch_size:
-            yield to_model_input(buffer, backbone.spec.mean, backbone.spec.std, backbone.device), consumed, \
-                images.copy()
+            yield buffer.copy(), consumed, images.copy()
             filled = consumed = 0
     if filled or consumed:
-        tensor = to_model_input(buffer[:filled], backbone.spec.mean, backbone.spec.std, backbone.device) \
-            if filled else None
-        yield tensor, consumed, images[:filled].copy()
+        yield (buffer[:filled].copy() if filled else None), consumed, images[:filled].copy()
 
 
 def _in_background(batches: Iterator) -> Iterator:
@@ -147,16 +144,15 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
-    batches = _batches(dataset, protocol, batch_size, backbone, cancel)
+    batches = crop_batches(dataset, protocol, batch_size, cancel)
     if decode_in_background_default() if background is None else background:
         batches = _in_background(batches)
     started, done = time.perf_counter(), 0
-    for tensor, consumed, images in batches:
+    for crops, consumed, images in batches:
         if cancel.is_set():
             raise ExtractionCancelled("fingerprinting was cancelled")
-        if tensor is not None:
-            pooled = backbone.probe_features(tensor, probes)
-            yield FeatureBatch({name: values.float().cpu().numpy() for name, values in pooled.items()}, images)
+        if crops is not None:
+            yield FeatureBatch(backbone.infer(crops, probes), images)
         done += consumed
         if progress is not None:
             elapsed = time.perf_counter() - started

@@ -8,7 +8,8 @@ probe). No pixels and no file names are stored; class names and counts are, beca
 them out with ``include_classes=False``).
 
 Format 2 added the probe (``meta.probe``) and ``postact_mean.npy``; format 1 files are refused with a message saying
-how to recompute them.
+how to recompute them. ``meta.backend`` (what ran the forward pass) is optional: files without it were made with
+torch.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class FingerprintMeta:
     format_counts: dict = field(default_factory=dict)
     n_bins: int = N_BINS_LARGE
     probe: str = "postact"  # the backbone layer whose pooled output are the features (core/backbones.json)
+    #: what ran the forward pass (core/inference.py): "onnxruntime" or "torch". Informative only: both compute the
+    #: same features (checked on every load), so it is not a difference that check_comparable refuses. Files
+    #: written before it was recorded were all made with torch.
+    backend: str = "torch"
     created_by: str = f"task-fingerprint-explorer {__version__}"
     format_version: int = FORMAT_VERSION
 
@@ -217,6 +222,8 @@ def _parse_meta(raw: object, source: str) -> FingerprintMeta:
         raise FingerprintFileError(f"{source}: n_samples must be a positive integer")
     if not isinstance(meta.probe, str) or not meta.probe:
         raise FingerprintFileError(f"{source}: probe must name the backbone layer the features come from")
+    if not isinstance(meta.backend, str) or not meta.backend:
+        raise FingerprintFileError(f"{source}: backend must name what computed the features (e.g. 'torch')")
     return meta
 
 
