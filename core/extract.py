@@ -1,6 +1,8 @@
-"""Streaming feature extraction, one batch at a time, so memory does not grow with n; decoding runs in a background
-thread on machines with more than 2 cores. A file that fails to decode is listed in the dataset's report and its samples
-are dropped; the run goes on."""
+"""Streaming feature extraction, one batch at a time, so memory does not grow with n. Decoding, resizing and cropping
+run in a background thread, at most 4 batches ahead, overlapping the forward pass (ONNX Runtime releases the GIL and
+its idle threads sleep; with PyTorch eager on 2 cores a concurrent decoder stalls the forward pass, so there it runs
+in line). A file that fails to decode is listed in the dataset's report and its samples are dropped; the run goes
+on."""
 from __future__ import annotations
 
 import os
@@ -18,7 +20,9 @@ from core.errors import UnreadableImageError
 from core.preprocess import CROP, PreparedImage, prepare
 from core.sampling import SamplingProtocol, plan_samples
 
-DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 is as fast as 32 and uses less memory
+#: on 2 CPU cores ONNX Runtime runs the whole pipeline fastest at batch 8 (median img/s of interleaved runs: batch 4
+#: 144, 8 174, 16 136); PyTorch eager is about as fast at 8 as at 16 (bench/extract.py prints both)
+DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,11 @@ def _in_background(batches: Iterator) -> Iterator:
                 thread.join(timeout=0.05)
 
 
-def decode_in_background_default() -> bool:
-    """Decode in a separate thread only with more than 2 cores: on 2 cores the forward pass already uses both, and a
-    concurrent decoder stalls it one-for-one (measured: bench/extract.py)."""
-    return (os.cpu_count() or 1) > 2
+def decode_in_background_default(backbone: LoadedBackbone | None = None) -> bool:
+    """Decode in a separate thread with ONNX Runtime, or with more than 2 cores. With PyTorch eager on 2 cores the
+    forward pass already uses both cores and a concurrent decoder stalls it one-for-one (measured:
+    bench/extract.py)."""
+    return (os.cpu_count() or 1) > 2 or (backbone is not None and backbone.backend == "onnxruntime")
 
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
@@ -139,13 +144,13 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     """Yield a :class:`FeatureBatch` per batch for the protocol's n samples of ``dataset``.
 
     ``probes``: which probes to return (default: the backbone's probe and ``postact``, which P2L uses), all from
-    one forward pass. ``background``: decode in a separate thread (default: only with more than 2 cores).
+    one forward pass. ``background``: decode in a separate thread (default: :func:`decode_in_background_default`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
     batches = crop_batches(dataset, protocol, batch_size, cancel)
-    if decode_in_background_default() if background is None else background:
+    if decode_in_background_default(backbone) if background is None else background:
         batches = _in_background(batches)
     started, done = time.perf_counter(), 0
     for crops, consumed, images in batches:
