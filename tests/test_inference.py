@@ -16,6 +16,7 @@ import torch
 from core import inference
 from core.backbones import load_backbone
 from core.distances import bkld
+from core.extract import decode_in_background_default
 from core.fingerprint import Fingerprint, check_comparable
 from core.inference import TOLERANCE, check_images, export_onnx, make_engine, onnx_path
 from core.pipeline import fingerprint_folder
@@ -95,10 +96,13 @@ def test_backend_choice_on_other_devices_and_unknown_names(backbone):
         load_backbone(device="cpu", backend="tensorrt")
 
 
-def test_default_backend_is_onnxruntime_and_torch_can_be_chosen(backbone):
+def test_default_backend_is_onnxruntime_and_torch_can_be_chosen(backbone, monkeypatch):
     assert backbone.backend == "onnxruntime"  # the conftest fixture loads with the defaults
     torch_backbone = load_backbone(device="cpu", backend="torch")
     assert torch_backbone.backend == "torch" and torch_backbone.engine().describe() == "torch on cpu"
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert decode_in_background_default(backbone)  # decoding overlaps ONNX Runtime's forward pass
+    assert not decode_in_background_default(torch_backbone)  # PyTorch eager uses both cores itself
 
 
 def test_backend_is_recorded_and_optional_when_loading(backbone, edges, tmp_path):
