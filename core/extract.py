@@ -21,7 +21,7 @@ from core.preprocess import CROP, PreparedImage, prepare
 from core.sampling import SamplingProtocol, plan_samples
 
 #: on 2 CPU cores ONNX Runtime runs the whole pipeline fastest at batch 8 (median img/s of interleaved runs: batch 4
-#: 144, 8 174, 16 136); PyTorch eager is about as fast at 8 as at 16 (bench/extract.py prints both)
+#: 144, 8 174, 16 136); PyTorch eager is faster at 8 than at 16 too (bench/extract.py prints both)
 DEFAULT_BATCH_SIZE = 8
 
 
