@@ -1,10 +1,10 @@
 """Inference backends: what runs the backbone's forward pass for a fingerprint.
 
 * ``torch``: PyTorch eager, the reference; the only backend on a GPU.
-* ``onnxruntime``: an ONNX export of the *verified* weights run by ONNX Runtime on the CPU (1.5x PyTorch eager
-  on a quiet 2-core machine, far more when other jobs share the cores). The model is exported on first use into a
-  cache folder, never downloaded, and every time it is loaded it is checked against PyTorch on real photos: beyond :data:`TOLERANCE` it is refused (a damaged cache file is
-  re-exported once) and the run falls back to PyTorch.
+* ``onnxruntime``: an ONNX export of the *verified* weights run by ONNX Runtime on the CPU (1.5x PyTorch eager on a
+  quiet 2-core machine, far more when other jobs share the cores). The model is exported on first use into a cache
+  folder, never downloaded, and every time it is loaded it is checked against PyTorch on real photos: beyond
+  :data:`TOLERANCE` it is refused (a damaged cache file is re-exported once) and the run falls back to PyTorch.
 
 Both engines take crops as they come out of the pipeline, (N, 224, 224, 3) uint8 RGB, and return
 {probe: (N, dim) float32 pooled features} from one forward pass. The ONNX graph includes the normalisation (uint8 in),
