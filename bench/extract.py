@@ -1,12 +1,16 @@
-"""Benchmark of the fingerprint pipeline (issue 2).
+"""Benchmark of the fingerprint pipeline (issues 2 and 16).
 
-Prints, in one run, with the same batch size and thread count:
-  * images/s of the whole pipeline (read, decode, resize, forward, histogram) on a real catalogue task,
-  * images/s of the bare backbone forward on pre-made tensors (the same task's crops, prepared in advance),
-  * their ratio (target >= 0.9 on a 2-core machine), as medians over repeats;
-and, in fresh subprocesses, the peak resident memory for n = 1,000 and n = 10,000 (target ratio <= 1.2).
+Prints, in one run, medians over interleaved repeats (this shared machine's speed drifts):
+  * images/s of the whole pipeline (read, decode, resize, crop, forward, histogram) on a real catalogue task with the
+    default backend (ONNX Runtime on the CPU when installed),
+  * images/s of each backend's bare forward on the same task's crops prepared in advance: ONNX Runtime (uint8 crops
+    in; the normalisation is part of its graph) and PyTorch eager (normalised tensors in, at the pipeline's batch size
+    and at batch 16, the size it was tuned at),
+  * in fresh subprocesses, the peak resident memory for n = 1,000 and n = 10,000 (target ratio <= 1.2),
+  * last, ``pipeline_vs_torch_eager <ratio>``: the whole pipeline over the bare PyTorch eager forward (the faster of
+    its two batch sizes in each repeat), median of the per-repeat ratios (target >= 2.0 on 2 cores).
 
-    python bench/extract.py [--task DIR] [--n 160] [--repeats 15] [--batch-size 16] [--memory-n 1000 10000]
+    python bench/extract.py [--task DIR] [--n 160] [--repeats 15] [--batch-size 8] [--memory-n 1000 10000]
 """
 from __future__ import annotations
 
@@ -47,23 +51,25 @@ def pipeline_rate(task: Path, n: int, batch_size: int, backbone, seed: int) -> f
         return n / (time.perf_counter() - start)
 
 
-def premade_batches(task: Path, n: int, batch_size: int, backbone) -> list:
-    """The task's own crops as model input, prepared in advance by the pipeline's batcher: the bare forward sees
-    the same content."""
+def premade_crops(task: Path, n: int, batch_size: int) -> list:
+    """The task's own crops, (batch_size, 224, 224, 3) uint8 each, prepared in advance by the pipeline's batcher:
+    the bare forward passes see the same content as the pipeline."""
     import threading
 
     from core.dataset import open_dataset
-    from core.extract import _batches
+    from core.extract import crop_batches
     from core.sampling import SamplingProtocol
     with open_dataset(task) as dataset:
-        return [tensor for tensor, _ in _batches(dataset, SamplingProtocol(n=n, seed=99), batch_size, backbone,
-                                                 threading.Event()) if tensor is not None and len(tensor) == batch_size]
+        return [crops for crops, _, _ in crop_batches(dataset, SamplingProtocol(n=n, seed=99), batch_size,
+                                                      threading.Event())
+                if crops is not None and len(crops) == batch_size]
 
 
-def bare_rate(batches: list, backbone) -> float:
+def bare_rate(batches: list, run) -> float:
+    """Images/s of ``run`` (one forward pass) over pre-made batches."""
     start = time.perf_counter()
     for batch in batches:
-        backbone.features(batch)
+        run(batch)
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
@@ -79,11 +85,13 @@ def main() -> None:
     parser.add_argument("--task", type=Path, default=DEFAULT_TASK)
     parser.add_argument("--n", type=int, default=160, help="samples per timed repeat")
     parser.add_argument("--repeats", type=int, default=15,
-                        help="pipeline/bare pairs; short and many, because this shared machine's speed drifts")
-    parser.add_argument("--batch-size", type=int, default=16)
+                        help="interleaved repeats; short and many, because this shared machine's speed drifts")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's (core/extract.py)")
     parser.add_argument("--memory-n", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from core.extract import DEFAULT_BATCH_SIZE
+    args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     if args.child:
         memory_child(str(args.task), args.n, args.batch_size)
         return
@@ -91,22 +99,31 @@ def main() -> None:
     import torch
 
     from core.backbones import load_backbone
+    from core.preprocess import to_model_input
     backbone = load_backbone()
-    print(f"device {backbone.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+    eager = load_backbone(backend="torch")
+    print(f"default backend: {backbone.engine().describe()}")
+    print(f"device {eager.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"task {args.task.name}")
-    batches = premade_batches(args.task, args.n, args.batch_size, backbone)
-    bare_rate(batches[:2], backbone)  # warm-up
+    crops = premade_crops(args.task, args.n, args.batch_size)
+    tensors = {size: [to_model_input(batch, eager.spec.mean, eager.spec.std, eager.device)
+                      for batch in premade_crops(args.task, args.n, size)]
+               for size in dict.fromkeys((args.batch_size, 16))}
+    runs = {backbone.backend: (crops, backbone.infer)}
+    runs.update({f"torch eager batch {size}": (batches, eager.probe_features) for size, batches in tensors.items()})
+    for batches, run in runs.values():  # warm-up
+        bare_rate(batches[:2], run)
     pipeline_rate(args.task, args.batch_size * 2, args.batch_size, backbone, seed=0)
-    pipes, bares = [], []
-    for repeat in range(args.repeats):  # interleaved, so machine noise hits both alike
+    pipes, bares, ratios = [], {name: [] for name in runs}, []
+    for repeat in range(args.repeats):  # interleaved, so machine noise hits all alike
         pipes.append(pipeline_rate(args.task, args.n, args.batch_size, backbone, seed=repeat))
-        bares.append(bare_rate(batches, backbone))
-        print(f"  pair {repeat:>2}: pipeline {pipes[-1]:5.1f} img/s, bare forward {bares[-1]:5.1f} img/s, "
-              f"ratio {pipes[-1] / bares[-1]:.3f}")
-    ratios = [p / b for p, b in zip(pipes, bares)]
-    print(f"pipeline images/s (median of {args.repeats}): {statistics.median(pipes):.1f}")
-    print(f"bare forward images/s (median):            {statistics.median(bares):.1f}")
-    print(f"ratio pipeline / bare (median of per-repeat ratios): {statistics.median(ratios):.3f}  (target >= 0.9)")
+        for name, (batches, run) in runs.items():
+            bares[name].append(bare_rate(batches, run))
+        eager_best = max(values[-1] for name, values in bares.items() if name.startswith("torch eager"))
+        ratios.append(pipes[-1] / eager_best)
+        print(f"  repeat {repeat:>2}: pipeline {pipes[-1]:5.1f} img/s; bare " +
+              ", ".join(f"{name} {values[-1]:5.1f}" for name, values in bares.items()) +
+              f"; pipeline / torch eager {ratios[-1]:.2f}", flush=True)
 
     peaks = {}
     for n in args.memory_n:
@@ -117,6 +134,12 @@ def main() -> None:
     if len(peaks) >= 2:
         small, large = min(peaks), max(peaks)
         print(f"peak memory ratio n = {large:,} / n = {small:,}: {peaks[large] / peaks[small]:.3f}  (target <= 1.2)")
+    print(f"pipeline images/s ({backbone.backend}, median of {args.repeats}): {statistics.median(pipes):.1f}")
+    for name, values in bares.items():
+        print(f"bare forward images/s, {name} (median): {statistics.median(values):.1f}")
+    own = statistics.median(p / b for p, b in zip(pipes, bares[backbone.backend]))
+    print(f"pipeline / bare {backbone.backend} forward (median of per-repeat ratios): {own:.3f}")
+    print(f"pipeline_vs_torch_eager {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

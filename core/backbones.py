@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.errors import WeightsError
@@ -118,6 +119,9 @@ class LoadedBackbone:
     weights_sha256: str
     feature_dim: int
     probe: str = POSTACT
+    #: the inference backend asked for: "auto", "onnxruntime" or "torch" (see :mod:`core.inference`)
+    backend_choice: str = "torch"
+    _engines: dict = field(default_factory=dict, repr=False)
 
     def probe_dim(self, probe: str) -> int:
         """Width of a probe's feature vector."""
@@ -126,26 +130,38 @@ class LoadedBackbone:
 
     @torch.inference_mode()
     def probe_features(self, batch: torch.Tensor, probes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        """One forward pass, several probes: {probe: (N, dim) pooled features} for a normalised batch
-        (N, 3, 224, 224). Default: this backbone's probe and ``postact`` (which P2L uses)."""
-        probes = probes or tuple(dict.fromkeys((self.probe, POSTACT)))
-        captured: dict[str, torch.Tensor] = {}
-        handles = []
-        for name in probes:
-            module_path = self.spec.probe(name).module
-            if module_path is None:
-                continue
-            module = self.model.get_submodule(module_path)
+        """One PyTorch forward pass, several probes: {probe: (N, dim) pooled features} for a normalised batch
+        (N, 3, 224, 224). Default: this backbone's probe and ``postact`` (which P2L uses). This is the reference
+        the ONNX Runtime backend is checked against."""
+        return pooled_probes(self.model, self.spec, batch, probes or self.run_probes())
 
-            def pool(_module, _inputs, output, name=name):  # pooled at once: a later in-place activation
-                captured[name] = output.mean(dim=(2, 3))      # (ReLU6(inplace=True)) would change the tensor
-            handles.append(module.register_forward_hook(pool))
-        try:
-            pooled = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return {name: (pooled if self.spec.probe(name).module is None else captured[name]) for name in probes}
+    def run_probes(self) -> tuple[str, ...]:
+        """The probes a fingerprint run needs from each forward pass: this backbone's probe and ``postact``."""
+        return tuple(dict.fromkeys((self.probe, POSTACT)))
+
+    def engine(self, probes: tuple[str, ...] | None = None):
+        """The inference engine (:mod:`core.inference`) that computes ``probes`` (default :meth:`run_probes`) with
+        this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
+        checked against PyTorch then) and kept."""
+        from core.inference import make_engine
+        probes = probes or self.run_probes()
+        if probes not in self._engines:
+            self._engines[probes] = make_engine(self, probes, self.backend_choice)
+        return self._engines[probes]
+
+    def infer(self, batch: np.ndarray, probes: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """{probe: (N, dim) float32 pooled features} of a batch of crops (N, 224, 224, 3) uint8 RGB, from one
+        forward pass of this backbone's backend (normalisation included). Probes a fingerprint run needs share
+        one engine; other probe sets (e.g. every probe, for building the catalogue) get their own."""
+        run = self.run_probes()
+        wanted = probes or run
+        features = self.engine(run if set(wanted) <= set(run) else tuple(wanted)).probe_features(batch)
+        return {name: features[name] for name in wanted}
+
+    @property
+    def backend(self) -> str:
+        """The backend that computes a fingerprint run's probes: 'onnxruntime' or 'torch'."""
+        return self.engine().name
 
     @torch.inference_mode()
     def features(self, batch: torch.Tensor) -> torch.Tensor:
@@ -176,6 +192,30 @@ def check_device(preference: str) -> None:
             raise ValueError("--device mps: Apple MPS is not available here; use --device cpu or auto")
         return
     raise ValueError(f"--device {preference!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
+def pooled_probes(model: torch.nn.Module, spec: BackboneSpec, batch: torch.Tensor,
+                  probes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """{probe: (N, dim) pooled features} of a normalised batch (N, 3, 224, 224) from one forward pass of a timm
+    ``model``; probes inside the network are pooled by forward hooks. Also traced for the ONNX export (so no
+    inference-mode decorator here)."""
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in probes:
+        module_path = spec.probe(name).module
+        if module_path is None:
+            continue
+        module = model.get_submodule(module_path)
+
+        def pool(_module, _inputs, output, name=name):  # pooled at once: a later in-place activation
+            captured[name] = output.mean(dim=(2, 3))      # (ReLU6(inplace=True)) would change the tensor
+        handles.append(module.register_forward_hook(pool))
+    try:
+        pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (pooled if spec.probe(name).module is None else captured[name]) for name in probes}
 
 
 def choose_device(preference: str = "auto") -> torch.device:
@@ -216,13 +256,18 @@ def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tenso
 
 
 def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, sha256: str | None = None,
-                  device: str = "auto", probe: str | None = None) -> LoadedBackbone:
+                  device: str = "auto", probe: str | None = None, backend: str = "auto") -> LoadedBackbone:
     """Build the backbone with real weights, verified by sha256, on the best device available.
 
     ``name``: a registry name or any timm tag. ``weights``: a file for backbones whose weights are not packaged.
     ``sha256``: the expected digest of that file (required when the registry pins none).
     ``probe``: the layer whose pooled output are the features (None: the registry's default for this backbone).
+    ``backend``: what runs the forward pass (:mod:`core.inference`): "onnxruntime" (a verified ONNX export of
+    these weights, CPU), "torch" (the reference; also every GPU run) or "auto" (onnxruntime when installed and
+    the device is the CPU). The ONNX model is exported and checked here, on first use.
     """
+    from core.inference import resolve_backend_choice
+    backend = resolve_backend_choice(backend)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision
 
@@ -259,6 +304,7 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     model = model.eval().to(chosen)
     if chosen.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    loaded = LoadedBackbone(spec, model, chosen, actual, int(model.num_features), probe_name)
+    loaded = LoadedBackbone(spec, model, chosen, actual, int(model.num_features), probe_name, backend)
     loaded.feature_dim = loaded.probe_dim(probe_name)
+    loaded.engine()  # export and check the ONNX model now, so the backend a run will record is known
     return loaded

@@ -205,7 +205,8 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
     meta = FingerprintMeta(name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,
                            feature_dim=backbone.probe_dim(probe), edges_id=edges.identity, n_samples=accumulator.n,
                            protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe,
-                           postact_dim=backbone.probe_dim(POSTACT))
+                           postact_dim=backbone.probe_dim(POSTACT),
+                           backend=backbone.engine(tuple(backbone.spec.probes)).name)
     return accumulator.fingerprint(meta)
 
 

@@ -87,7 +87,10 @@ class _ProgressPrinter:
 
 def _backbone(args):
     from core.backbones import load_backbone
-    return load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None))
+    backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
+                             backend=args.backend)
+    print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
+    return backbone
 
 
 def _warn(lines: list[str]) -> None:
@@ -120,8 +123,9 @@ def cmd_fingerprint(args) -> int:
             f"but you chose {backbone.spec.name} (weights {backbone.weights_sha256[:12]}…); fingerprints would not be "
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     started = time.perf_counter()
-    print(f"fingerprinting {printable(args.folder, 400)} with {backbone.spec.name} (probe {backbone.probe}) on "
-          f"{backbone.device}, n = {args.n:,}", file=sys.stderr)
+    print(f"fingerprinting {printable(args.folder, 400)} with {backbone.spec.name} (probe {backbone.probe}) by "
+          f"{backbone.backend} on {'cpu' if backbone.backend == 'onnxruntime' else backbone.device}, n = {args.n:,}",
+          file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
                              slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter(),
                              allow_partial=args.allow_partial)
@@ -293,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     from core.backbones import DEFAULT_BACKBONE
     from core.catalogue import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
     from core.compare import DISTANCES
+    from core.extract import DEFAULT_BATCH_SIZE
+    from core.inference import BACKEND_CHOICES
     from core.sampling import CATALOGUE_N, PAPER_SEED
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Task fingerprints and bKLD (Godau et al. "
@@ -306,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N or mps")
+        sub.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                         help="what runs the forward pass: onnxruntime (CPU, an ONNX export of the verified weights, "
+                              "checked against PyTorch), torch (the reference; GPUs) or auto (onnxruntime on the "
+                              "CPU when installed, else torch); fingerprints of both are comparable")
 
     def sampling_options(sub, n_default):
         sub.add_argument("--n", type=positive_int(), default=n_default, help=f"samples, with replacement (default {n_default})")
@@ -318,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
     fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
-    fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=16)
+    fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE)
     fp.add_argument("--allow-partial", action="store_true",
                     help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")

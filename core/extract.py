@@ -1,6 +1,8 @@
-"""Streaming feature extraction, one batch at a time, so memory does not grow with n; decoding runs in a background
-thread on machines with more than 2 cores. A file that fails to decode is listed in the dataset's report and its samples
-are dropped; the run goes on."""
+"""Streaming feature extraction, one batch at a time, so memory does not grow with n. Decoding, resizing and cropping
+run in a background thread, at most 4 batches ahead, overlapping the forward pass (ONNX Runtime releases the GIL and
+its idle threads sleep; with PyTorch eager on 2 cores a concurrent decoder stalls the forward pass, so there it runs
+in line). A file that fails to decode is listed in the dataset's report and its samples are dropped; the run goes
+on."""
 from __future__ import annotations
 
 import os
@@ -11,15 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from core.backbones import LoadedBackbone
 from core.dataset import ImageDataset
 from core.errors import UnreadableImageError
-from core.preprocess import CROP, PreparedImage, prepare, to_model_input
+from core.preprocess import CROP, PreparedImage, prepare
 from core.sampling import SamplingProtocol, plan_samples
 
-DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 is as fast as 32 and uses less memory
+#: on 2 CPU cores ONNX Runtime runs the whole pipeline fastest at batch 8 (median img/s of interleaved runs: batch 4
+#: 144, 8 174, 16 136); PyTorch eager is faster at 8 than at 16 too (bench/extract.py prints both)
+DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,11 @@ class ExtractionCancelled(Exception):
     """Raised by :func:`iter_features` when the caller's cancel event is set."""
 
 
-def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int, backbone: LoadedBackbone,
-             cancel: threading.Event) -> Iterator[tuple[torch.Tensor | None, int, np.ndarray]]:
-    """(model input (b, 3, 224, 224) or None, samples consumed, (b,) image indices) per batch. Each sampled image
-    is decoded once for all its crops; a file that fails is listed in the report and its samples are dropped."""
+def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
+                 cancel: threading.Event) -> Iterator[tuple[np.ndarray | None, int, np.ndarray]]:
+    """(crops (b, 224, 224, 3) uint8 RGB or None, samples consumed, (b,) image indices) per batch. Each sampled
+    image is decoded once for all its crops; a file that fails is listed in the report and its samples are
+    dropped."""
     plan = plan_samples(len(dataset), protocol)
     buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
     images = np.empty(batch_size, dtype=np.int64)
@@ -88,13 +92,10 @@ def _batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
         images[filled] = index
         filled += 1
         if filled == batch_size:
-            yield to_model_input(buffer, backbone.spec.mean, backbone.spec.std, backbone.device), consumed, \
-                images.copy()
+            yield buffer.copy(), consumed, images.copy()
             filled = consumed = 0
     if filled or consumed:
-        tensor = to_model_input(buffer[:filled], backbone.spec.mean, backbone.spec.std, backbone.device) \
-            if filled else None
-        yield tensor, consumed, images[:filled].copy()
+        yield (buffer[:filled].copy() if filled else None), consumed, images[:filled].copy()
 
 
 def _in_background(batches: Iterator) -> Iterator:
@@ -130,10 +131,11 @@ def _in_background(batches: Iterator) -> Iterator:
                 thread.join(timeout=0.05)
 
 
-def decode_in_background_default() -> bool:
-    """Decode in a separate thread only with more than 2 cores: on 2 cores the forward pass already uses both, and a
-    concurrent decoder stalls it one-for-one (measured: bench/extract.py)."""
-    return (os.cpu_count() or 1) > 2
+def decode_in_background_default(backbone: LoadedBackbone | None = None) -> bool:
+    """Decode in a separate thread with ONNX Runtime, or with more than 2 cores. With PyTorch eager on 2 cores the
+    forward pass already uses both cores and a concurrent decoder stalls it one-for-one (measured:
+    bench/extract.py)."""
+    return (os.cpu_count() or 1) > 2 or (backbone is not None and backbone.backend == "onnxruntime")
 
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
@@ -143,21 +145,20 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     """Yield a :class:`FeatureBatch` per batch for the protocol's n samples of ``dataset``.
 
     ``probes``: which probes to return (default: the backbone's probe and ``postact``, which P2L uses), all from
-    one forward pass. ``background``: decode in a separate thread (default: only with more than 2 cores).
+    one forward pass. ``background``: decode in a separate thread (default: :func:`decode_in_background_default`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
-    batches = _batches(dataset, protocol, batch_size, backbone, cancel)
-    if decode_in_background_default() if background is None else background:
+    batches = crop_batches(dataset, protocol, batch_size, cancel)
+    if decode_in_background_default(backbone) if background is None else background:
         batches = _in_background(batches)
     started, done = time.perf_counter(), 0
-    for tensor, consumed, images in batches:
+    for crops, consumed, images in batches:
         if cancel.is_set():
             raise ExtractionCancelled("fingerprinting was cancelled")
-        if tensor is not None:
-            pooled = backbone.probe_features(tensor, probes)
-            yield FeatureBatch({name: values.float().cpu().numpy() for name, values in pooled.items()}, images)
+        if crops is not None:
+            yield FeatureBatch(backbone.infer(crops, probes), images)
         done += consumed
         if progress is not None:
             elapsed = time.perf_counter() - started

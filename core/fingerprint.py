@@ -8,7 +8,8 @@ probe). No pixels and no file names are stored; class names and counts are, beca
 them out with ``include_classes=False``).
 
 Format 2 added the probe (``meta.probe``) and ``postact_mean.npy``; format 1 files are refused with a message saying
-how to recompute them.
+how to recompute them. ``meta.backend`` (what ran the forward pass) is optional: files without it were made with
+torch.
 """
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ class FingerprintMeta:
     n_bins: int = N_BINS_LARGE
     probe: str = "postact"  # the backbone layer whose pooled output are the features (core/backbones.json)
     postact_dim: int = 0  # length of postact_mean (0: the same as feature_dim)
+    #: what ran the forward pass (core/inference.py): "onnxruntime" or "torch". Informative only: both compute the
+    #: same features (checked on every load), so it is not a difference that check_comparable refuses. Files
+    #: written before it was recorded were all made with torch.
+    backend: str = "torch"
     created_by: str = f"task-fingerprint-explorer {__version__}"
     format_version: int = FORMAT_VERSION
 
@@ -85,6 +90,7 @@ META_RULES: tuple[FieldRule, ...] = (
     FieldRule("format_version", (int,), int_range(1, FORMAT_VERSION)),
     FieldRule("probe", (str,), text(64)),
     FieldRule("postact_dim", (int,), int_range(1, MAX_FEATURE_DIM), required=False),
+    FieldRule("backend", (str,), one_of("torch", "onnxruntime"), required=False),
 )
 
 

@@ -49,8 +49,8 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
         name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,
         feature_dim=backbone.feature_dim, edges_id=edges.identity, n_samples=accumulator.n,
         protocol=protocol.to_dict(), class_counts=printable_counts(report.class_counts()) if include_classes else {},
-        format_counts=_format_counts(report), probe=backbone.probe,
-        postact_dim=backbone.probe_dim(POSTACT))
+        format_counts=_format_counts(report), probe=backbone.probe, postact_dim=backbone.probe_dim(POSTACT),
+        backend=backbone.backend)
     return accumulator.fingerprint(meta, keep_samples)
 
 

@@ -21,6 +21,8 @@ from ui.resources import get_backbone, get_catalogue
 SAMPLE_SIZES = {"Quick preview (n = 500)": 500, f"Catalogue protocol (n = {CATALOGUE_N:,})": CATALOGUE_N,
                 f"Paper protocol (n = {PAPER_N:,})": PAPER_N}
 LOCAL_ADDRESSES = {"localhost", "127.0.0.1", "::1"}
+#: how the success line names the backend that ran the forward pass (fingerprint meta "backend")
+BACKEND_LABELS = {"onnxruntime": "ONNX Runtime (checked against PyTorch)", "torch": "PyTorch"}
 
 catalogue = page_setup("Your task")
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
@@ -125,9 +127,10 @@ else:
 
 fingerprint = session.fingerprint()
 if fingerprint is not None:
+    backend = BACKEND_LABELS.get(fingerprint.meta.backend, fingerprint.meta.backend)
     st.success(f"Fingerprint of **{fingerprint.name}** ready: {fingerprint.meta.n_samples:,} samples, "
                f"{fingerprint.n_features} features, backbone {fingerprint.meta.backbone}, probe "
-               f"{fingerprint.meta.probe}.")
+               f"{fingerprint.meta.probe}, computed with {backend}.")
     report = session.report()
     if report is not None:
         left, right = st.columns(2)

@@ -3,12 +3,15 @@ into the project); tests that test meaning use the backbone's real weights."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# exported ONNX models go to a temporary cache, not the user's (they are checked against PyTorch on every load)
+os.environ.setdefault("TFE_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"tfe-test-cache-{os.getuid()}"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

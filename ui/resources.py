@@ -34,6 +34,8 @@ def _load(root: str, probe: str | None) -> Catalogue:
 
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")
 def get_backbone(probe: str | None = None) -> LoadedBackbone:
+    """The default backbone with the fastest backend available (ONNX Runtime on the CPU when installed: exported
+    and checked against PyTorch on first use)."""
     return load_backbone(probe=probe)
 
 
