@@ -82,7 +82,8 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)
     backbone = SimpleNamespace(weights_sha256=WEIGHTS, spec=SimpleNamespace(name="tf_efficientnet_lite0"),
-                               device="cpu", probe="postact")
+                               device="cpu", probe="postact", backend="torch",
+                               engine=lambda *probes: SimpleNamespace(describe=lambda: "torch (test double)"))
     monkeypatch.setattr(core.backbones, "load_backbone", lambda *a, **k: backbone)
     seen = []
 
@@ -94,6 +95,6 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
     monkeypatch.setattr(core.pipeline, "fingerprint_dataset", terminated_mid_run)
     code, _, err = run_main(capsys, "fingerprint", str(archive), "-o", str(tmp_path / "x.npz"), "--catalogue",
                             str(catalogue))
-    assert code == EXIT_TERMINATED and "terminated" in err
+    assert code == EXIT_TERMINATED and "terminated" in err, err
     assert any(name.startswith("fingerprint-zip-") for name in seen)  # the extraction existed during the run
     assert list(scratch.iterdir()) == []  # and is gone

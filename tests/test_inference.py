@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import FingerprintFileError
+
 from core import inference
 from core.backbones import load_backbone
 from core.distances import bkld
@@ -125,7 +127,7 @@ def test_backend_is_recorded_and_optional_when_loading(backbone, edges, tmp_path
     old = Fingerprint.from_bytes(buffer.getvalue())
     assert old.meta.backend == "torch"
     assert check_comparable(fingerprint, old) == []  # the backend is no reason to refuse a comparison
-    with pytest.raises(Exception, match="backend must name"):
+    with pytest.raises(FingerprintFileError, match="field .backend. must be one of"):
         Fingerprint.from_bytes(replace(fingerprint, meta=replace(fingerprint.meta, backend="")).to_bytes())
 
 
