@@ -253,7 +253,7 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
     for probe, folder in catalogue.alternate_probes().items():
         probes[probe] = probe_report(load_catalogue(folder), paper_matrix)
     report = {
-        "about": "Can the ranking be trusted? Figures per probe layer and distance over the catalogue's medical "
+        "about": "Figures per probe layer and distance over the catalogue's medical "
                  "tasks (legal sources exclude the task itself and tasks built on the same images; controls are "
                  "never sources). See core/validity.py for each figure's definition.",
         "default_probe": catalogue.probe,
@@ -284,13 +284,14 @@ def report_table(report: dict) -> list[dict]:
     rows = []
     default = report.get("default_probe")
     for probe, distances in sorted(report.get("probes", {}).items(), key=lambda item: item[0] != default):
-        for distance, figures in distances.items():
+        for distance in [d for d in REPORTED_DISTANCES if d in distances]:
+            figures = distances[distance]
             rows.append({
                 "probe": probe + (" (default)" if probe == default else ""), "distance": distance,
                 "control nearer (tasks)": f"{figures['controls_nearer']['count']} of {figures['controls_nearer']['of']}",
                 "largest hub": f"{figures['hub']['largest']} ({figures['hub']['source']})",
                 "halves find themselves": (f"{figures['halves_found']['count']} of {figures['halves_found']['of']}"
-                                           if "halves_found" in figures else "not shipped"),
+                                           if "halves_found" in figures else "at build only (candidates)"),
                 "same modality first": (f"{figures['same_modality_first']['count']} of "
                                         f"{figures['same_modality_first']['of']}"),
                 "agreement with the paper (rho)": figures.get("paper_agreement", {}).get("mean_spearman"),
