@@ -86,7 +86,7 @@ class _ProgressPrinter:
 
 
 def _backbone(args):
-    from core.backbones import load_backbone
+    from core.features.backbones import load_backbone
     backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
                              backend=args.backend)
     print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
@@ -99,10 +99,10 @@ def _warn(lines: list[str]) -> None:
 
 
 def cmd_fingerprint(args) -> int:
-    from core.backbones import check_device
-    from core.catalogue import load_catalogue
-    from core.pipeline import fingerprint_folder
-    from core.sampling import SamplingProtocol
+    from core.features.backbones import check_device
+    from core.catalogue.store import load_catalogue
+    from core.fingerprint.pipeline import fingerprint_folder
+    from core.features.sampling import SamplingProtocol
 
     output = Path(args.output)
     problem = output_problem(output, args.overwrite)
@@ -137,9 +137,9 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from core.catalogue import load_catalogue
-    from core.fingerprint import Fingerprint
-    from core.recommend import how_close, recommendations
+    from core.catalogue.store import load_catalogue
+    from core.fingerprint.fingerprint import Fingerprint
+    from core.report.recommend import how_close, recommendations
 
     if args.csv:
         problem = output_problem(Path(args.csv), args.overwrite)
@@ -171,8 +171,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_catalogue_build(args) -> int:
-    from core.catalogue_build import build_catalogue
-    from core.sampling import SamplingProtocol
+    from core.catalogue.build import build_catalogue
+    from core.features.sampling import SamplingProtocol
 
     backbone = _backbone(args)
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
@@ -183,7 +183,7 @@ def cmd_catalogue_build(args) -> int:
 
 
 def cmd_catalogue_refresh(args) -> int:
-    from core.catalogue import load_catalogue, refresh_derived
+    from core.catalogue.store import load_catalogue, refresh_derived
 
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
     started = time.perf_counter()
@@ -194,11 +194,11 @@ def cmd_catalogue_refresh(args) -> int:
 
 
 def cmd_catalogue_add(args) -> int:
-    from core.catalogue import TaskInfo, add_to_local_copy, task_id_for
-    from core.fingerprint import Fingerprint
-    from core.fingerprint_validation import MAX_NAME_CHARS
+    from core.catalogue.store import TaskInfo, add_to_local_copy, task_id_for
+    from core.fingerprint.fingerprint import Fingerprint
+    from core.fingerprint.validation import MAX_NAME_CHARS
 
-    from core.catalogue import load_catalogue
+    from core.catalogue.store import load_catalogue
 
     fingerprint = Fingerprint.load(args.fingerprint)
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
@@ -216,8 +216,8 @@ def cmd_catalogue_add(args) -> int:
 
 
 def cmd_catalogue_validate(args) -> int:
-    from core.catalogue import load_catalogue
-    from core.validity import REPORTED_DISTANCES, summary_line, validity_report, write_report
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.validity import REPORTED_DISTANCES, summary_line, validity_report, write_report
 
     catalogue = load_catalogue(args.catalogue)
     previous = catalogue.validity.get("candidates_measured_at_build")
@@ -237,9 +237,9 @@ def cmd_catalogue_validate(args) -> int:
 def cmd_cotrain(args) -> int:
     import json
 
-    from core.catalogue import load_catalogue
-    from core.cotrain import plan_for, plan_table, read_cotrain_effects
-    from core.fingerprint import Fingerprint
+    from core.catalogue.store import load_catalogue
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
+    from core.fingerprint.fingerprint import Fingerprint
 
     outputs = [Path(p) for p in (args.json, args.csv) if p]
     for path in outputs:
@@ -276,8 +276,8 @@ def cmd_cotrain(args) -> int:
 def cmd_catalogue_families(args) -> int:
     import json
 
-    from core.catalogue import load_catalogue
-    from core.families import families_report, format_families
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.families import families_report, format_families
 
     report = families_report(load_catalogue(args.catalogue), args.distance)
     print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
@@ -294,12 +294,12 @@ def cmd_catalogue_families(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.backbones import DEFAULT_BACKBONE
-    from core.catalogue import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
-    from core.compare import DISTANCES
-    from core.extract import DEFAULT_BATCH_SIZE
-    from core.inference import BACKEND_CHOICES
-    from core.sampling import CATALOGUE_N, PAPER_SEED
+    from core.features.backbones import DEFAULT_BACKBONE
+    from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
+    from core.distances.bank import DISTANCES
+    from core.features.extract import DEFAULT_BATCH_SIZE
+    from core.features.inference import BACKEND_CHOICES
+    from core.features.sampling import CATALOGUE_N, PAPER_SEED
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Task fingerprints and bKLD (Godau et al. "
                                      "2024): fingerprint a folder of images and rank public tasks as sources.")
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def backbone_options(sub):
         sub.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name or timm tag")
-        sub.add_argument("--probe", help="layer whose pooled output are the features (core/backbones.json; default: "
+        sub.add_argument("--probe", help="layer whose pooled output are the features (core/features/backbones.json; default: "
                                          "the catalogue's, else the backbone's default)")
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")

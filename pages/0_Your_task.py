@@ -8,12 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import FingerprintError, IncompatibleFingerprintsError
-from core.extract import ExtractionProgress
-from core.feature_meaning import image_sample
-from core.fingerprint import Fingerprint, check_comparable
-from core.pipeline import fingerprint_folder
-from core.recommend import recommendations
-from core.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
+from core.features.extract import ExtractionProgress
+from core.report.feature_meaning import image_sample
+from core.fingerprint.fingerprint import Fingerprint, check_comparable
+from core.fingerprint.pipeline import fingerprint_folder
+from core.report.recommend import recommendations
+from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from ui import session
 from ui.common import footer, page_setup, probe_choice
 from ui.resources import get_backbone, get_catalogue

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.cotrain import licence_short
-from core.families import families_report, family_of
-from core.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
-from core.validity import summary_line
+from core.distances.bank import DISTANCES
+from core.report.cotrain import licence_short
+from core.catalogue.families import families_report, family_of
+from core.report.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
+from core.catalogue.validity import summary_line
 from ui import session
 from ui.common import footer, need_fingerprint, page_setup, task_filter
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.views import HEATMAP_FOCUS_ABOVE, HEATMAP_NEAREST, USER_ID, heatmap_view
+from core.distances.bank import DISTANCES
+from core.report.views import HEATMAP_FOCUS_ABOVE, HEATMAP_NEAREST, USER_ID, heatmap_view
 from ui import figures, session
 from ui.common import footer, page_setup
 

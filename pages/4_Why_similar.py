@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.feature_meaning import bin_contributions, feature_classes
-from core.views import contributions_frame, feature_histograms
+from core.report.feature_meaning import bin_contributions, feature_classes
+from core.report.views import contributions_frame, feature_histograms
 from ui import figures, session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier

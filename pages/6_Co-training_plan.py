@@ -5,8 +5,8 @@ import json
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.cotrain import USES, plan_for, plan_table
+from core.distances.bank import DISTANCES
+from core.report.cotrain import USES, plan_for, plan_table
 from ui import session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects

@@ -31,7 +31,7 @@ def require_shared() -> Path:
 def backbone():
     import torch
 
-    from core.backbones import load_backbone
+    from core.features.backbones import load_backbone
     torch.manual_seed(0)
     return load_backbone(device="cpu")
 
@@ -43,7 +43,7 @@ def medical_tasks(catalogue) -> list[str]:
 
 @pytest.fixture(scope="session")
 def catalogue():
-    from core.catalogue import load_catalogue
+    from core.catalogue.store import load_catalogue
     return load_catalogue()
 
 
@@ -62,8 +62,8 @@ HALF_N = 150
 def half_fingerprints(backbone, catalogue, tmp_path_factory):
     """Fingerprints of two disjoint halves (alternate files within each class) of a few tasks, made through the
     whole pipeline from the real images (symlinked, never copied), n = 150 each."""
-    from core.pipeline import fingerprint_folder
-    from core.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_folder
+    from core.features.sampling import SamplingProtocol
     root = require_shared()
     result = {}
     for task in PIPELINE_TASKS:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.sampling import SamplingProtocol
+from core.features.sampling import SamplingProtocol
 from tests.conftest import ROOT, require_shared
 
 TIMEOUT = 300
@@ -52,7 +52,7 @@ def no_exceptions(at: AppTest) -> None:
 @pytest.fixture(scope="module")
 def user_fingerprint(backbone, catalogue, tmp_path_factory):
     """A fingerprint with per-sample data kept, as the landing page makes it."""
-    from core.pipeline import fingerprint_folder
+    from core.fingerprint.pipeline import fingerprint_folder
     from tests.conftest import link_files
     root = require_shared() / "busi_3class"
     files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:15]]
@@ -226,7 +226,7 @@ def test_catalogue_explorer_needs_no_upload():
 
 
 def test_map_selection_is_parsed_from_plotly_events():
-    from core.views import selected_task
+    from core.report.views import selected_task
     ids = ["a", "b"]
     assert selected_task({"selection": {"points": [{"customdata": ["b", "B"]}]}}, ids) == "b"
     assert selected_task({"selection": {"points": []}}, ids) is None

@@ -6,9 +6,9 @@ import pytest
 import torch
 from skimage import data
 
-from core.backbones import load_backbone, packaged_weights_path, registry, sha256_of
+from core.features.backbones import load_backbone, packaged_weights_path, registry, sha256_of
 from core.errors import WeightsError
-from core.preprocess import CROP, prepare, to_model_input
+from core.features.preprocess import CROP, prepare, to_model_input
 
 
 def top_classes(backbone, image: np.ndarray, k: int = 3) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.binning import BinEdges, bin_indices, coarsen, count_bins, reference_edges
+from core.fingerprint.binning import BinEdges, bin_indices, coarsen, count_bins, reference_edges
 
 
 def test_bin_indices_by_hand():
@@ -49,7 +49,7 @@ def test_edges_identity_changes_with_values_and_invalid_edges_are_refused():
 
 
 def test_gray_images_give_the_same_crops_as_their_rgb_replica():
-    from core.preprocess import PreparedImage, crop, prepare
+    from core.features.preprocess import PreparedImage, crop, prepare
     gray = np.random.default_rng(2).integers(0, 256, size=(131, 347), dtype=np.uint8)
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
     for top, left, flip in ((0, 0, False), (32, 5, True), (16, 16, False)):
@@ -61,7 +61,7 @@ def test_gray_images_give_the_same_crops_as_their_rgb_replica():
 
 
 def test_accumulator_counts_equal_counting_all_at_once_whatever_the_batches():
-    from core.fingerprint import HistogramAccumulator
+    from core.fingerprint.fingerprint import HistogramAccumulator
     rng = np.random.default_rng(3)
     features = rng.gamma(1.0, 1.0, size=(700, 9))
     edges = BinEdges(np.zeros(9, np.float32), np.full(9, 2.5, np.float32))

@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from core.catalogue import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
-from core.compare import distance_from_arrays, distances_to
+from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
+from core.distances.bank import distance_from_arrays, distances_to
 from core.errors import CatalogueError
 from tests.conftest import PAPER
 
@@ -93,7 +93,7 @@ def _nearest(catalogue, matrix: np.ndarray, target: str) -> str:
 
 
 def test_trustworthy_ranking_on_the_shipped_catalogue(catalogue, medical_tasks):
-    """Issue 9's bar, worked out from the stored bKLD small matrix without core.validity: a control is nearer than
+    """Issue 9's bar, worked out from the stored bKLD small matrix without core.catalogue.validity: a control is nearer than
     the nearest medical source for at most 2 of 17 tasks, and each of those is explained in the report; no source is
     the nearest of more than 3 tasks; at least 6 of the 12 tasks with a same-modality partner find one first."""
     matrix = catalogue.bkld_small
@@ -129,7 +129,7 @@ def test_every_task_s_image_disjoint_half_finds_its_other_half(catalogue, medica
 
 def test_validity_report_is_what_the_stored_fingerprints_give(catalogue):
     """`catalogue validate` recomputes the shipped report from the stored fingerprints (no images needed)."""
-    from core.validity import validity_report
+    from core.catalogue.validity import validity_report
     recomputed = validity_report(catalogue, PAPER, catalogue.validity.get("candidates_measured_at_build"))
     assert recomputed == catalogue.validity
     assert catalogue.validity["default_probe"] == "preact" and set(catalogue.validity["probes"]) == {"preact",
@@ -139,7 +139,7 @@ def test_validity_report_is_what_the_stored_fingerprints_give(catalogue):
 
 
 def test_controls_are_never_ranked(catalogue):
-    from core.recommend import recommendations
+    from core.report.recommend import recommendations
     table = recommendations(catalogue, catalogue.fingerprints["busi_3class"])
     assert table[table["kind"] == "control"]["rank"].isna().all()
     assert list(table["rank"].dropna()) == list(range(1, 18))
@@ -175,8 +175,8 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
     a refit from another machine. What must hold anywhere: the same fit twice gives the same map; a twin of a task
     lands on it; the map keeps neighbourhoods (each task's nearest task, by the symmetrised per-target ranks the map
     is made of, ties included, is among its 5 nearest on the map for at least 80 % of the tasks)."""
-    from core.distances import symmetrise, target_ranks
-    from core.taskmap import fit_map, place_on_map
+    from core.distances.maths import symmetrise, target_ranks
+    from core.catalogue.taskmap import fit_map, place_on_map
     first, method = fit_map(catalogue.bkld_small)
     second, _ = fit_map(catalogue.bkld_small)
     assert method == catalogue.map_method == "umap"
@@ -196,7 +196,7 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
 
 
 def test_placement_by_hand():
-    from core.taskmap import place_on_map
+    from core.catalogue.taskmap import place_on_map
     coords = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [9.0, 9.0]])
     # nearest three at distances 1, 1, 2: weights 1, 1, 0.5 -> (2 + 0, 0 + 1) / 2.5
     np.testing.assert_allclose(place_on_map(coords, np.array([1.0, 1.0, 2.0, 5.0])), [0.8, 0.4])

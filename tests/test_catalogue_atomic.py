@@ -6,10 +6,10 @@ import errno
 
 import pytest
 
-from core.catalogue import MAX_TASK_ID_CHARS, TaskInfo, add_to_local_copy, load_catalogue, task_id_for
+from core.catalogue.store import MAX_TASK_ID_CHARS, TaskInfo, add_to_local_copy, load_catalogue, task_id_for
 from core.cli import EXIT_OK
 from core.errors import CatalogueError
-from core.fingerprint import Fingerprint
+from core.fingerprint.fingerprint import Fingerprint
 from tests.synthetic import make_catalogue, make_fingerprint, run_main, snapshot
 
 

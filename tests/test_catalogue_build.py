@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 
-from core.catalogue import load_catalogue
-from core.catalogue_build import build_catalogue
-from core.sampling import SamplingProtocol
+from core.catalogue.store import load_catalogue
+from core.catalogue.build import build_catalogue
+from core.features.sampling import SamplingProtocol
 from tests.conftest import PAPER, link_files, require_shared
 
 
@@ -44,8 +44,8 @@ def test_small_build_is_reproducible_and_loadable(backbone, tmp_path):
 def test_halves_split_images_not_samples_and_are_reproducible(n_images):
     """Fast (no backbone): the catalogue's image-disjoint halves put every sample of one image on the same side,
     about half of the images on each side, and the same split every time."""
-    from core.catalogue_build import TaskFeatures
-    from core.extract import FeatureBatch
+    from core.catalogue.build import TaskFeatures
+    from core.features.extract import FeatureBatch
     rng = np.random.default_rng(1)
     images = rng.integers(0, n_images, size=500)
     task = TaskFeatures(None, FeatureBatch({}, images), n_images, {})

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-from core.pipeline import fingerprint_folder
-from core.sampling import SamplingProtocol
+from core.fingerprint.pipeline import fingerprint_folder
+from core.features.sampling import SamplingProtocol
 from tests.conftest import link_files, require_shared
 
 

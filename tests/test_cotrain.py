@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.catalogue import TaskInfo
+from core.catalogue.store import TaskInfo
 from core.cli import EXIT_OK, EXIT_USAGE, main
-from core.cotrain import (NOT_VERIFIED, OPEN, PAPER_MISSING, RESEARCH_ONLY, cotrain_effects, cotraining_plan,
+from core.report.cotrain import (NOT_VERIFIED, OPEN, PAPER_MISSING, RESEARCH_ONLY, cotrain_effects, cotraining_plan,
                           licence_allows, licence_short, plan_for, plan_table, read_cotrain_effects)
 
 

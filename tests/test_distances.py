@@ -6,8 +6,8 @@ import pytest
 from scipy.special import softmax
 from scipy.stats import entropy, wasserstein_distance
 
-from core.compare import distance_from_arrays, distances_to
-from core.distances import bkld, bkld_contributions, p2l, symmetrise, vdna
+from core.distances.bank import distance_from_arrays, distances_to
+from core.distances.maths import bkld, bkld_contributions, p2l, symmetrise, vdna
 from tests.conftest import random_histograms
 
 
@@ -106,8 +106,8 @@ def test_symmetrise_averages_and_zeroes_diagonal():
 
 
 def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
-    from core.compare import bootstrap_distances
-    from core.fingerprint import Fingerprint, FingerprintMeta
+    from core.distances.bank import bootstrap_distances
+    from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
     rng = np.random.default_rng(9)
     m, n = 12, 300
 
@@ -132,8 +132,8 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
 
 @pytest.mark.parametrize("name", ["bkld-small", "bkld-large", "p2l", "vdna"])
 def test_prepared_sources_equal_the_pure_functions(name):
-    from core.binning import coarsen
-    from core.compare import SourceBank
+    from core.fingerprint.binning import coarsen
+    from core.distances.bank import SourceBank
     rng = np.random.default_rng(10)
     counts = rng.integers(0, 4, size=(4, 6, 1000))
     means = rng.random((4, 6))
@@ -150,6 +150,6 @@ def test_prepared_sources_equal_the_pure_functions(name):
 def test_log_softmax_matches_scipy():
     from scipy.special import log_softmax as scipy_log_softmax
 
-    from core.distances import log_softmax
+    from core.distances.maths import log_softmax
     values = np.random.default_rng(11).normal(0, 30, size=(3, 5, 40))
     np.testing.assert_allclose(log_softmax(values), scipy_log_softmax(values, axis=-1), rtol=1e-12, atol=1e-12)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.cli import EXIT_OK, main
-from core.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
+from core.catalogue.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
                            format_families, modality_family)
 
 

@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.compare import distances_to
+from core.distances.bank import distances_to
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
-from core.fingerprint import FORMAT_VERSION, Fingerprint, FingerprintMeta, check_comparable
+from core.fingerprint.fingerprint import FORMAT_VERSION, Fingerprint, FingerprintMeta, check_comparable
 
 
 def make_fingerprint(seed: int = 0, m: int = 16, n: int = 200, **meta_changes) -> Fingerprint:

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.dataset import ReadReport, open_dataset
+from core.images.dataset import ReadReport, open_dataset
 from core.errors import InputFolderError, UnreadableImageError
-from core.pipeline import _check_lost_samples
-from core.readers.dicom import DicomReader
-from core.readers.nifti import NiftiReader
+from core.fingerprint.pipeline import _check_lost_samples
+from core.images.readers.dicom import DicomReader
+from core.images.readers.nifti import NiftiReader
 from tests.hostile_inputs import PYDICOM_FILES, _gradient, _png, _png_bytes, write_anchor
 
 
@@ -86,7 +86,7 @@ def test_352_byte_nifti_claiming_32767_slices_is_refused_at_scan(tmp_path):
 def test_deflated_dicom_bomb_is_refused_before_inflating(tmp_path, monkeypatch, memory_and_time_guard):
     import pydicom
 
-    import core.readers.dicom as dicom
+    import core.images.readers.dicom as dicom
     dataset = pydicom.dcmread(PYDICOM_FILES / "CT_small.dcm")
     dataset.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
     dataset.PixelData = b"\0" * (4 * 1024**2)  # inflates 4 MB: over a limit lowered to 1 MB for the test

@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from core.binning import BinEdges
-from core.compare import distances_to
-from core.dataset import open_dataset
-from core.pipeline import fingerprint_dataset, fingerprint_folder
-from core.sampling import SamplingProtocol, plan_samples
+from core.fingerprint.binning import BinEdges
+from core.distances.bank import distances_to
+from core.images.dataset import open_dataset
+from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
+from core.features.sampling import SamplingProtocol, plan_samples
 from tests.conftest import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 
@@ -98,7 +98,7 @@ def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints):
 def test_cancel_stops_the_run_and_a_finished_run_leaves_the_event_alone(backbone, edges, tmp_path, background):
     import threading
 
-    from core.extract import ExtractionCancelled, iter_features
+    from core.features.extract import ExtractionCancelled, iter_features
     from tests.hostile_inputs import _gradient, _png
     for i in range(4):
         _png(tmp_path / f"{i}.png", _gradient() // (i + 1))

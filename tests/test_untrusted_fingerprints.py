@@ -13,8 +13,8 @@ import pytest
 
 from core.cli import EXIT_FINGERPRINT, EXIT_OK
 from core.errors import FingerprintFileError
-from core.fingerprint import META_RULES, Fingerprint, FingerprintMeta
-from core.fingerprint_validation import MAX_FEATURE_DIM, json_depth
+from core.fingerprint.fingerprint import META_RULES, Fingerprint, FingerprintMeta
+from core.fingerprint.validation import MAX_FEATURE_DIM, json_depth
 from tests.synthetic import make_catalogue, make_fingerprint, run_main
 
 GOOD = make_fingerprint().to_bytes()

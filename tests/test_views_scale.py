@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.compare import CompactBkldBank, contributions_to
-from core.views import USER_ID, filter_tasks, heatmap_view, map_annotations, map_frame
+from core.distances.bank import CompactBkldBank, contributions_to
+from core.report.views import USER_ID, filter_tasks, heatmap_view, map_annotations, map_frame
 from tests.test_app import app, find_table, no_exceptions
 
 N_SYNTHETIC = 150
@@ -18,8 +18,8 @@ N_SYNTHETIC = 150
 @pytest.fixture(scope="module")
 def synthetic(catalogue, tmp_path_factory):
     """A 150-task synthetic catalogue with the shipped catalogue's edges, weights and probe."""
-    from core.catalogue import load_catalogue
-    from core.synthetic_catalogue import write_synthetic_catalogue
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue
     root = write_synthetic_catalogue(tmp_path_factory.mktemp("scale") / "catalogue", catalogue, N_SYNTHETIC)
     return load_catalogue(root)
 
@@ -73,7 +73,7 @@ def test_map_names_every_task_up_to_30_and_the_nearest_beyond(catalogue, synthet
 
 
 def test_features_are_named_by_imagenet_classes_and_bins_add_up(backbone, catalogue):
-    from core.feature_meaning import bin_contributions, classifier_weight, feature_classes, imagenet_class_names
+    from core.report.feature_meaning import bin_contributions, classifier_weight, feature_classes, imagenet_class_names
     weight, names = classifier_weight(backbone), imagenet_class_names()
     assert weight.shape == (1000, 1280) and names[1] == "goldfish"
     table = feature_classes(weight, names, [5, 828])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.catalogue import CITATION
+from core.catalogue.store import CITATION
 from ui import session
 from ui.resources import get_catalogue
 
@@ -37,7 +37,7 @@ def footer() -> None:
 def probe_choice(catalogue) -> None:
     """Advanced: the backbone layer the features come from (one catalogue ships per probe). Changing it drops a
     fingerprint made with another probe, which could not be compared."""
-    from core.backbones import registry
+    from core.features.backbones import registry
 
     spec = registry().get(catalogue.backbone)
     shipped = get_catalogue()
@@ -63,9 +63,9 @@ def probe_choice(catalogue) -> None:
 
 def task_filter(frame, key: str, modality_column: str = "modality", name_column: str = "task"):
     """A modality-family multiselect and a name search above a table; returns the rows that pass
-    (core.views.filter_tasks). Shows how many rows are hidden."""
-    from core.validity import modality_family
-    from core.views import filter_tasks
+    (core.report.views.filter_tasks). Shows how many rows are hidden."""
+    from core.catalogue.validity import modality_family
+    from core.report.views import filter_tasks
 
     families = sorted({modality_family(m) for m in frame[modality_column]})
     left, right = st.columns([3, 2])

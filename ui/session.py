@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import streamlit as st
 
-from core.dataset import ReadReport
-from core.fingerprint import Fingerprint
+from core.images.dataset import ReadReport
+from core.fingerprint.fingerprint import Fingerprint
 
 FINGERPRINT = "fingerprint"
 REPORT = "report"
@@ -16,7 +16,7 @@ DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
 PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the catalogue's default
 PROBE_WIDGET = "probe_choice"
-IMAGE_SAMPLE = "image_sample"  # a few of the user's images as thumbnails + features (core.feature_meaning), memory only
+IMAGE_SAMPLE = "image_sample"  # a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
 
 
 def fingerprint() -> Fingerprint | None:
@@ -41,7 +41,7 @@ def clear_result() -> None:
 
 
 def image_sample():
-    """The user's sampled thumbnails (core.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
+    """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
     return st.session_state.get(IMAGE_SAMPLE)
 
 

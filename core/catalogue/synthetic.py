@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.binning import N_BINS_LARGE
-from core.catalogue import Catalogue, TaskInfo, write_catalogue
-from core.compare import CompactBkldBank
-from core.fingerprint import Fingerprint
+from core.fingerprint.binning import N_BINS_LARGE
+from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
+from core.distances.bank import CompactBkldBank
+from core.fingerprint.fingerprint import Fingerprint
 
 def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,
                           n_samples: int = 200) -> Fingerprint:
@@ -54,7 +54,7 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
         info = TaskInfo(id=f"synthetic_{i:04d}", name=f"Synthetic {modality.split('(')[0].strip()} task {i:04d}",
                         modality=modality, anatomy="synthetic", classes={"a": 50, "b": 50}, n_images=100,
                         kind="control" if control else "medical", licence=licences[i % len(licences)],
-                        source="synthetic (core/synthetic_catalogue.py)", upstream="none")
+                        source="synthetic (core/catalogue/synthetic.py)", upstream="none")
         centre = centres[key] + rng.normal(0, 40, size=template.n_features)
         fingerprints[info.id] = synthetic_fingerprint(template, info.name, rng, centre, n_samples)
         coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.stats import spearmanr
 
-from core.compare import SourceBank, mean_for, stack
+from core.distances.bank import SourceBank, mean_for, stack
 
 if TYPE_CHECKING:
-    from core.catalogue import Catalogue
+    from core.catalogue.store import Catalogue
 
 
 def modality_family(modality: str) -> str:
@@ -246,13 +246,13 @@ def probe_report(catalogue: "Catalogue", paper_matrix: dict | None) -> dict:
 def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: dict | None = None) -> dict:
     """The whole report: every probe shipped (the catalogue's own and ``probes/NAME``), every distance.
     ``candidates``: figures of further candidates measured at build time (kept as they are)."""
-    from core.catalogue import load_catalogue
+    from core.catalogue.store import load_catalogue
 
     paper_matrix = load_paper_matrix(paper_dir)
     probes = {catalogue.probe: probe_report(catalogue, paper_matrix)}
     for probe, folder in catalogue.alternate_probes().items():
         probes[probe] = probe_report(load_catalogue(folder), paper_matrix)
-    report = {
+    report = {  # "about" is stored verbatim in the shipped data/catalogue/validity.json: its wording stays as shipped
         "about": "Figures per probe layer and distance over the catalogue's medical "
                  "tasks (legal sources exclude the task itself and tasks built on the same images; controls are "
                  "never sources). See core/validity.py for each figure's definition.",
@@ -263,7 +263,7 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
     }
     if candidates:
         report["candidates_measured_at_build"] = candidates
-    from core.families import families_report  # families build on this module's modality families
+    from core.catalogue.families import families_report  # families build on this module's modality families
     families = families_report(catalogue)
     report["families"] = {key: families[key] for key in ("distance", "on", "criterion", "k", "silhouette",
                                                           "adjusted_rand_index", "families")}

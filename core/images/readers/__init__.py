@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.readers.base import ImageReader
-from core.readers.dicom import DicomReader
-from core.readers.nifti import DEFAULT_SLICE_AXIS, NiftiReader
-from core.readers.raster import RasterReader
+from core.images.readers.base import ImageReader
+from core.images.readers.dicom import DicomReader
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS, NiftiReader
+from core.images.readers.raster import RasterReader
 
 
 def default_readers(slice_axis: int = DEFAULT_SLICE_AXIS) -> list[ImageReader]:

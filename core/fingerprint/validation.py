@@ -1,7 +1,7 @@
 """The strict reader of shared fingerprint files: they are untrusted input.
 
 Everything is checked before anything is allocated from what the file declares: member sizes, JSON size and nesting
-depth, every metadata field's type and range (one :class:`FieldRule` per field, see ``core.fingerprint.META_RULES``),
+depth, every metadata field's type and range (one :class:`FieldRule` per field, see ``core.fingerprint.fingerprint.META_RULES``),
 the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte count) before their data is read. Every problem raises
 :class:`FingerprintFileError` with one line naming the file and the field.
 """
@@ -204,6 +204,6 @@ def read_npy(bundle: zipfile.ZipFile, member: str, dtypes: tuple[str, ...], shap
 
 def member_limits(feature_dim: int = MAX_FEATURE_DIM) -> dict[str, int]:
     """Largest plausible size in bytes of each member for ``feature_dim`` features."""
-    from core.binning import N_BINS_LARGE
+    from core.fingerprint.binning import N_BINS_LARGE
     return {"meta.json": MAX_META_BYTES, "counts.npy": _NPY_HEADER_BYTES + feature_dim * N_BINS_LARGE * 8,
             "mean.npy": _NPY_HEADER_BYTES + feature_dim * 8, "postact_mean.npy": _NPY_HEADER_BYTES + feature_dim * 8}

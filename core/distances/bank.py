@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.binning import N_BINS_LARGE, N_BINS_SMALL, count_bins, histogram_probabilities
-from core.distances import bkld_contributions, feature_weights, log_softmax, p2l
-from core.fingerprint import Fingerprint, check_comparable
+from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL, count_bins, histogram_probabilities
+from core.distances.maths import bkld_contributions, feature_weights, log_softmax, p2l
+from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
 #: distance name -> human description; the first is the default (the paper's main method)
 DISTANCES = {
@@ -28,7 +28,7 @@ class SourceBank:
     """The source side of a distance, computed once: then each target (or bootstrap resample) costs one pass.
 
     bKLD: log softmax_b(Q_s) per source and feature; VDNA: cumulative histograms; P2L needs only the means.
-    ``distances`` equals :func:`core.distances.bkld` / ``p2l`` / ``vdna`` (tests check it), with self-distance 0.
+    ``distances`` equals :func:`core.distances.maths.bkld` / ``p2l`` / ``vdna`` (tests check it), with self-distance 0.
     """
 
     def __init__(self, distance: str, source_counts: np.ndarray, source_means: np.ndarray) -> None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.preprocess import CROP, PIPELINE_ID, RESIZED
+from core.features.preprocess import CROP, PIPELINE_ID, RESIZED
 
 PAPER_N = 10_000
 CATALOGUE_N = 2_000

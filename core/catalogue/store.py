@@ -6,10 +6,10 @@ Layout of a catalogue folder::
 
     catalogue.json        version, backbone, weights sha256, edges id, protocol, tasks with metadata
     edges.npz             bin edges (lo, hi per feature)
-    fingerprints/ID.npz   one fingerprint per task (core.fingerprint format)
+    fingerprints/ID.npz   one fingerprint per task (core.fingerprint.fingerprint format)
     matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
     halves/ID.a.npz, .b.npz  fingerprints of two image-disjoint halves of each task (for the validity report)
-    validity.json         the validity report (core.validity): can the ranking be trusted, per probe and distance
+    validity.json         the validity report (core.catalogue.validity): can the ranking be trusted, per probe and distance
     probes/NAME/          the same catalogue made with another probe layer of the backbone (same layout)
     knowledge.json        what the paper measured for linked tasks (may be absent in local additions)
     SOURCES.json          provenance and licences of the images the fingerprints were computed from
@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.binning import BinEdges
-from core.compare import CompactBkldBank, SourceBank, mean_for, stack
+from core.fingerprint.binning import BinEdges
+from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
 from core.errors import CatalogueError, FingerprintFileError
-from core.fingerprint import Fingerprint, check_comparable
+from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.text import printable
 
 CATALOGUE_VERSION = 2
-DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "catalogue"
-DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "local" / "catalogue"
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "catalogue"
+DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "local" / "catalogue"
 #: longest task id (it is also a file name: fingerprints/ID.npz); longer names get a shortened id with a digest
 MAX_TASK_ID_CHARS = 64
 #: files and folders a catalogue write produces; everything else in the folder is carried over unchanged
@@ -135,7 +135,7 @@ class Catalogue:
 
     def version_warnings(self, affects: str | None = None) -> list[str]:
         """Warnings when the running library versions differ from the build's in a way that changes results."""
-        from core.environment import version_drift
+        from core.features.environment import version_drift
         return version_drift(self.versions, affects=affects)
 
     def task(self, task_id: str) -> TaskInfo:
@@ -372,7 +372,7 @@ def replace_folder(root: Path, write: Callable[[Path], None], carry_from: Path |
 def refresh_derived(root: Path) -> Catalogue:
     """Recompute the distance matrices and map of a catalogue folder from its stored fingerprints (after a change
     to the distance code; no images needed). Fingerprints, edges and metadata are left as they are."""
-    from core.taskmap import fit_map
+    from core.catalogue.taskmap import fit_map
 
     catalogue = load_catalogue(root)
     small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
@@ -388,7 +388,7 @@ def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DE
                       shipped: Path = DEFAULT_CATALOGUE, replace: bool = False) -> Catalogue:
     """Add a user's fingerprint to a local copy of the catalogue (made from ``shipped`` on first use), recompute
     its distances and map. The shipped catalogue is never written."""
-    from core.taskmap import fit_map
+    from core.catalogue.taskmap import fit_map
 
     local, shipped = Path(local).resolve(), Path(shipped).resolve()
     if local == shipped:

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from core.backbones import BackboneSpec, pooled_probes
-from core.preprocess import CROP, prepare, to_model_input
+from core.features.backbones import BackboneSpec, pooled_probes
+from core.features.preprocess import CROP, prepare, to_model_input
 
 if TYPE_CHECKING:
-    from core.backbones import LoadedBackbone
+    from core.features.backbones import LoadedBackbone
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "torch")
 #: largest max abs difference of any pooled feature between the ONNX model and PyTorch on the check images; the

@@ -5,14 +5,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.backbones import POSTACT, LoadedBackbone
-from core.binning import BinEdges
-from core.dataset import ImageDataset, ReadReport, open_dataset
+from core.features.backbones import POSTACT, LoadedBackbone
+from core.fingerprint.binning import BinEdges
+from core.images.dataset import ImageDataset, ReadReport, open_dataset
 from core.errors import InputFolderError
-from core.extract import DEFAULT_BATCH_SIZE, ProgressCallback, iter_features
-from core.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
-from core.readers.nifti import DEFAULT_SLICE_AXIS
-from core.sampling import SamplingProtocol
+from core.features.extract import DEFAULT_BATCH_SIZE, ProgressCallback, iter_features
+from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS
+from core.features.sampling import SamplingProtocol
 from core.text import printable, printable_counts
 
 

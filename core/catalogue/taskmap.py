@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from core.distances import symmetrise, target_ranks
+from core.distances.maths import symmetrise, target_ranks
 
 MAP_SEED = 0
 PLACEMENT_NEIGHBOURS = 3

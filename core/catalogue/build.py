@@ -17,18 +17,18 @@ import numpy as np
 from PIL import Image
 
 from core import __version__
-from core.backbones import POSTACT, LoadedBackbone
-from core.binning import BinEdges, bin_indices, count_bins, reference_edges
-from core.catalogue import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
-from core.compare import SourceBank
-from core.dataset import open_dataset
-from core.environment import library_versions
-from core.extract import FeatureBatch, extract_all
-from core.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
-from core.knowledge import build_knowledge
-from core.sampling import SamplingProtocol
-from core.taskmap import fit_map
-from core.validity import TaskFacts, load_paper_matrix, report_for_matrix, validity_report, write_report
+from core.features.backbones import POSTACT, LoadedBackbone
+from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
+from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
+from core.distances.bank import SourceBank
+from core.images.dataset import open_dataset
+from core.features.environment import library_versions
+from core.features.extract import FeatureBatch, extract_all
+from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
+from core.catalogue.knowledge import build_knowledge
+from core.features.sampling import SamplingProtocol
+from core.catalogue.taskmap import fit_map
+from core.catalogue.validity import TaskFacts, load_paper_matrix, report_for_matrix, validity_report, write_report
 
 Log = Callable[[str], None]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.catalogue import Catalogue
-from core.compare import DISTANCES, BootstrapResult, bootstrap_distances, twin_distance
-from core.fingerprint import Fingerprint
-from core.knowledge import SCENARIOS
+from core.catalogue.store import Catalogue
+from core.distances.bank import DISTANCES, BootstrapResult, bootstrap_distances, twin_distance
+from core.fingerprint.fingerprint import Fingerprint
+from core.catalogue.knowledge import SCENARIOS
 
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
@@ -63,7 +63,7 @@ class Closeness:
     """Whether the nearest candidate is as close as catalogue tasks usually are to their nearest source.
 
     Distances are measured above the target's *twin distance* (what the formula gives for an identical source,
-    :func:`core.compare.twin_distance`): each target's bKLD values carry an offset of their own, so raw values are
+    :func:`core.distances.bank.twin_distance`): each target's bKLD values carry an offset of their own, so raw values are
     not comparable across targets. ``excess``: the user's nearest candidate's distance above the twin distance;
     ``threshold``: the 90th percentile of the same excess for the catalogue's medical tasks and their own nearest
     legal source; ``controls``: (name, distance) of the non-medical controls, the scale of "far"."""
@@ -79,7 +79,7 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = "bkld-small") -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    from core.validity import facts_of, nearest_legal_source
+    from core.catalogue.validity import facts_of, nearest_legal_source
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
     own = [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])

@@ -8,11 +8,11 @@ import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-from core.binning import N_BINS_LARGE, N_BINS_SMALL
-from core.catalogue import Catalogue
-from core.compare import contributions_to
-from core.distances import symmetrise
-from core.fingerprint import Fingerprint
+from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL
+from core.catalogue.store import Catalogue
+from core.distances.bank import contributions_to
+from core.distances.maths import symmetrise
+from core.fingerprint.fingerprint import Fingerprint
 
 USER_ID = "__your_task__"
 
@@ -146,9 +146,9 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
                  ) -> HeatmapView:
     """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
     (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
-    symmetrised: removes the per-target offset of bKLD, see core.families)."""
-    from core.distances import target_ranks
-    from core.validity import modality_family
+    symmetrised: removes the per-target offset of bKLD, see core.catalogue.families)."""
+    from core.distances.maths import target_ranks
+    from core.catalogue.validity import modality_family
 
     ids, names, directed = with_user(catalogue, user, distance)
     modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
@@ -177,7 +177,7 @@ def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label
     family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
     symmetric_to: (T,) symmetrised distances of the user's (or a selected) task to the catalogue tasks in row order,
     or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
-    from core.validity import modality_family
+    from core.catalogue.validity import modality_family
 
     out = points.copy()
     catalogue_rows = out["task_id"] != USER_ID
@@ -201,7 +201,7 @@ def filter_tasks(frame: pd.DataFrame, modalities: list[str] | None = None, searc
                  modality_column: str = "modality", name_column: str = "task") -> pd.DataFrame:
     """Rows whose modality family is in ``modalities`` (None or empty: all) and whose name contains ``search``
     (case-insensitive; '' keeps all)."""
-    from core.validity import modality_family
+    from core.catalogue.validity import modality_family
 
     keep = pd.Series(True, index=frame.index)
     if modalities:

@@ -119,7 +119,7 @@ class LoadedBackbone:
     weights_sha256: str
     feature_dim: int
     probe: str = POSTACT
-    #: the inference backend asked for: "auto", "onnxruntime" or "torch" (see :mod:`core.inference`)
+    #: the inference backend asked for: "auto", "onnxruntime" or "torch" (see :mod:`core.features.inference`)
     backend_choice: str = "torch"
     _engines: dict = field(default_factory=dict, repr=False)
 
@@ -140,10 +140,10 @@ class LoadedBackbone:
         return tuple(dict.fromkeys((self.probe, POSTACT)))
 
     def engine(self, probes: tuple[str, ...] | None = None):
-        """The inference engine (:mod:`core.inference`) that computes ``probes`` (default :meth:`run_probes`) with
+        """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default :meth:`run_probes`) with
         this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
         checked against PyTorch then) and kept."""
-        from core.inference import make_engine
+        from core.features.inference import make_engine
         probes = probes or self.run_probes()
         if probes not in self._engines:
             self._engines[probes] = make_engine(self, probes, self.backend_choice)
@@ -262,11 +262,11 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     ``name``: a registry name or any timm tag. ``weights``: a file for backbones whose weights are not packaged.
     ``sha256``: the expected digest of that file (required when the registry pins none).
     ``probe``: the layer whose pooled output are the features (None: the registry's default for this backbone).
-    ``backend``: what runs the forward pass (:mod:`core.inference`): "onnxruntime" (a verified ONNX export of
+    ``backend``: what runs the forward pass (:mod:`core.features.inference`): "onnxruntime" (a verified ONNX export of
     these weights, CPU), "torch" (the reference; also every GPU run) or "auto" (onnxruntime when installed and
     the device is the CPU). The ONNX model is exported and checked here, on first use.
     """
-    from core.inference import resolve_backend_choice
+    from core.features.inference import resolve_backend_choice
     backend = resolve_backend_choice(backend)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision

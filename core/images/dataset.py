@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from core.archive import extract_zip
+from core.images.archive import extract_zip
 from core.errors import InputFolderError, UnreadableImageError
-from core.readers import ImageReader, default_readers, reader_for
-from core.readers.dicom import patient_and_study
-from core.readers.nifti import DEFAULT_SLICE_AXIS
+from core.images.readers import ImageReader, default_readers, reader_for
+from core.images.readers.dicom import patient_and_study
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 
 NO_CLASS = "(no class)"
 _SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UnreadableImageError
-from core.readers.base import MAX_PIXELS, MAX_VOLUME_PIXELS, ImageReader, robust_range, to_uint8_window
+from core.images.readers.base import MAX_PIXELS, MAX_VOLUME_PIXELS, ImageReader, robust_range, to_uint8_window
 
 try:  # pydicom is optional at import time so the raster formats work without it
     import pydicom
@@ -83,7 +83,7 @@ def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
 
 def patient_and_study(path: Path) -> tuple[str, str]:
     """The PatientID and StudyInstanceUID of a DICOM file, stripped; '' for each that is absent or unreadable.
-    Used to recognise the patient and study folders of a DICOM export (see :mod:`core.dataset`)."""
+    Used to recognise the patient and study folders of a DICOM export (see :mod:`core.images.dataset`)."""
     if pydicom is None:
         return "", ""
     try:

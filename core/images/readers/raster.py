@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import UnreadableImageError
-from core.readers.base import MAX_PIXELS, ImageReader, robust_range, to_uint8_window
+from core.images.readers.base import MAX_PIXELS, ImageReader, robust_range, to_uint8_window
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
             ".gif": "GIF"}
