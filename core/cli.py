@@ -217,7 +217,8 @@ def cmd_catalogue_add(args) -> int:
 
 def cmd_catalogue_validate(args) -> int:
     from core.catalogue.store import load_catalogue
-    from core.catalogue.validity import REPORTED_DISTANCES, summary_line, validity_report, write_report
+    from core.catalogue.validity import summary_line, validity_report, write_report
+    from core.distances.registry import REPORTED_DISTANCES
 
     catalogue = load_catalogue(args.catalogue)
     previous = catalogue.validity.get("candidates_measured_at_build")
@@ -296,7 +297,7 @@ def cmd_catalogue_families(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from core.features.backbones import DEFAULT_BACKBONE
     from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
-    from core.distances.bank import DISTANCES
+    from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
     from core.features.extract import DEFAULT_BATCH_SIZE
     from core.features.inference import BACKEND_CHOICES
     from core.features.sampling import CATALOGUE_N, PAPER_SEED
@@ -339,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = commands.add_parser("compare", help="rank catalogue tasks as sources for a fingerprint")
     cmp.add_argument("fingerprint")
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
-    cmp.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    cmp.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
     cmp.add_argument("--csv", help="also write the ranking to this CSV file")
     cmp.add_argument("--overwrite", action="store_true")
@@ -383,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
                                        "index against modality)")
     families.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
-    families.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    families.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     families.add_argument("--json", help="also write the families report to this JSON file")
     families.add_argument("--overwrite", action="store_true")
     families.set_defaults(handler=cmd_catalogue_families)
@@ -392,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("fingerprint")
     cot.add_argument("--k", type=int, default=3, help="how many tasks (default 3)")
     cot.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
-    cot.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    cot.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cot.add_argument("--use", choices=("research", "commercial"),
                      help="keep only tasks whose stated licence allows this use (not verified = left out)")
     cot.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.distances.bank import DISTANCES
 from core.report.cotrain import licence_short
 from core.catalogue.families import families_report, family_of
 from core.report.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
 from core.catalogue.validity import summary_line
 from ui import session
-from ui.common import footer, need_fingerprint, page_setup, task_filter
+from ui.common import distance_choice, footer, need_fingerprint, page_setup, task_filter
 
 catalogue = page_setup("Recommendations")
 fingerprint = need_fingerprint()
 
-distance = st.selectbox("Distance", list(DISTANCES), format_func=lambda key: DISTANCES[key],
-                        index=list(DISTANCES).index(session.distance()), key="distance_choice")
+distance = distance_choice(st, "distance_choice")
 st.session_state[session.DISTANCE] = distance
 
 key = f"bootstrap:{distance}"

@@ -14,7 +14,7 @@ catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
 user_xy, to_user = None, None
 if fingerprint is not None:
-    _, _, full = with_user(catalogue, fingerprint, "bkld-small")
+    _, _, full = with_user(catalogue, fingerprint)
     to_user = symmetrise(full)[-1, :-1]
     user_xy = place_on_map(catalogue.coords, to_user)
 else:

@@ -106,7 +106,7 @@ def test_symmetrise_averages_and_zeroes_diagonal():
 
 
 def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
-    from core.distances.bank import bootstrap_distances
+    from core.distances.bootstrap import bootstrap_distances
     from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
     rng = np.random.default_rng(9)
     m, n = 12, 300

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.catalogue.store import CITATION
+from core.distances.registry import DISTANCES
 from ui import session
 from ui.resources import get_catalogue
 
@@ -27,6 +28,14 @@ def need_fingerprint():
         st.page_link("pages/0_Your_task.py", label="Go to Your task", icon=":material/arrow_forward:")
         st.stop()
     return fingerprint
+
+
+def distance_choice(container, key: str) -> str:
+    """A menu of every distance in the registry (their labels), starting at the session's distance."""
+    names = list(DISTANCES)
+    chosen = container.selectbox("Distance", names, format_func=lambda name: DISTANCES[name].label,
+                                 index=names.index(session.distance()), key=key)
+    return chosen
 
 
 def footer() -> None:

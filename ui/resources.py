@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.features.backbones import LoadedBackbone, load_backbone
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
+from core.distances.registry import DEFAULT_DISTANCE
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 
@@ -28,7 +29,7 @@ def get_catalogue(probe: str | None = None) -> Catalogue:
 def _load(root: str, probe: str | None) -> Catalogue:
     """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
-    catalogue.bank("bkld-small")  # prepare the default distance's source terms once per server process
+    catalogue.bank(DEFAULT_DISTANCE)  # prepare the default distance's source terms once per server process
     return catalogue
 
 

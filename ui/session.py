@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import streamlit as st
 
+from core.distances.registry import DEFAULT_DISTANCE
 from core.images.dataset import ReadReport
 from core.fingerprint.fingerprint import Fingerprint
 
@@ -50,7 +51,7 @@ def probe() -> str | None:
 
 
 def distance() -> str:
-    return st.session_state.get(DISTANCE, "bkld-small")
+    return st.session_state.get(DISTANCE, DEFAULT_DISTANCE)
 
 
 class UploadFolder:

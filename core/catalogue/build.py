@@ -21,6 +21,7 @@ from core.features.backbones import POSTACT, LoadedBackbone
 from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
 from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
 from core.distances.bank import SourceBank
+from core.distances.registry import DEFAULT_DISTANCE
 from core.images.dataset import open_dataset
 from core.features.environment import library_versions
 from core.features.extract import FeatureBatch, extract_all
@@ -231,11 +232,11 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
                 means.append(values.mean(axis=0))
                 half_a.append((count_bins(bin_indices(values[in_a], edges)), values[in_a].mean(axis=0)))
                 half_b.append((count_bins(bin_indices(values[~in_a], edges)), values[~in_a].mean(axis=0)))
-            bank = SourceBank("bkld-small", np.stack(counts), np.stack(means))
-            halves_bank = SourceBank("bkld-small", np.stack([c for c, _ in half_a]), np.stack([m for _, m in half_a]))
+            bank = SourceBank(DEFAULT_DISTANCE, np.stack(counts), np.stack(means))
+            halves_bank = SourceBank(DEFAULT_DISTANCE, np.stack([c for c, _ in half_a]), np.stack([m for _, m in half_a]))
             halves = np.stack([halves_bank.distances(c, m) for c, m in half_b], axis=1)
             end_bins = float(np.mean([(c[:, 0].sum() + c[:, -1].sum()) / c.sum() for c in counts]))
             figures[f"{probe}, edges from {label}"] = dict(
                 report_for_matrix(bank.pairwise(), facts, halves, paper_matrix), end_bin_mass=round(end_bins, 3),
-                distance="bkld-small")
+                distance=DEFAULT_DISTANCE)
     return figures

@@ -18,6 +18,7 @@ from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from core.distances.maths import symmetrise, target_ranks
+from core.distances.registry import DEFAULT_DISTANCE
 from core.catalogue.validity import modality_family
 
 LINKAGE = "average"
@@ -88,7 +89,7 @@ def families_from_matrix(directed: np.ndarray, ids: list[str], modalities: list[
             "modality_family": dict(zip(ids, reference)), "adjusted_rand_index": ari}
 
 
-def families_report(catalogue, distance: str = "bkld-small") -> dict:
+def families_report(catalogue, distance: str = DEFAULT_DISTANCE) -> dict:
     """The catalogue's task families on the symmetrised per-target ranks of ``distance`` and their adjusted Rand
     index against the modality families; JSON-ready (see :func:`families_from_matrix` for the keys, plus
     ``distance``)."""

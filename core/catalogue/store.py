@@ -32,6 +32,7 @@ import numpy as np
 
 from core.fingerprint.binning import BinEdges
 from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
+from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.text import printable
@@ -147,7 +148,7 @@ class Catalogue:
     @cached_property
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
         """(T, m, 1000) counts and (T, m) probe means in task order."""
-        return self.stacked_for("bkld-small")
+        return self.stacked_for(DEFAULT_DISTANCE)
 
     def stacked_for(self, distance: str) -> tuple[np.ndarray, np.ndarray]:
         """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
@@ -158,24 +159,21 @@ class Catalogue:
         probabilities, built one task at a time: 1,000 tasks fit in 512 MB for bKLD small); others: SourceBank."""
         if distance not in self._banks:
             self._banks[distance] = (CompactBkldBank(distance, [self.fingerprints[i] for i in self.ids])
-                                     if distance in ("bkld-small", "bkld-large")
+                                     if spec_of(distance).softmaxed_source
                                      else SourceBank(distance, *self.stacked_for(distance)))
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
         """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed for the others."""
-        if distance == "bkld-small":
-            return self.bkld_small
-        if distance == "bkld-large":
-            return self.bkld_large
-        return self.bank(distance).pairwise()
+        stored = spec_of(distance).stored_as
+        return getattr(self, stored) if stored else self.bank(distance).pairwise()
 
-    def distances_to(self, target: Fingerprint, distance: str = "bkld-small") -> tuple[np.ndarray, list[str]]:
+    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> tuple[np.ndarray, list[str]]:
         """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
         warnings = check_comparable(target, self.fingerprints[self.ids[0]])
         return self.bank(distance).distances(target.counts, mean_for(distance, target)), warnings
 
-    def distances_from(self, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
+    def distances_from(self, source: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
         """Directed distance from ``source`` to every catalogue task as target: (T,)."""
         bank = self.bank(distance)
         if isinstance(bank, CompactBkldBank):
@@ -297,7 +295,7 @@ def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
     """Full directed matrices [source, target] for bKLD small and large."""
     counts, means = stack(fingerprints)
-    return SourceBank("bkld-small", counts, means).pairwise(), SourceBank("bkld-large", counts, means).pairwise()
+    return SourceBank(BKLD_SMALL, counts, means).pairwise(), SourceBank(BKLD_LARGE, counts, means).pairwise()
 
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],

@@ -15,6 +15,7 @@ import numpy as np
 from core.fingerprint.binning import N_BINS_LARGE
 from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
 from core.distances.bank import CompactBkldBank
+from core.distances.registry import BKLD_LARGE, BKLD_SMALL
 from core.fingerprint.fingerprint import Fingerprint
 
 def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,
@@ -60,9 +61,9 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
         coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)
         tasks.append(info)
     ordered = [fingerprints[t.id] for t in tasks]
-    small = CompactBkldBank("bkld-small", ordered).pairwise()
+    small = CompactBkldBank(BKLD_SMALL, ordered).pairwise()
     computed_large = compute_large
-    large = CompactBkldBank("bkld-large", ordered).pairwise() if computed_large else small.copy()
+    large = CompactBkldBank(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
     manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
                 "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
                 "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",

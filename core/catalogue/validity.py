@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from core.distances.bank import SourceBank, mean_for, stack
+from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
 
 if TYPE_CHECKING:
     from core.catalogue.store import Catalogue
@@ -198,8 +199,6 @@ def summary_line(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the report of a catalogue folder
-#: the distances the report covers, in the order shown
-REPORTED_DISTANCES = ("bkld-small", "bkld-large", "vdna", "p2l")
 PAPER_BKLD_SMALL = "distances/KLD-PP_NS-W_TS-100-BINS.csv"
 
 
@@ -257,8 +256,8 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
                  "tasks (legal sources exclude the task itself and tasks built on the same images; controls are "
                  "never sources). See core/validity.py for each figure's definition.",
         "default_probe": catalogue.probe,
-        "default_distance": "bkld-small",
-        "summary": summary_line(probes[catalogue.probe]["bkld-small"]),
+        "default_distance": DEFAULT_DISTANCE,
+        "summary": summary_line(probes[catalogue.probe][DEFAULT_DISTANCE]),
         "probes": probes,
     }
     if candidates:

@@ -2,61 +2,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL, count_bins, histogram_probabilities
-from core.distances.maths import bkld_contributions, feature_weights, log_softmax, p2l
+from core.distances import maths
+from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, DistanceSpec, spec_of
+from core.fingerprint.binning import histogram_probabilities
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
-#: distance name -> human description; the first is the default (the paper's main method)
-DISTANCES = {
-    "bkld-small": "bKLD small: 100 bins, features weighted by softmax of the target's mean (paper's main method)",
-    "bkld-large": "bKLD large: 1000 bins, unweighted",
-    "p2l": "P2L: KL divergence of L1-normalised mean feature vectors / m",
-    "vdna": "VDNA: binned earth mover's distance on 1000 bins (symmetric)",
-}
-
-
-def _check_name(distance: str) -> None:
-    if distance not in DISTANCES:
-        raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
-
+__all__ = ["DEFAULT_DISTANCE", "DISTANCES", "CompactBkldBank", "SourceBank", "contributions_to",
+           "distance_from_arrays", "distances_to", "mean_for", "stack", "twin_distance"]
 
 class SourceBank:
     """The source side of a distance, computed once: then each target (or bootstrap resample) costs one pass.
 
-    bKLD: log softmax_b(Q_s) per source and feature; VDNA: cumulative histograms; P2L needs only the means.
-    ``distances`` equals :func:`core.distances.maths.bkld` / ``p2l`` / ``vdna`` (tests check it), with self-distance 0.
+    What is prepared is the spec's (:mod:`core.distances.registry`): bKLD: log softmax_b(Q_s) per source and feature;
+    VDNA: cumulative histograms; P2L: the means. ``distances`` equals :func:`core.distances.maths.bkld` / ``p2l`` /
+    ``vdna`` (tests check it), with self-distance 0.
     """
 
-    def __init__(self, distance: str, source_counts: np.ndarray, source_means: np.ndarray) -> None:
-        _check_name(distance)
-        self.distance = distance
+    def __init__(self, distance: str | DistanceSpec, source_counts: np.ndarray, source_means: np.ndarray) -> None:
+        self.spec = spec_of(distance)
+        self.distance = self.spec.name
         self.source_counts = np.asarray(source_counts)
         self.source_means = np.asarray(source_means, dtype=np.float64)
-        if distance in ("bkld-small", "bkld-large"):
-            self.n_bins = N_BINS_SMALL if distance == "bkld-small" else N_BINS_LARGE
-            q = histogram_probabilities(self.source_counts, self.n_bins)
-            self.log_q = log_softmax(q, axis=-1)
-        elif distance == "vdna":
-            self.cdf = np.cumsum(histogram_probabilities(self.source_counts, N_BINS_LARGE), axis=-1)
+        self.prepared = self.spec.prepare(self.spec, self.source_counts, self.source_means)
 
     def distances(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:
         """Directed distance from every source to this target, shape (S,)."""
         target_mean = np.asarray(target_mean, dtype=np.float64)
-        if self.distance in ("bkld-small", "bkld-large"):
-            p = histogram_probabilities(target_counts, self.n_bins)
-            plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
-            kl = plogp[None, :] - np.einsum("fb,sfb->sf", p, self.log_q)
-            weights = feature_weights(target_mean if self.distance == "bkld-small" else None, p.shape[0])
-            values = kl @ (weights / weights.sum())
-        elif self.distance == "vdna":
-            cdf_t = np.cumsum(histogram_probabilities(target_counts, N_BINS_LARGE), axis=-1)
-            values = np.abs(self.cdf - cdf_t[None]).sum(axis=-1).mean(axis=-1)
-        else:
-            values = p2l(target_mean, self.source_means)
+        values = self.spec.against(self.spec, self.prepared, target_counts, target_mean)
         return np.where(self._identical(target_counts, target_mean), 0.0, values)
 
     def pairwise(self) -> np.ndarray:
@@ -84,28 +59,22 @@ def twin_distance(distance: str, target: Fingerprint) -> float:
     """What the distance's formula gives for an identical source (before the self-distance-0 convention):
     KL(P_t || softmax(P_t)) for bKLD, 0 for P2L and VDNA. Each target's bKLD values sit above this offset of its own,
     so "how far is the nearest source" is measured from here."""
-    if distance == "bkld-small":
-        return float(bkld_contributions(target.probabilities(N_BINS_SMALL), target.probabilities(N_BINS_SMALL),
-                                        target.mean).sum())
-    if distance == "bkld-large":
-        return float(bkld_contributions(target.probabilities(N_BINS_LARGE), target.probabilities(N_BINS_LARGE),
-                                        None).sum())
-    _check_name(distance)
-    return 0.0
+    return spec_of(distance).twin(target)
 
 
 def mean_for(distance: str, fingerprint: Fingerprint) -> np.ndarray:
     """The mean vector a distance uses: P2L needs non-negative means, so it takes the post-activation mean whatever
     the probe; bKLD small weights features by the probe's own mean."""
-    return fingerprint.postact_mean if distance == "p2l" else fingerprint.mean
+    return fingerprint.postact_mean if spec_of(distance).uses_postact_mean else fingerprint.mean
 
 
-def stack(sources: Sequence[Fingerprint], distance: str = "bkld-small") -> tuple[np.ndarray, np.ndarray]:
+def stack(sources: Sequence[Fingerprint], distance: str = DEFAULT_DISTANCE) -> tuple[np.ndarray, np.ndarray]:
     """(S, m, 1000) counts and (S, k) means (those ``distance`` uses) of several fingerprints."""
     return np.stack([s.counts for s in sources]), np.stack([mean_for(distance, s) for s in sources])
 
 
-def distances_to(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = "bkld-small") -> np.ndarray:
+def distances_to(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = DEFAULT_DISTANCE
+                 ) -> np.ndarray:
     """Directed distance source -> target for each source, shape (S,). Refuses incompatible fingerprints."""
     for source in sources:
         check_comparable(target, source)
@@ -113,61 +82,12 @@ def distances_to(target: Fingerprint, sources: Sequence[Fingerprint], distance: 
     return distance_from_arrays(distance, target.counts, mean_for(distance, target), counts, means)
 
 
-def contributions_to(target: Fingerprint, source: Fingerprint, distance: str = "bkld-small") -> np.ndarray:
+def contributions_to(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
     """Per-feature contributions (m,) to bKLD(source -> target); they sum to the distance."""
     check_comparable(target, source)
-    if distance == "bkld-large":
-        return bkld_contributions(target.probabilities(N_BINS_LARGE), source.probabilities(N_BINS_LARGE), None)
-    if distance != "bkld-small":
+    if distance not in DISTANCES or not DISTANCES[distance].has_contributions:
         raise ValueError("per-feature contributions exist for bKLD small and large only")
-    return bkld_contributions(target.probabilities(N_BINS_SMALL), source.probabilities(N_BINS_SMALL), target.mean)
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Bootstrap over the target's samples. Arrays over sources, shape (S,):
-    low/high: 95 % bootstrap interval of the distance, shifted by the bootstrap's bias (resampling with replacement
-    makes histograms sparser, which moves every KL upwards by about the same amount; the interval keeps the spread
-    and is centred on the full-data value); rank_stability: share of resamples in which the source keeps
-    the rank it has on the full data; top1_share: share of resamples in which it is the nearest source."""
-
-    low: np.ndarray
-    high: np.ndarray
-    rank_stability: np.ndarray
-    top1_share: np.ndarray
-    n_resamples: int
-
-
-def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = "bkld-small",
-                        n_resamples: int = 50, seed: int = 0) -> BootstrapResult:
-    """Resample the target's samples with replacement and recompute every distance (histograms and mean).
-
-    Needs the per-sample data kept when fingerprinting with ``keep_samples=True``.
-    """
-    if target.sample_bins is None or target.sample_features is None:
-        raise ValueError("this fingerprint kept no per-sample bins (loaded from a file?): no bootstrap possible")
-    for source in sources:
-        check_comparable(target, source)
-    bank = SourceBank(distance, *stack(sources, distance))
-    full = bank.distances(target.counts, mean_for(distance, target))
-    per_sample = target.sample_features
-    if distance == "p2l" and target.sample_postact is not None:
-        per_sample = target.sample_postact
-    full_rank = np.argsort(np.argsort(full))
-    rng = np.random.default_rng(seed)
-    n = len(target.sample_bins)
-    values = np.empty((n_resamples, len(sources)))
-    for r in range(n_resamples):
-        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        resampled = count_bins(target.sample_bins.astype(np.int64), N_BINS_LARGE, weights)
-        mean = weights @ per_sample / n
-        values[r] = bank.distances(resampled, mean)
-    ranks = np.argsort(np.argsort(values, axis=1), axis=1)
-    q_low, q_high = np.percentile(values, [2.5, 97.5], axis=0)
-    bias = values.mean(axis=0) - full
-    low, high = np.maximum(q_low - bias, 0.0), q_high - bias
-    return BootstrapResult(low, high, (ranks == full_rank[None]).mean(axis=0), (ranks == 0).mean(axis=0),
-                           n_resamples)
+    return DISTANCES[distance].contributions(target, source)
 
 
 class CompactBkldBank:
@@ -180,11 +100,12 @@ class CompactBkldBank:
     :class:`SourceBank`). The fine (T, m, 1000) counts are never stacked. Values equal SourceBank's within float32
     rounding of the probabilities (about 1e-7 absolute on values near 1)."""
 
-    def __init__(self, distance: str, fingerprints: Sequence[Fingerprint]) -> None:
-        if distance not in ("bkld-small", "bkld-large"):
+    def __init__(self, distance: str | DistanceSpec, fingerprints: Sequence[Fingerprint]) -> None:
+        self.spec = spec_of(distance)
+        if not self.spec.softmaxed_source:
             raise ValueError("CompactBkldBank holds bKLD small or large only")
-        self.distance = distance
-        self.n_bins = N_BINS_SMALL if distance == "bkld-small" else N_BINS_LARGE
+        self.distance = self.spec.name
+        self.n_bins = self.spec.n_bins
         n, m = len(fingerprints), fingerprints[0].n_features
         self.probabilities = np.empty((n, m, self.n_bins), dtype=np.float32)
         self.lse, self.plogp, self.weights = (np.empty((n, m)) for _ in range(3))
@@ -199,9 +120,9 @@ class CompactBkldBank:
         p = histogram_probabilities(counts, self.n_bins)
         top = p.max(axis=-1, keepdims=True)
         lse = (top + np.log(np.exp(p - top).sum(axis=-1, keepdims=True)))[:, 0]
-        plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
-        weights = feature_weights(np.asarray(mean, dtype=np.float64) if self.distance == "bkld-small" else None,
-                                  p.shape[0])
+        plogp = maths.plogp(p)
+        weights = maths.feature_weights(np.asarray(mean, dtype=np.float64) if self.spec.weighted else None,
+                                        p.shape[0])
         return p, lse, plogp, weights / weights.sum()
 
     def distances(self, target_counts: np.ndarray, target_mean: np.ndarray) -> np.ndarray:

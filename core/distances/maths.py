@@ -28,9 +28,17 @@ def _per_feature_kl(p_target: np.ndarray, q_sources: np.ndarray) -> np.ndarray:
     """KL_f = sum_b P_t log(P_t / softmax_b(Q_s)), 0 log 0 = 0. p: (m, B); q: (S, m, B) -> (S, m)."""
     p = np.asarray(p_target, dtype=np.float64)
     q = np.asarray(q_sources, dtype=np.float64)
-    log_q = log_softmax(q, axis=-1)
-    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
-    return plogp[None, :] - np.einsum("fb,sfb->sf", p, log_q)
+    return per_feature_kl_from_log(p, log_softmax(q, axis=-1))
+
+
+def plogp(p: np.ndarray) -> np.ndarray:
+    """sum_b p log p per row, 0 log 0 = 0: (…, B) -> (…)."""
+    return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+
+
+def per_feature_kl_from_log(p_target: np.ndarray, log_q_sources: np.ndarray) -> np.ndarray:
+    """KL_f from the sources' log softmax_b(Q_s), computed once for many targets. p: (m, B); log q: (S, m, B)."""
+    return plogp(p_target)[None, :] - np.einsum("fb,sfb->sf", p_target, log_q_sources)
 
 
 def bkld_contributions(p_target: np.ndarray, q_sources: np.ndarray,
@@ -74,6 +82,11 @@ def vdna(p_target: np.ndarray, p_sources: np.ndarray) -> np.ndarray | float:
     q = np.asarray(p_sources, dtype=np.float64)[None] if single else np.asarray(p_sources, dtype=np.float64)
     values = np.abs(np.cumsum(q - np.asarray(p_target, dtype=np.float64)[None], axis=-1)).sum(axis=-1).mean(axis=-1)
     return float(values[0]) if single else values
+
+
+def vdna_from_cdfs(cdf_target: np.ndarray, cdf_sources: np.ndarray) -> np.ndarray:
+    """VDNA from cumulative histograms, the sources' computed once: (m, B) target, (S, m, B) sources -> (S,)."""
+    return np.abs(cdf_sources - cdf_target[None]).sum(axis=-1).mean(axis=-1)
 
 
 def symmetrise(directed: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core.catalogue.store import TaskInfo
+from core.distances.registry import DEFAULT_DISTANCE
 
 DEFAULT_PAPER = Path(__file__).resolve().parents[3] / "shared" / "paper"
 MULTI_TASK_FILE = "load_multi_task_experiment_AUROC_True_True.csv"
@@ -219,7 +220,7 @@ def plan_table(plan: dict) -> pd.DataFrame:
     return frame
 
 
-def plan_for(catalogue, target, distance: str = "bkld-small", k: int = 3, use: str | None = None,
+def plan_for(catalogue, target, distance: str = DEFAULT_DISTANCE, k: int = 3, use: str | None = None,
              effects: dict[str, CotrainEffect] | None = None) -> dict:
     """:func:`cotraining_plan` for a catalogue (``core.catalogue.store.Catalogue``) and a user's fingerprint, recording the
     user's task name, the distance and any comparability warnings. ``effects``: see :func:`read_cotrain_effects`."""

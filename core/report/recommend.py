@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 
 from core.catalogue.store import Catalogue
-from core.distances.bank import DISTANCES, BootstrapResult, bootstrap_distances, twin_distance
+from core.distances.bank import twin_distance
+from core.distances.bootstrap import BootstrapResult, bootstrap_distances
+from core.distances.registry import DEFAULT_DISTANCE, SECOND_OPINION, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 from core.catalogue.knowledge import SCENARIOS
 
 
-def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
+def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
                     bootstrap: BootstrapResult | None = None) -> pd.DataFrame:
     """Candidate sources for ``target``, nearest first, then the non-medical controls (no rank: they are reference
     points, not candidates). Columns: rank, task_id, task, distance (directed, source -> target), task facts.
@@ -21,8 +23,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "
     ``bootstrap`` (from :func:`bootstrap_for`, over the candidates): the 95 % interval of each candidate's distance,
     how often its rank holds and how often it comes first.
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
+    spec_of(distance)  # refuses an unknown name
     values, _ = catalogue.distances_to(target, distance)
     candidates = catalogue.candidate_ids
     rows = []
@@ -54,10 +55,6 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = "
     return table.drop(columns="is_control")
 
 
-#: the distance whose ranking is shown beside the chosen one: symmetric, no softmax, built on other maths than bKLD
-SECOND_OPINION = "vdna"
-
-
 @dataclass(frozen=True)
 class Closeness:
     """Whether the nearest candidate is as close as catalogue tasks usually are to their nearest source.
@@ -77,7 +74,7 @@ class Closeness:
 
 
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
-              distance: str = "bkld-small") -> Closeness:
+              distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
     from core.catalogue.validity import facts_of, nearest_legal_source
 
@@ -116,7 +113,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
     return result
 
 
-def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = "bkld-small",
+def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
                   n_resamples: int = 50, seed: int = 0) -> BootstrapResult | None:
     """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
     when the fingerprint kept no samples, e.g. loaded from a file)."""

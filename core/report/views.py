@@ -12,12 +12,13 @@ from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL
 from core.catalogue.store import Catalogue
 from core.distances.bank import contributions_to
 from core.distances.maths import symmetrise
+from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.fingerprint import Fingerprint
 
 USER_ID = "__your_task__"
 
 
-def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = "bkld-small"
+def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
               ) -> tuple[list[str], list[str], np.ndarray]:
     """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last."""
     ids, names = list(catalogue.ids), [t.name for t in catalogue.tasks]
@@ -41,7 +42,7 @@ def clustered_order(directed: np.ndarray) -> np.ndarray:
     return leaves_list(linkage(condensed, method="average"))
 
 
-def heatmap_frame(catalogue: Catalogue, user: Fingerprint | None, distance: str = "bkld-small"
+def heatmap_frame(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Symmetrised and directed distance tables, rows/columns in clustered order, labelled by task name.
     In the directed table rows are sources and columns targets."""
@@ -80,7 +81,7 @@ def selected_task(selection: object, valid_ids: list[str]) -> str | None:
     return None
 
 
-def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = "bkld-small",
+def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE,
                         top: int = 20) -> tuple[pd.DataFrame, float, int]:
     """Top features by contribution to bKLD(source -> target), with each one's share and the cumulative share of the
     total. Returns the table, the total distance and how many features make half of it."""
@@ -141,7 +142,7 @@ class HeatmapView:
     total: int
 
 
-def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = "bkld-small",
+def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
                  around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance"
                  ) -> HeatmapView:
     """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
