@@ -7,7 +7,7 @@ from core.distances.maths import symmetrise
 from core.catalogue.families import families_report
 from core.catalogue.taskmap import place_on_map
 from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
-from ui import figures, session
+from ui import figures, pages, session
 from ui.common import footer, page_setup
 
 catalogue = page_setup("Map")
@@ -44,6 +44,6 @@ chosen = selected_task(event, catalogue.ids)
 if chosen is not None:
     st.session_state[session.SELECTED_TASK] = chosen
     if fingerprint is not None:
-        st.switch_page("pages/4_Why_similar.py")
+        st.switch_page(pages.WHY_SIMILAR)
     st.success(f"Selected: {catalogue.task(chosen).name}")
 footer()

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.catalogue.store import CITATION
 from core.distances.registry import DISTANCES
-from ui import session
+from ui import pages, session
 from ui.resources import get_catalogue
 
 
@@ -25,7 +25,7 @@ def need_fingerprint():
     if fingerprint is None:
         st.info("No task yet: add your images (or a shared fingerprint) on the **Your task** page first. "
                 "The **Catalogue explorer** works without one.")
-        st.page_link("pages/0_Your_task.py", label="Go to Your task", icon=":material/arrow_forward:")
+        st.page_link(pages.YOUR_TASK, label="Go to Your task", icon=":material/arrow_forward:")
         st.stop()
     return fingerprint
 
