@@ -9,7 +9,7 @@ import numpy as np
 
 from core.fingerprint.pipeline import fingerprint_folder
 from core.features.sampling import SamplingProtocol
-from tests.conftest import link_files, require_shared
+from tests.helpers import link_files, require_shared
 
 
 

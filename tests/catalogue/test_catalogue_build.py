@@ -10,7 +10,7 @@ import numpy as np
 from core.catalogue.store import load_catalogue
 from core.catalogue.build import build_catalogue
 from core.features.sampling import SamplingProtocol
-from tests.conftest import PAPER, link_files, require_shared
+from tests.helpers import PAPER, link_files, require_shared
 
 
 

@@ -12,7 +12,7 @@ import pytest
 from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
 from core.distances.bank import distance_from_arrays, distances_to
 from core.errors import CatalogueError
-from tests.conftest import PAPER
+from tests.helpers import PAPER
 
 
 def test_catalogue_loads_fast_and_shares_one_backbone_and_one_set_of_edges(catalogue):

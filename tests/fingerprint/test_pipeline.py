@@ -12,7 +12,7 @@ from core.distances.bank import distances_to
 from core.images.dataset import open_dataset
 from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
 from core.features.sampling import SamplingProtocol, plan_samples
-from tests.conftest import PIPELINE_TASKS, link_files, require_shared
+from tests.helpers import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 
 def test_sample_plan_is_seeded_and_uses_replacement():

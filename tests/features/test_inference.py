@@ -23,7 +23,7 @@ from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.features.inference import TOLERANCE, check_images, export_onnx, make_engine, onnx_path
 from core.fingerprint.pipeline import fingerprint_folder
 from core.features.sampling import SamplingProtocol
-from tests.conftest import link_files, require_shared, task_halves
+from tests.helpers import link_files, require_shared, task_halves
 
 RUN_PROBES = ("preact", "postact")
 

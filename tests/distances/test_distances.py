@@ -8,7 +8,7 @@ from scipy.stats import entropy, wasserstein_distance
 
 from core.distances.bank import distance_from_arrays, distances_to
 from core.distances.maths import bkld, bkld_contributions, p2l, symmetrise, vdna
-from tests.conftest import random_histograms
+from tests.helpers import random_histograms
 
 
 def scipy_bkld(p_target: np.ndarray, q_source: np.ndarray, mean_target: np.ndarray | None) -> float:

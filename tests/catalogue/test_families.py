@@ -135,7 +135,7 @@ def test_cli_prints_families_and_adjusted_rand_index(tmp_path, capsys):
 def test_map_colours_by_family_and_recommendations_name_the_users_family(catalogue):
     from streamlit.testing.v1 import AppTest
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
     at.switch_page("pages/2_Map.py").run()

@@ -10,7 +10,7 @@ import pytest
 
 from core.distances.bank import CompactBkldBank, contributions_to
 from core.report.views import USER_ID, filter_tasks, heatmap_view, map_annotations, map_frame
-from tests.test_app import app, find_table, no_exceptions
+from tests.helpers import app, find_table, no_exceptions
 
 N_SYNTHETIC = 150
 

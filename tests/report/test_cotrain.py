@@ -180,7 +180,7 @@ def test_cli_writes_json_and_csv(catalogue, tmp_path, capsys):
 def test_cotrain_page_shows_the_plan_and_both_downloads(catalogue):
     from streamlit.testing.v1 import AppTest
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
     at.switch_page("pages/6_Co-training_plan.py").run()

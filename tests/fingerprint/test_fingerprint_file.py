@@ -11,6 +11,7 @@ import pytest
 from core.distances.bank import distances_to
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
 from core.fingerprint.fingerprint import FORMAT_VERSION, Fingerprint, FingerprintMeta, check_comparable
+from tests.helpers import rewrite
 
 
 def make_fingerprint(seed: int = 0, m: int = 16, n: int = 200, **meta_changes) -> Fingerprint:
@@ -24,14 +25,6 @@ def make_fingerprint(seed: int = 0, m: int = 16, n: int = 200, **meta_changes) -
                 class_counts={"benign": 3, "malignant": 2})
     meta.update(meta_changes)
     return Fingerprint(counts, rng.random(m), FingerprintMeta(**meta))
-
-
-def rewrite(data: bytes, member: str, payload: bytes) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            dst.writestr(info, payload if info.filename == member else src.read(info))
-    return out.getvalue()
 
 
 def test_round_trip_keeps_counts_mean_and_metadata(tmp_path):

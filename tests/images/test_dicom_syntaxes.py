@@ -29,7 +29,7 @@ from core.cli import EXIT_OK
 from core.images.dataset import NO_CLASS, open_dataset
 from core.errors import UnreadableImageError
 from core.images.readers.dicom import DicomReader
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.hostile_inputs import PYDICOM_FILES, _gradient, _png
 
 EXPORT_NOTE = "no class labels: the first-level folders look like patients/studies of a DICOM export ("
