@@ -36,9 +36,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the synthetic catalogue here and keep it")
     args = parser.parse_args()
     from core.catalogue.store import load_catalogue
-    from core.distances.maths import symmetrise
     from core.catalogue.synthetic import write_synthetic_catalogue
     from core.catalogue.taskmap import place_on_map
+    from core.distances.maths import symmetrise
     from core.report.views import USER_ID, heatmap_view, map_annotations, map_frame, with_user
     from ui import figures
 

@@ -41,9 +41,9 @@ def _edges(feature_dim: int):
 
 
 def pipeline_rate(task: Path, n: int, batch_size: int, backbone, seed: int) -> float:
-    from core.images.dataset import open_dataset
-    from core.fingerprint.pipeline import fingerprint_dataset
     from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_dataset
+    from core.images.dataset import open_dataset
     edges = _edges(backbone.feature_dim)
     with open_dataset(task) as dataset:  # scanning is part of the pipeline too
         start = time.perf_counter()
@@ -56,9 +56,9 @@ def premade_crops(task: Path, n: int, batch_size: int) -> list:
     the bare forward passes see the same content as the pipeline."""
     import threading
 
-    from core.images.dataset import open_dataset
     from core.features.extract import crop_batches
     from core.features.sampling import SamplingProtocol
+    from core.images.dataset import open_dataset
     with open_dataset(task) as dataset:
         return [crops for crops, _, _ in crop_batches(dataset, SamplingProtocol(n=n, seed=99), batch_size,
                                                       threading.Event())
@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=160, help="samples per timed repeat")
     parser.add_argument("--repeats", type=int, default=15,
                         help="interleaved repeats; short and many, because this shared machine's speed drifts")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's (core/features/extract.py)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's "
+                        "(core/features/extract.py)")
     parser.add_argument("--memory-n", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -99,10 +99,10 @@ def _warn(lines: list[str]) -> None:
 
 
 def cmd_fingerprint(args) -> int:
-    from core.features.backbones import check_device
     from core.catalogue.store import load_catalogue
-    from core.fingerprint.pipeline import fingerprint_folder
+    from core.features.backbones import check_device
     from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_folder
 
     output = Path(args.output)
     problem = output_problem(output, args.overwrite)
@@ -239,8 +239,8 @@ def cmd_cotrain(args) -> int:
     import json
 
     from core.catalogue.store import load_catalogue
-    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
     from core.fingerprint.fingerprint import Fingerprint
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
 
     outputs = [Path(p) for p in (args.json, args.csv) if p]
     for path in outputs:
@@ -277,8 +277,8 @@ def cmd_cotrain(args) -> int:
 def cmd_catalogue_families(args) -> int:
     import json
 
-    from core.catalogue.store import load_catalogue
     from core.catalogue.families import families_report, format_families
+    from core.catalogue.store import load_catalogue
 
     report = families_report(load_catalogue(args.catalogue), args.distance)
     print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
@@ -295,9 +295,9 @@ def cmd_catalogue_families(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.features.backbones import DEFAULT_BACKBONE
     from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
     from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
+    from core.features.backbones import DEFAULT_BACKBONE
     from core.features.extract import DEFAULT_BATCH_SIZE
     from core.features.inference import BACKEND_CHOICES
     from core.features.sampling import CATALOGUE_N, PAPER_SEED
@@ -308,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def backbone_options(sub):
         sub.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name or timm tag")
-        sub.add_argument("--probe", help="layer whose pooled output are the features (core/features/backbones.json; default: "
-                                         "the catalogue's, else the backbone's default)")
+        sub.add_argument("--probe", help="layer whose pooled output are the features "
+                                         "(core/features/backbones.json; default: the catalogue's, else the "
+                                         "backbone's default)")
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N or mps")

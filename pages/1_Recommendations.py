@@ -4,8 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.catalogue.families import families_report, family_of
-from core.report.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
 from core.catalogue.validity import summary_line
+from core.report.recommend import (SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations,
+                                   second_opinion)
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.tables import recommendation_table

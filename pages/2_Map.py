@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.distances.maths import symmetrise
 from core.catalogue.families import families_report
 from core.catalogue.taskmap import place_on_map
+from core.distances.maths import symmetrise
 from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
 from ui import figures, pages, session
 from ui.common import footer, page_setup

@@ -44,8 +44,8 @@ def edges(catalogue):
 def half_fingerprints(backbone, catalogue, tmp_path_factory):
     """Fingerprints of two disjoint halves (alternate files within each class) of a few tasks, made through the
     whole pipeline from the real images (symlinked, never copied), n = 150 each."""
-    from core.fingerprint.pipeline import fingerprint_folder
     from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_folder
     root = require_shared()
     result = {}
     for task in PIPELINE_TASKS:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fingerprint.binning import BinEdges
 from core.catalogue.store import TaskInfo, pairwise_bkld, write_catalogue
+from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
 
 FEATURES = 16

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-from core.fingerprint.pipeline import fingerprint_folder
 from core.features.sampling import SamplingProtocol
+from core.fingerprint.pipeline import fingerprint_folder
 from tests.helpers import link_files, require_shared
 
 

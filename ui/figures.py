@@ -39,8 +39,8 @@ def modality_styles(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
-    """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality (families
-    of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
+    """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality
+    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
     lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
     catalogue = points[points["task_id"] != USER_ID]
     scatter = go.Scattergl if len(catalogue) > WEBGL_ABOVE else go.Scatter

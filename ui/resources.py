@@ -5,9 +5,9 @@ import os
 
 import streamlit as st
 
-from core.features.backbones import LoadedBackbone, load_backbone
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
+from core.features.backbones import LoadedBackbone, load_backbone
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 import streamlit as st
 
 from core.distances.registry import DEFAULT_DISTANCE
-from core.images.dataset import ReadReport
 from core.fingerprint.fingerprint import Fingerprint
+from core.images.dataset import ReadReport
 
 FINGERPRINT = "fingerprint"
 REPORT = "report"
@@ -17,7 +17,8 @@ DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
 PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the catalogue's default
 PROBE_WIDGET = "probe_choice"
-IMAGE_SAMPLE = "image_sample"  # a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
+#: a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
+IMAGE_SAMPLE = "image_sample"
 
 
 def fingerprint() -> Fingerprint | None:

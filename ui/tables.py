@@ -22,5 +22,6 @@ def recommendation_table(table) -> None:
         "first_place": st.column_config.ProgressColumn("first place", min_value=0.0, max_value=1.0, format="percent"),
         "paper_evidence": st.column_config.TextColumn("what the paper measured (as a source)", width="large"),
         "licence_short": st.column_config.TextColumn("licence", help="short form: open / research-only / not verified"),
-        "licence": st.column_config.TextColumn("licence as stated", width="small", help="hover a cell for the full text"),
+        "licence": st.column_config.TextColumn("licence as stated", width="small",
+                                               help="hover a cell for the full text"),
     })

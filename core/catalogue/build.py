@@ -17,19 +17,19 @@ import numpy as np
 from PIL import Image
 
 from core import __version__
-from core.features.backbones import POSTACT, LoadedBackbone
-from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
-from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
-from core.distances.bank import SourceBank
-from core.distances.registry import DEFAULT_DISTANCE
-from core.images.dataset import open_dataset
-from core.features.environment import library_versions
-from core.features.extract import FeatureBatch, extract_all
-from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
 from core.catalogue.knowledge import build_knowledge
-from core.features.sampling import SamplingProtocol
+from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
 from core.catalogue.taskmap import fit_map
 from core.catalogue.validity import TaskFacts, load_paper_matrix, report_for_matrix, validity_report, write_report
+from core.distances.bank import SourceBank
+from core.distances.registry import DEFAULT_DISTANCE
+from core.features.backbones import POSTACT, LoadedBackbone
+from core.features.environment import library_versions
+from core.features.extract import FeatureBatch, extract_all
+from core.features.sampling import SamplingProtocol
+from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
+from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
+from core.images.dataset import open_dataset
 
 Log = Callable[[str], None]
 
@@ -233,7 +233,8 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
                 half_a.append((count_bins(bin_indices(values[in_a], edges)), values[in_a].mean(axis=0)))
                 half_b.append((count_bins(bin_indices(values[~in_a], edges)), values[~in_a].mean(axis=0)))
             bank = SourceBank(DEFAULT_DISTANCE, np.stack(counts), np.stack(means))
-            halves_bank = SourceBank(DEFAULT_DISTANCE, np.stack([c for c, _ in half_a]), np.stack([m for _, m in half_a]))
+            halves_bank = SourceBank(DEFAULT_DISTANCE, np.stack([c for c, _ in half_a]),
+                                     np.stack([m for _, m in half_a]))
             halves = np.stack([halves_bank.distances(c, m) for c, m in half_b], axis=1)
             end_bins = float(np.mean([(c[:, 0].sum() + c[:, -1].sum()) / c.sum() for c in counts]))
             figures[f"{probe}, edges from {label}"] = dict(

@@ -17,9 +17,9 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from core.catalogue.validity import modality_family
 from core.distances.maths import symmetrise, target_ranks
 from core.distances.registry import DEFAULT_DISTANCE
-from core.catalogue.validity import modality_family
 
 LINKAGE = "average"
 CRITERION = "largest mean silhouette over k = 2..floor(T/2) families (ties: smaller k)"

@@ -9,7 +9,8 @@ Layout of a catalogue folder::
     fingerprints/ID.npz   one fingerprint per task (core.fingerprint.fingerprint format)
     matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
     halves/ID.a.npz, .b.npz  fingerprints of two image-disjoint halves of each task (for the validity report)
-    validity.json         the validity report (core.catalogue.validity): can the ranking be trusted, per probe and distance
+    validity.json         the validity report (core.catalogue.validity): can the ranking be trusted, per probe
+                          and distance
     probes/NAME/          the same catalogue made with another probe layer of the backbone (same layout)
     knowledge.json        what the paper measured for linked tasks (may be absent in local additions)
     SOURCES.json          provenance and licences of the images the fingerprints were computed from
@@ -30,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fingerprint.binning import BinEdges
 from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
 from core.errors import CatalogueError, FingerprintFileError
+from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.text import printable
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fingerprint.binning import N_BINS_LARGE
 from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
 from core.distances.bank import CompactBkldBank
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL
+from core.fingerprint.binning import N_BINS_LARGE
 from core.fingerprint.fingerprint import Fingerprint
 
 def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,

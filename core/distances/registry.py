@@ -123,8 +123,3 @@ def spec_of(distance: str | DistanceSpec) -> DistanceSpec:
     if distance not in DISTANCES:
         raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
     return DISTANCES[distance]
-
-
-def label_of(distance: str) -> str:
-    """The one-line description shown in menus."""
-    return DISTANCES[distance].label

@@ -140,8 +140,8 @@ class LoadedBackbone:
         return tuple(dict.fromkeys((self.probe, POSTACT)))
 
     def engine(self, probes: tuple[str, ...] | None = None):
-        """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default :meth:`run_probes`) with
-        this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
+        """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default
+        :meth:`run_probes`) with this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
         checked against PyTorch then) and kept."""
         from core.features.inference import make_engine
         probes = probes or self.run_probes()

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.features.backbones import LoadedBackbone
-from core.images.dataset import ImageDataset
 from core.errors import UnreadableImageError
+from core.features.backbones import LoadedBackbone
 from core.features.preprocess import CROP, PreparedImage, prepare
 from core.features.sampling import SamplingProtocol, plan_samples
+from core.images.dataset import ImageDataset
 
 #: on 2 CPU cores ONNX Runtime runs the whole pipeline fastest at batch 8 (median img/s of interleaved runs: batch 4
 #: 144, 8 174, 16 136); PyTorch eager is faster at 8 than at 16 too (bench/extract.py prints both)

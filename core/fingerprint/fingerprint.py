@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from core import __version__
-from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins, histogram_probabilities
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
+from core.fingerprint.binning import (N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins,
+                                      histogram_probabilities)
 from core.fingerprint.validation import (COUNT_DTYPES, MAX_CLASSES, MAX_FEATURE_DIM, MAX_FILE_BYTES, MAX_NAME_CHARS,
                                          MAX_SAMPLES, MEAN_DTYPES, FieldRule, check_members, count_map, hex_digest,
                                          int_range, member_limits, nested, one_of, read_meta_json, read_npy, text,
@@ -54,8 +55,8 @@ class FingerprintMeta:
     n_bins: int = N_BINS_LARGE
     probe: str = "postact"  # the backbone layer whose pooled output are the features (core/features/backbones.json)
     postact_dim: int = 0  # length of postact_mean (0: the same as feature_dim)
-    #: what ran the forward pass (core/features/inference.py): "onnxruntime" or "torch". Informative only: both compute the
-    #: same features (checked on every load), so it is not a difference that check_comparable refuses. Files
+    #: what ran the forward pass (core/features/inference.py): "onnxruntime" or "torch". Informative only: both
+    #: compute the same features (checked on every load), so it is not a difference that check_comparable refuses. Files
     #: written before it was recorded were all made with torch.
     backend: str = "torch"
     created_by: str = f"task-fingerprint-explorer {__version__}"

@@ -5,14 +5,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.features.backbones import POSTACT, LoadedBackbone
-from core.fingerprint.binning import BinEdges
-from core.images.dataset import ImageDataset, ReadReport, open_dataset
 from core.errors import InputFolderError
+from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.extract import DEFAULT_BATCH_SIZE, ProgressCallback, iter_features
-from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
-from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.features.sampling import SamplingProtocol
+from core.fingerprint.binning import BinEdges
+from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
+from core.images.dataset import ImageDataset, ReadReport, open_dataset
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.text import printable, printable_counts
 
 

@@ -1,8 +1,8 @@
 """The strict reader of shared fingerprint files: they are untrusted input.
 
 Everything is checked before anything is allocated from what the file declares: member sizes, JSON size and nesting
-depth, every metadata field's type and range (one :class:`FieldRule` per field, see ``core.fingerprint.fingerprint.META_RULES``),
-the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte count) before their data is read. Every problem raises
+depth, every metadata field's type and range (one :class:`FieldRule` per field, see
+``core.fingerprint.fingerprint.META_RULES``), the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte count) before their data is read. Every problem raises
 :class:`FingerprintFileError` with one line naming the file and the field.
 """
 from __future__ import annotations

@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from core.images.archive import extract_zip
 from core.errors import InputFolderError, UnreadableImageError
+from core.images.archive import extract_zip
 from core.images.readers import ImageReader, default_readers, reader_for
 from core.images.readers.dicom import patient_and_study
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS

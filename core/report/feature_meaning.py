@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.fingerprint.binning import N_BINS_SMALL, histogram_probabilities
 from core.distances.maths import log_softmax
+from core.fingerprint.binning import N_BINS_SMALL, histogram_probabilities
 
 #: images of the user's folder kept (as thumbnails, in memory only) to show which of them activate a feature
 IMAGE_SAMPLE = 32
@@ -30,7 +30,8 @@ def imagenet_class_names() -> list[str]:
 
 
 def classifier_weight(backbone) -> np.ndarray:
-    """The backbone's ImageNet classifier weights (1000, m) as float32 (``backbone``: core.features.backbones.LoadedBackbone)."""
+    """The backbone's ImageNet classifier weights (1000, m) as float32
+    (``backbone``: core.features.backbones.LoadedBackbone)."""
     head = backbone.model.get_classifier()
     return head.weight.detach().float().cpu().numpy()
 
@@ -67,8 +68,8 @@ def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int 
     import torch
     from PIL import Image
 
-    from core.images.dataset import open_dataset
     from core.features.preprocess import CROP, RESIZED, prepare, to_model_input
+    from core.images.dataset import open_dataset
     with open_dataset(source, workdir=workdir) as dataset:
         order = np.random.default_rng(seed).permutation(len(dataset))
         crops, thumbnails = [], []

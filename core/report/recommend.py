@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.store import Catalogue
 from core.distances.bank import twin_distance
 from core.distances.bootstrap import BootstrapResult, bootstrap_distances
 from core.distances.registry import DEFAULT_DISTANCE, SECOND_OPINION, spec_of
 from core.fingerprint.fingerprint import Fingerprint
-from core.catalogue.knowledge import SCENARIOS
 
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
@@ -60,8 +60,8 @@ class Closeness:
     """Whether the nearest candidate is as close as catalogue tasks usually are to their nearest source.
 
     Distances are measured above the target's *twin distance* (what the formula gives for an identical source,
-    :func:`core.distances.bank.twin_distance`): each target's bKLD values carry an offset of their own, so raw values are
-    not comparable across targets. ``excess``: the user's nearest candidate's distance above the twin distance;
+    :func:`core.distances.bank.twin_distance`): each target's bKLD values carry an offset of their own, so raw values
+    are not comparable across targets. ``excess``: the user's nearest candidate's distance above the twin distance;
     ``threshold``: the 90th percentile of the same excess for the catalogue's medical tasks and their own nearest
     legal source; ``controls``: (name, distance) of the non-medical controls, the scale of "far"."""
 

@@ -8,11 +8,11 @@ import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL
 from core.catalogue.store import Catalogue
 from core.distances.bank import contributions_to
 from core.distances.maths import symmetrise
 from core.distances.registry import DEFAULT_DISTANCE
+from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL
 from core.fingerprint.fingerprint import Fingerprint
 
 USER_ID = "__your_task__"
@@ -148,8 +148,8 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
     """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
     (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
     symmetrised: removes the per-target offset of bKLD, see core.catalogue.families)."""
-    from core.distances.maths import target_ranks
     from core.catalogue.validity import modality_family
+    from core.distances.maths import target_ranks
 
     ids, names, directed = with_user(catalogue, user, distance)
     modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \

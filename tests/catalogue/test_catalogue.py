@@ -175,8 +175,8 @@ def test_map_properties_hold_whatever_the_library_versions(catalogue):
     a refit from another machine. What must hold anywhere: the same fit twice gives the same map; a twin of a task
     lands on it; the map keeps neighbourhoods (each task's nearest task, by the symmetrised per-target ranks the map
     is made of, ties included, is among its 5 nearest on the map for at least 80 % of the tasks)."""
-    from core.distances.maths import symmetrise, target_ranks
     from core.catalogue.taskmap import fit_map, place_on_map
+    from core.distances.maths import symmetrise, target_ranks
     first, method = fit_map(catalogue.bkld_small)
     second, _ = fit_map(catalogue.bkld_small)
     assert method == catalogue.map_method == "umap"

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from core.catalogue.store import load_catalogue
 from core.catalogue.build import build_catalogue
+from core.catalogue.store import load_catalogue
 from core.features.sampling import SamplingProtocol
 from tests.helpers import PAPER, link_files, require_shared
 

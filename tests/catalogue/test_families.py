@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from core.cli import EXIT_OK, main
 from core.catalogue.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
-                           format_families, modality_family)
+                                     format_families, modality_family)
+from core.cli import EXIT_OK, main
 
 
 def blocks(sizes: list[int], within: float = 1.0, between: float = 10.0) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.catalogue.validity import (TaskFacts, controls_nearer, halves_found, hubness, modality_family,
+                                     paper_agreement, same_modality_first)
 from core.features.environment import library_versions, version_drift
-from core.catalogue.validity import (TaskFacts, controls_nearer, halves_found, hubness, modality_family, paper_agreement,
-                           same_modality_first)
 
 # four medical tasks (two X-ray, two CT; m1 and m2 built on the same images) and one control
 FACTS = TaskFacts(ids=["x1", "x2", "c1", "c2", "ctrl"], kinds=["medical"] * 4 + ["control"],

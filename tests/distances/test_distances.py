@@ -132,8 +132,8 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
 
 @pytest.mark.parametrize("name", ["bkld-small", "bkld-large", "p2l", "vdna"])
 def test_prepared_sources_equal_the_pure_functions(name):
-    from core.fingerprint.binning import coarsen
     from core.distances.bank import SourceBank
+    from core.fingerprint.binning import coarsen
     rng = np.random.default_rng(10)
     counts = rng.integers(0, 4, size=(4, 6, 1000))
     means = rng.random((4, 6))

@@ -6,8 +6,8 @@ import pytest
 import torch
 from skimage import data
 
-from core.features.backbones import load_backbone, packaged_weights_path, registry, sha256_of
 from core.errors import WeightsError
+from core.features.backbones import load_backbone, packaged_weights_path, registry, sha256_of
 from core.features.preprocess import CROP, prepare, to_model_input
 
 

@@ -15,14 +15,14 @@ import torch
 
 from core.errors import FingerprintFileError
 
+from core.distances.maths import bkld
 from core.features import inference
 from core.features.backbones import load_backbone
-from core.distances.maths import bkld
 from core.features.extract import decode_in_background_default
-from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.features.inference import TOLERANCE, check_images, export_onnx, make_engine, onnx_path
-from core.fingerprint.pipeline import fingerprint_folder
 from core.features.sampling import SamplingProtocol
+from core.fingerprint.fingerprint import Fingerprint, check_comparable
+from core.fingerprint.pipeline import fingerprint_folder
 from tests.helpers import link_files, require_shared, task_halves
 
 RUN_PROBES = ("preact", "postact")

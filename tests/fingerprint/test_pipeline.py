@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from core.fingerprint.binning import BinEdges
 from core.distances.bank import distances_to
-from core.images.dataset import open_dataset
-from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
 from core.features.sampling import SamplingProtocol, plan_samples
+from core.fingerprint.binning import BinEdges
+from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
+from core.images.dataset import open_dataset
 from tests.helpers import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 

@@ -26,8 +26,8 @@ from pydicom.uid import (HTJ2K, JPEG2000, DeflatedExplicitVRLittleEndian, Explic
                          JPEGLSLossless, JPEGLSNearLossless, RLELossless, UID, generate_uid)
 
 from core.cli import EXIT_OK
-from core.images.dataset import NO_CLASS, open_dataset
 from core.errors import UnreadableImageError
+from core.images.dataset import NO_CLASS, open_dataset
 from core.images.readers.dicom import DicomReader
 from tests.helpers import ROOT
 from tests.hostile_inputs import PYDICOM_FILES, _gradient, _png
@@ -211,8 +211,8 @@ def test_a_missing_decoder_is_named_when_scanning(monkeypatch, tmp_path):
 
 
 def test_an_undecodable_file_is_listed_with_the_decoders_reason(backbone, edges, tmp_path):
-    from core.fingerprint.pipeline import fingerprint_dataset
     from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_dataset
     shutil.copy(PYDICOM_FILES / MALFORMED, tmp_path / MALFORMED)
     shutil.copy(PYDICOM_FILES / "MR_small.dcm", tmp_path / "MR_small.dcm")
     with open_dataset(tmp_path) as dataset:

@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 
+from core.errors import InputFolderError
 from core.images.archive import extract_zip
 from core.images.dataset import open_dataset
-from core.errors import InputFolderError
 from tests.hostile_inputs import KINDS, write_anchor
 
 
@@ -90,9 +90,9 @@ def test_empty_folder_and_folder_of_non_images_are_refused_clearly(tmp_path):
 
 
 def test_a_file_that_disappears_mid_run_is_skipped(tmp_path, backbone):
+    from core.features.sampling import SamplingProtocol
     from core.fingerprint.binning import BinEdges
     from core.fingerprint.pipeline import fingerprint_dataset
-    from core.features.sampling import SamplingProtocol
     from tests.hostile_inputs import _gradient, _png
     for i in range(6):
         _png(tmp_path / f"{i}.png", _gradient() // (i + 1))
@@ -127,9 +127,9 @@ def test_extraction_folder_is_removed_on_close(tmp_path):
 
 
 def test_folder_with_a_single_image_fingerprints(tmp_path, backbone):
+    from core.features.sampling import SamplingProtocol
     from core.fingerprint.binning import BinEdges
     from core.fingerprint.pipeline import fingerprint_folder
-    from core.features.sampling import SamplingProtocol
     write_anchor(tmp_path)
     edges = BinEdges(np.zeros(1280, np.float32), np.full(1280, 3.0, np.float32))
     run = fingerprint_folder(tmp_path, backbone, edges, SamplingProtocol(n=16))

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images.dataset import ReadReport, open_dataset
 from core.errors import InputFolderError, UnreadableImageError
 from core.fingerprint.pipeline import _check_lost_samples
+from core.images.dataset import ReadReport, open_dataset
 from core.images.readers.dicom import DicomReader
 from core.images.readers.nifti import NiftiReader
 from tests.hostile_inputs import PYDICOM_FILES, _gradient, _png, _png_bytes, write_anchor

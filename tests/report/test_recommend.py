@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.report.recommend import how_close, recommendations, second_opinion
 from core.catalogue.validity import facts_of, nearest_legal_source
+from core.report.recommend import how_close, recommendations, second_opinion
 
 
 def test_held_out_halves_are_close_and_handwritten_digits_are_not(catalogue):
