@@ -1,5 +1,5 @@
 """The catalogue at 1,000 tasks (issue 10): build a synthetic catalogue of random but valid fingerprints shaped like
-the shipped ones (core.synthetic_catalogue), then print its load time, the time to rank one user fingerprint against
+the shipped ones (core.catalogue.synthetic), then print its load time, the time to rank one user fingerprint against
 every task (query_ms_1000: median of repeats, CompactBkldBank of bKLD small) and the time to build the map and the
 heatmap figures (the heatmap's default view at this size: the user's task and its 30 nearest; also the full matrix).
 
@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--keep", type=Path, help="write the synthetic catalogue here and keep it")
     args = parser.parse_args()
-    from core.catalogue import load_catalogue
-    from core.distances import symmetrise
-    from core.synthetic_catalogue import write_synthetic_catalogue
-    from core.taskmap import place_on_map
-    from core.views import USER_ID, heatmap_view, map_annotations, map_frame, with_user
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue
+    from core.catalogue.taskmap import place_on_map
+    from core.distances.maths import symmetrise
+    from core.report.views import USER_ID, heatmap_view, map_annotations, map_frame, with_user
     from ui import figures
 
     shipped = load_catalogue()

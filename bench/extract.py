@@ -32,18 +32,18 @@ DEFAULT_TASK = ROOT.parent / "shared" / "data" / "catalogue" / "covid_xray_3clas
 def _edges(feature_dim: int):
     import numpy as np
 
-    from core.binning import BinEdges
+    from core.fingerprint.binning import BinEdges
     try:
-        from core.catalogue import DEFAULT_CATALOGUE, load_catalogue
+        from core.catalogue.store import DEFAULT_CATALOGUE, load_catalogue
         return load_catalogue(DEFAULT_CATALOGUE).edges
     except Exception:  # before the catalogue exists: plausible fixed edges work as well for timing
         return BinEdges(np.zeros(feature_dim, np.float32), np.full(feature_dim, 3.0, np.float32))
 
 
 def pipeline_rate(task: Path, n: int, batch_size: int, backbone, seed: int) -> float:
-    from core.dataset import open_dataset
-    from core.pipeline import fingerprint_dataset
-    from core.sampling import SamplingProtocol
+    from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_dataset
+    from core.images.dataset import open_dataset
     edges = _edges(backbone.feature_dim)
     with open_dataset(task) as dataset:  # scanning is part of the pipeline too
         start = time.perf_counter()
@@ -56,9 +56,9 @@ def premade_crops(task: Path, n: int, batch_size: int) -> list:
     the bare forward passes see the same content as the pipeline."""
     import threading
 
-    from core.dataset import open_dataset
-    from core.extract import crop_batches
-    from core.sampling import SamplingProtocol
+    from core.features.extract import crop_batches
+    from core.features.sampling import SamplingProtocol
+    from core.images.dataset import open_dataset
     with open_dataset(task) as dataset:
         return [crops for crops, _, _ in crop_batches(dataset, SamplingProtocol(n=n, seed=99), batch_size,
                                                       threading.Event())
@@ -74,7 +74,7 @@ def bare_rate(batches: list, run) -> float:
 
 
 def memory_child(task: str, n: int, batch_size: int) -> None:
-    from core.backbones import load_backbone
+    from core.features.backbones import load_backbone
     backbone = load_backbone()
     pipeline_rate(Path(task), n, batch_size, backbone, seed=1)
     print(json.dumps({"n": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -86,11 +86,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=160, help="samples per timed repeat")
     parser.add_argument("--repeats", type=int, default=15,
                         help="interleaved repeats; short and many, because this shared machine's speed drifts")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's (core/extract.py)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's "
+                        "(core/features/extract.py)")
     parser.add_argument("--memory-n", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from core.extract import DEFAULT_BATCH_SIZE
+    from core.features.extract import DEFAULT_BATCH_SIZE
     args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     if args.child:
         memory_child(str(args.task), args.n, args.batch_size)
@@ -98,8 +99,8 @@ def main() -> None:
 
     import torch
 
-    from core.backbones import load_backbone
-    from core.preprocess import to_model_input
+    from core.features.backbones import load_backbone
+    from core.features.preprocess import to_model_input
     backbone = load_backbone()
     eager = load_backbone(backend="torch")
     print(f"default backend: {backbone.engine().describe()}")

@@ -51,10 +51,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    from core.backbones import load_backbone
-    from core.catalogue import load_catalogue
-    from core.pipeline import fingerprint_folder
-    from core.sampling import SamplingProtocol
+    from core.catalogue.store import load_catalogue
+    from core.features.backbones import load_backbone
+    from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_folder
 
     backbone = load_backbone(device="cpu")
     edges = load_catalogue().edges

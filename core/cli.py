@@ -86,7 +86,7 @@ class _ProgressPrinter:
 
 
 def _backbone(args):
-    from core.backbones import load_backbone
+    from core.features.backbones import load_backbone
     backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
                              backend=args.backend)
     print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
@@ -99,10 +99,10 @@ def _warn(lines: list[str]) -> None:
 
 
 def cmd_fingerprint(args) -> int:
-    from core.backbones import check_device
-    from core.catalogue import load_catalogue
-    from core.pipeline import fingerprint_folder
-    from core.sampling import SamplingProtocol
+    from core.catalogue.store import load_catalogue
+    from core.features.backbones import check_device
+    from core.features.sampling import SamplingProtocol
+    from core.fingerprint.pipeline import fingerprint_folder
 
     output = Path(args.output)
     problem = output_problem(output, args.overwrite)
@@ -137,9 +137,9 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from core.catalogue import load_catalogue
-    from core.fingerprint import Fingerprint
-    from core.recommend import how_close, recommendations
+    from core.catalogue.store import load_catalogue
+    from core.fingerprint.fingerprint import Fingerprint
+    from core.report.recommend import how_close, recommendations
 
     if args.csv:
         problem = output_problem(Path(args.csv), args.overwrite)
@@ -171,8 +171,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_catalogue_build(args) -> int:
-    from core.catalogue_build import build_catalogue
-    from core.sampling import SamplingProtocol
+    from core.catalogue.build import build_catalogue
+    from core.features.sampling import SamplingProtocol
 
     backbone = _backbone(args)
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
@@ -183,7 +183,7 @@ def cmd_catalogue_build(args) -> int:
 
 
 def cmd_catalogue_refresh(args) -> int:
-    from core.catalogue import load_catalogue, refresh_derived
+    from core.catalogue.store import load_catalogue, refresh_derived
 
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
     started = time.perf_counter()
@@ -194,11 +194,11 @@ def cmd_catalogue_refresh(args) -> int:
 
 
 def cmd_catalogue_add(args) -> int:
-    from core.catalogue import TaskInfo, add_to_local_copy, task_id_for
-    from core.fingerprint import Fingerprint
-    from core.fingerprint_validation import MAX_NAME_CHARS
+    from core.catalogue.store import TaskInfo, add_to_local_copy, task_id_for
+    from core.fingerprint.fingerprint import Fingerprint
+    from core.fingerprint.validation import MAX_NAME_CHARS
 
-    from core.catalogue import load_catalogue
+    from core.catalogue.store import load_catalogue
 
     fingerprint = Fingerprint.load(args.fingerprint)
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
@@ -216,8 +216,9 @@ def cmd_catalogue_add(args) -> int:
 
 
 def cmd_catalogue_validate(args) -> int:
-    from core.catalogue import load_catalogue
-    from core.validity import REPORTED_DISTANCES, summary_line, validity_report, write_report
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.validity import summary_line, validity_report, write_report
+    from core.distances.registry import REPORTED_DISTANCES
 
     catalogue = load_catalogue(args.catalogue)
     previous = catalogue.validity.get("candidates_measured_at_build")
@@ -237,9 +238,9 @@ def cmd_catalogue_validate(args) -> int:
 def cmd_cotrain(args) -> int:
     import json
 
-    from core.catalogue import load_catalogue
-    from core.cotrain import plan_for, plan_table, read_cotrain_effects
-    from core.fingerprint import Fingerprint
+    from core.catalogue.store import load_catalogue
+    from core.fingerprint.fingerprint import Fingerprint
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
 
     outputs = [Path(p) for p in (args.json, args.csv) if p]
     for path in outputs:
@@ -276,8 +277,8 @@ def cmd_cotrain(args) -> int:
 def cmd_catalogue_families(args) -> int:
     import json
 
-    from core.catalogue import load_catalogue
-    from core.families import families_report, format_families
+    from core.catalogue.families import families_report, format_families
+    from core.catalogue.store import load_catalogue
 
     report = families_report(load_catalogue(args.catalogue), args.distance)
     print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
@@ -294,12 +295,12 @@ def cmd_catalogue_families(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.backbones import DEFAULT_BACKBONE
-    from core.catalogue import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
-    from core.compare import DISTANCES
-    from core.extract import DEFAULT_BATCH_SIZE
-    from core.inference import BACKEND_CHOICES
-    from core.sampling import CATALOGUE_N, PAPER_SEED
+    from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
+    from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
+    from core.features.backbones import DEFAULT_BACKBONE
+    from core.features.extract import DEFAULT_BATCH_SIZE
+    from core.features.inference import BACKEND_CHOICES
+    from core.features.sampling import CATALOGUE_N, PAPER_SEED
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Task fingerprints and bKLD (Godau et al. "
                                      "2024): fingerprint a folder of images and rank public tasks as sources.")
@@ -307,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def backbone_options(sub):
         sub.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registry name or timm tag")
-        sub.add_argument("--probe", help="layer whose pooled output are the features (core/backbones.json; default: "
-                                         "the catalogue's, else the backbone's default)")
+        sub.add_argument("--probe", help="layer whose pooled output are the features "
+                                         "(core/features/backbones.json; default: the catalogue's, else the "
+                                         "backbone's default)")
         sub.add_argument("--weights", help="weights file for backbones without packaged weights")
         sub.add_argument("--sha256", help="expected sha256 of --weights")
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N or mps")
@@ -339,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = commands.add_parser("compare", help="rank catalogue tasks as sources for a fingerprint")
     cmp.add_argument("fingerprint")
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
-    cmp.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    cmp.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
     cmp.add_argument("--csv", help="also write the ranking to this CSV file")
     cmp.add_argument("--overwrite", action="store_true")
@@ -383,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
                                        "index against modality)")
     families.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
-    families.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    families.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     families.add_argument("--json", help="also write the families report to this JSON file")
     families.add_argument("--overwrite", action="store_true")
     families.set_defaults(handler=cmd_catalogue_families)
@@ -392,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("fingerprint")
     cot.add_argument("--k", type=int, default=3, help="how many tasks (default 3)")
     cot.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
-    cot.add_argument("--distance", default="bkld-small", choices=list(DISTANCES))
+    cot.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cot.add_argument("--use", choices=("research", "commercial"),
                      help="keep only tasks whose stated licence allows this use (not verified = left out)")
     cot.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),

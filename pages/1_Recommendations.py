@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.cotrain import licence_short
-from core.families import families_report, family_of
-from core.recommend import SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations, second_opinion
-from core.validity import summary_line
+from core.catalogue.families import families_report, family_of
+from core.catalogue.validity import summary_line
+from core.report.recommend import (SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations,
+                                   second_opinion)
 from ui import session
-from ui.common import footer, need_fingerprint, page_setup, task_filter
+from ui.common import distance_choice, footer, need_fingerprint, page_setup
+from ui.tables import recommendation_table
 
 catalogue = page_setup("Recommendations")
 fingerprint = need_fingerprint()
 
-distance = st.selectbox("Distance", list(DISTANCES), format_func=lambda key: DISTANCES[key],
-                        index=list(DISTANCES).index(session.distance()), key="distance_choice")
+distance = distance_choice(st, "distance_choice")
 st.session_state[session.DISTANCE] = distance
 
 key = f"bootstrap:{distance}"
@@ -55,21 +54,7 @@ if bootstrap is not None:
 else:
     st.caption("This fingerprint was loaded from a file, so no per-sample bootstrap is possible.")
 
-columns = ["rank", "task", "distance", "vdna_rank", "interval_low", "interval_high", "rank_holds", "first_place",
-           "modality", "anatomy", "classes", "images", "licence_short", "licence", "caution", "paper_evidence"]
-shown = task_filter(table.assign(licence_short=table["licence"].map(licence_short)), "recommendations")
-shown = shown[[c for c in columns if c in shown.columns]]
-st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
-    "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
-    "vdna_rank": st.column_config.NumberColumn("VDNA rank", help="the task's rank under VDNA (second opinion)"),
-    "interval_low": st.column_config.NumberColumn("95 % low", format="%.4f"),
-    "interval_high": st.column_config.NumberColumn("95 % high", format="%.4f"),
-    "rank_holds": st.column_config.ProgressColumn("rank holds", min_value=0.0, max_value=1.0, format="percent"),
-    "first_place": st.column_config.ProgressColumn("first place", min_value=0.0, max_value=1.0, format="percent"),
-    "paper_evidence": st.column_config.TextColumn("what the paper measured (as a source)", width="large"),
-    "licence_short": st.column_config.TextColumn("licence", help="short form: open / research-only / not verified"),
-    "licence": st.column_config.TextColumn("licence as stated", width="small", help="hover a cell for the full text"),
-})
+recommendation_table(table)
 with st.expander(f"Non-medical controls ({len(controls)}): reference points, not candidate sources"):
     st.markdown(
         "The controls show what a task from another world looks like: they give the distances a scale. They are "

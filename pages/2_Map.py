@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.distances import symmetrise
-from core.families import families_report
-from core.taskmap import place_on_map
-from core.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
-from ui import figures, session
+from core.catalogue.families import families_report
+from core.catalogue.taskmap import place_on_map
+from core.distances.maths import symmetrise
+from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
+from ui import figures, pages, session
 from ui.common import footer, page_setup
 
 catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
 user_xy, to_user = None, None
 if fingerprint is not None:
-    _, _, full = with_user(catalogue, fingerprint, "bkld-small")
+    _, _, full = with_user(catalogue, fingerprint)
     to_user = symmetrise(full)[-1, :-1]
     user_xy = place_on_map(catalogue.coords, to_user)
 else:
@@ -44,6 +44,6 @@ chosen = selected_task(event, catalogue.ids)
 if chosen is not None:
     st.session_state[session.SELECTED_TASK] = chosen
     if fingerprint is not None:
-        st.switch_page("pages/4_Why_similar.py")
+        st.switch_page(pages.WHY_SIMILAR)
     st.success(f"Selected: {catalogue.task(chosen).name}")
 footer()

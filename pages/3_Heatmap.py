@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.views import HEATMAP_FOCUS_ABOVE, HEATMAP_NEAREST, USER_ID, heatmap_view
+from core.report.views import HEATMAP_FOCUS_ABOVE, HEATMAP_NEAREST, USER_ID, heatmap_view
 from ui import figures, session
-from ui.common import footer, page_setup
+from ui.common import distance_choice, footer, page_setup
 
 catalogue = page_setup("Heatmap")
 fingerprint = session.fingerprint()
 left, middle = st.columns(2)
-distance = left.selectbox("Distance", list(DISTANCES), format_func=lambda key: DISTANCES[key],
-                          index=list(DISTANCES).index(session.distance()), key="heatmap_distance")
+distance = distance_choice(left, "heatmap_distance")
 colour = middle.radio("Colour", ["distance", "rank"], horizontal=True, key="heatmap_colour",
                       format_func=lambda c: "symmetrised distance" if c == "distance" else
                       "rank among each target's sources (removes each target's offset)")

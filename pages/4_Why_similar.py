@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.feature_meaning import bin_contributions, feature_classes
-from core.views import contributions_frame, feature_histograms
+from core.distances.registry import DISTANCES, WITH_CONTRIBUTIONS
+from core.report.feature_meaning import bin_contributions, feature_classes
+from core.report.views import contributions_frame, feature_histograms
 from ui import figures, session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier
@@ -14,7 +15,7 @@ from ui.resources import get_classifier
 SHOWN = 5  # top features explained one by one
 catalogue = page_setup("Why similar?")
 fingerprint = need_fingerprint()
-values, _ = catalogue.distances_to(fingerprint, "bkld-small")
+values, _ = catalogue.distances_to(fingerprint)
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
 nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations
@@ -23,8 +24,8 @@ index = nearest_first.index(preselected) if preselected in nearest_first else 0
 task_id = st.selectbox("Catalogue task (source; nearest first, type to search)", nearest_first, index=index,
                        format_func=lambda i: catalogue.task(i).name, key="why_task")
 st.session_state[session.SELECTED_TASK] = task_id
-variant = st.radio("bKLD", ["bkld-small", "bkld-large"], horizontal=True, key="why_distance",
-                   format_func=lambda v: "small (100 bins, weighted)" if v == "bkld-small" else "large (1000 bins)")
+variant = st.radio("bKLD", WITH_CONTRIBUTIONS, horizontal=True, key="why_distance",
+                   format_func=lambda v: DISTANCES[v].short)
 source = catalogue.fingerprints[task_id]
 frame, total, half = contributions_frame(fingerprint, source, variant, top=20)
 weight, names = get_classifier(catalogue.probe)
@@ -42,7 +43,7 @@ sample = session.image_sample()
 if sample is None:
     st.info("Your images are not available in this session (a loaded fingerprint holds no pixels), so the images "
             "that activate each feature cannot be shown.")
-bins = 100 if variant == "bkld-small" else 1000
+bins = DISTANCES[variant].n_bins
 edges = catalogue.edges
 for row in frame.head(SHOWN).itertuples():
     feature = int(row.feature)

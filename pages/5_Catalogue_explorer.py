@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.recommend import knowledge_tables
-from core.validity import candidates_table, report_table
-from core.distances import symmetrise
-from core.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
+from core.catalogue.validity import candidates_table, report_table
+from core.distances.maths import symmetrise
+from core.report.recommend import knowledge_tables
+from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
 from ui import figures
 from ui.common import footer, page_setup, task_filter
 

@@ -5,18 +5,15 @@ import json
 
 import streamlit as st
 
-from core.compare import DISTANCES
-from core.cotrain import USES, plan_for, plan_table
-from ui import session
-from ui.common import footer, need_fingerprint, page_setup
+from core.report.cotrain import USES, plan_for, plan_table
+from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
 
 catalogue = page_setup("Co-training plan")
 fingerprint = need_fingerprint()
 
 left, middle, right = st.columns(3)
-distance = left.selectbox("Distance", list(DISTANCES), format_func=lambda key: DISTANCES[key],
-                          index=list(DISTANCES).index(session.distance()), key="cotrain_distance")
+distance = distance_choice(left, "cotrain_distance")
 n_candidates = len(catalogue.candidate_ids)
 k = int(middle.number_input("Tasks to train with (k)", min_value=1, max_value=max(n_candidates, 1),
                             value=min(3, max(n_candidates, 1)), key="cotrain_k"))

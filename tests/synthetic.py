@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.binning import BinEdges
-from core.catalogue import TaskInfo, pairwise_bkld, write_catalogue
-from core.fingerprint import Fingerprint, FingerprintMeta
+from core.catalogue.store import TaskInfo, pairwise_bkld, write_catalogue
+from core.fingerprint.binning import BinEdges
+from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
 
 FEATURES = 16
 EDGES = BinEdges(np.zeros(FEATURES, np.float32), np.ones(FEATURES, np.float32))

@@ -7,23 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from core.sampling import SamplingProtocol
-from tests.conftest import ROOT, require_shared
-
-TIMEOUT = 300
-
-
-def app(page: str = "app.py", **state) -> AppTest:
-    """The app, opened on ``page`` (inside the multipage app, as a user's click would), with session state set."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    if page != "app.py":
-        at.switch_page(page)
-    return at
-
+from core.features.sampling import SamplingProtocol
+from tests.helpers import ROOT, app, find_table, no_exceptions, require_shared
 
 def upload_tuples(folder: Path, prefix: str = "") -> list[tuple[str, bytes, str]]:
     return [(prefix + p.relative_to(folder).as_posix(), p.read_bytes(), "application/octet-stream")
@@ -36,24 +22,11 @@ def task_files(task: str, per_class: int) -> list[tuple[str, bytes, str]]:
     return [(f"{task}/{p.relative_to(root).as_posix()}", p.read_bytes(), "image/jpeg") for p in files]
 
 
-def find_table(at: AppTest, *columns: str):
-    """The first dataframe on the page that has all ``columns`` (AppTest finds widgets, not tables, by key)."""
-    for frame in at.dataframe:
-        value = frame.value
-        if all(c in value.columns for c in columns):
-            return value
-    raise AssertionError(f"no table with columns {columns}; tables: {[list(f.value.columns) for f in at.dataframe]}")
-
-
-def no_exceptions(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
 @pytest.fixture(scope="module")
 def user_fingerprint(backbone, catalogue, tmp_path_factory):
     """A fingerprint with per-sample data kept, as the landing page makes it."""
-    from core.pipeline import fingerprint_folder
-    from tests.conftest import link_files
+    from core.fingerprint.pipeline import fingerprint_folder
+    from tests.helpers import link_files
     root = require_shared() / "busi_3class"
     files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:15]]
     folder = link_files(files, tmp_path_factory.mktemp("app") / "busi", root)
@@ -161,7 +134,7 @@ def test_local_folder_input_only_when_bound_to_localhost(monkeypatch):
 @pytest.mark.slow
 def test_local_folder_path_fingerprints(tmp_path):
     from streamlit import config
-    from tests.conftest import link_files
+    from tests.helpers import link_files
     config.set_option("server.address", "localhost")
     root = require_shared() / "covid_ct"
     files = [p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]]
@@ -226,7 +199,7 @@ def test_catalogue_explorer_needs_no_upload():
 
 
 def test_map_selection_is_parsed_from_plotly_events():
-    from core.views import selected_task
+    from core.report.views import selected_task
     ids = ["a", "b"]
     assert selected_task({"selection": {"points": [{"customdata": ["b", "B"]}]}}, ids) == "b"
     assert selected_task({"selection": {"points": []}}, ids) is None
@@ -239,7 +212,7 @@ def _bad_fingerprints(catalogue) -> dict[str, tuple[bytes, str]]:
     import json
     import re
 
-    from tests.test_fingerprint_file import rewrite
+    from tests.helpers import rewrite
     good = catalogue.fingerprints["ph2_3class"].to_bytes()
     with zipfile.ZipFile(io.BytesIO(good)) as bundle:
         meta = json.loads(bundle.read("meta.json"))

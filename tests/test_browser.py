@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_shared
+from tests.helpers import ROOT, require_shared
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -213,7 +213,7 @@ def test_views_at_150_tasks(catalogue, tmp_path):
     gone."""
     from playwright.sync_api import sync_playwright
 
-    from core.synthetic_catalogue import write_synthetic_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue
     root = write_synthetic_catalogue(tmp_path / "catalogue", catalogue, 150)
     shared = tmp_path / "brain.npz"
     catalogue.fingerprints["brain_mri_4class"].renamed("their brain MRI").save(shared)

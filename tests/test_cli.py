@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core.cli import EXIT_FINGERPRINT, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
-from tests.conftest import ROOT, link_files, require_shared
+from tests.helpers import ROOT, link_files, require_shared
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -24,8 +24,8 @@ def folder(tmp_path):
 
 def never_load_anything(monkeypatch):
     """Option and path checks must come before the catalogue or the backbone is loaded."""
-    import core.catalogue
-    monkeypatch.setattr(core.catalogue, "load_catalogue", lambda *a, **k: pytest.fail("loaded the catalogue"))
+    import core.catalogue.store
+    monkeypatch.setattr(core.catalogue.store, "load_catalogue", lambda *a, **k: pytest.fail("loaded the catalogue"))
 
 
 @pytest.mark.parametrize("output, message", [
@@ -70,8 +70,8 @@ def test_compare_csv_path_is_checked_before_comparing(tmp_path, capsys):
 
 
 def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys, monkeypatch):
-    import core.backbones
-    import core.pipeline
+    import core.features.backbones
+    import core.fingerprint.pipeline
     catalogue = make_catalogue(tmp_path / "cat")
     archive = tmp_path / "images.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -84,7 +84,7 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
     backbone = SimpleNamespace(weights_sha256=WEIGHTS, spec=SimpleNamespace(name="tf_efficientnet_lite0"),
                                device="cpu", probe="postact", backend="torch",
                                engine=lambda *probes: SimpleNamespace(describe=lambda: "torch (test double)"))
-    monkeypatch.setattr(core.backbones, "load_backbone", lambda *a, **k: backbone)
+    monkeypatch.setattr(core.features.backbones, "load_backbone", lambda *a, **k: backbone)
     seen = []
 
     def terminated_mid_run(dataset, *args, **kwargs):
@@ -92,7 +92,7 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
         os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, as a kill from outside would
         pytest.fail("SIGTERM did not stop the run")
 
-    monkeypatch.setattr(core.pipeline, "fingerprint_dataset", terminated_mid_run)
+    monkeypatch.setattr(core.fingerprint.pipeline, "fingerprint_dataset", terminated_mid_run)
     code, _, err = run_main(capsys, "fingerprint", str(archive), "-o", str(tmp_path / "x.npz"), "--catalogue",
                             str(catalogue))
     assert code == EXIT_TERMINATED and "terminated" in err, err

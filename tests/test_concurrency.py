@@ -7,9 +7,9 @@ import threading
 
 import numpy as np
 
-from core.pipeline import fingerprint_folder
-from core.sampling import SamplingProtocol
-from tests.conftest import link_files, require_shared
+from core.features.sampling import SamplingProtocol
+from core.fingerprint.pipeline import fingerprint_folder
+from tests.helpers import link_files, require_shared
 
 
 

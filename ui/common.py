@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.catalogue import CITATION
-from ui import session
+from core.catalogue.store import CITATION
+from core.distances.registry import DISTANCES
+from ui import pages, session
 from ui.resources import get_catalogue
 
 
@@ -24,9 +25,17 @@ def need_fingerprint():
     if fingerprint is None:
         st.info("No task yet: add your images (or a shared fingerprint) on the **Your task** page first. "
                 "The **Catalogue explorer** works without one.")
-        st.page_link("pages/0_Your_task.py", label="Go to Your task", icon=":material/arrow_forward:")
+        st.page_link(pages.YOUR_TASK, label="Go to Your task", icon=":material/arrow_forward:")
         st.stop()
     return fingerprint
+
+
+def distance_choice(container, key: str) -> str:
+    """A menu of every distance in the registry (their labels), starting at the session's distance."""
+    names = list(DISTANCES)
+    chosen = container.selectbox("Distance", names, format_func=lambda name: DISTANCES[name].label,
+                                 index=names.index(session.distance()), key=key)
+    return chosen
 
 
 def footer() -> None:
@@ -37,7 +46,7 @@ def footer() -> None:
 def probe_choice(catalogue) -> None:
     """Advanced: the backbone layer the features come from (one catalogue ships per probe). Changing it drops a
     fingerprint made with another probe, which could not be compared."""
-    from core.backbones import registry
+    from core.features.backbones import registry
 
     spec = registry().get(catalogue.backbone)
     shipped = get_catalogue()
@@ -63,9 +72,9 @@ def probe_choice(catalogue) -> None:
 
 def task_filter(frame, key: str, modality_column: str = "modality", name_column: str = "task"):
     """A modality-family multiselect and a name search above a table; returns the rows that pass
-    (core.views.filter_tasks). Shows how many rows are hidden."""
-    from core.validity import modality_family
-    from core.views import filter_tasks
+    (core.report.views.filter_tasks). Shows how many rows are hidden."""
+    from core.catalogue.validity import modality_family
+    from core.report.views import filter_tasks
 
     families = sorted({modality_family(m) for m in frame[modality_column]})
     left, right = st.columns([3, 2])

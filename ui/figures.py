@@ -1,4 +1,4 @@
-"""Plotly figures for the pages (built from the tables in core.views)."""
+"""Plotly figures for the pages (built from the tables in core.report.views)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.views import USER_ID
+from core.report.views import USER_ID
 
 
 #: one hue per modality family; modalities within a family get shades of it and their own marker shape
@@ -39,8 +39,8 @@ def modality_styles(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
-    """Tasks at their map coordinates (``points`` from core.views.map_annotations): coloured by modality (families
-    of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
+    """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality
+    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
     lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
     catalogue = points[points["task_id"] != USER_ID]
     scatter = go.Scattergl if len(catalogue) > WEBGL_ABOVE else go.Scatter
@@ -86,7 +86,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
 
 
 def heatmap(view) -> go.Figure:
-    """``view`` (core.views.HeatmapView): colour from the off-diagonal range, blank diagonal, a modality side bar
+    """``view`` (core.report.views.HeatmapView): colour from the off-diagonal range, blank diagonal, a modality side bar
     on the left; hover shows both directed values."""
     from plotly.subplots import make_subplots
 

@@ -5,9 +5,10 @@ import os
 
 import streamlit as st
 
-from core.backbones import LoadedBackbone, load_backbone
-from core.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
-from core.cotrain import DEFAULT_PAPER, read_cotrain_effects
+from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
+from core.distances.registry import DEFAULT_DISTANCE
+from core.features.backbones import LoadedBackbone, load_backbone
+from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 
 #: environment variable naming another catalogue folder for the app (e.g. a synthetic 150-task one for tests)
@@ -28,7 +29,7 @@ def get_catalogue(probe: str | None = None) -> Catalogue:
 def _load(root: str, probe: str | None) -> Catalogue:
     """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
-    catalogue.bank("bkld-small")  # prepare the default distance's source terms once per server process
+    catalogue.bank(DEFAULT_DISTANCE)  # prepare the default distance's source terms once per server process
     return catalogue
 
 
@@ -48,5 +49,5 @@ def get_cotrain_effects(paper: str = str(DEFAULT_PAPER)) -> dict | None:
 @st.cache_resource(show_spinner="Reading the backbone's ImageNet classifier…")
 def get_classifier(probe: str | None = None) -> tuple:
     """(classifier weight (1000, m) float32, 1,000 ImageNet class names) of the backbone, once per process."""
-    from core.feature_meaning import classifier_weight, imagenet_class_names
+    from core.report.feature_meaning import classifier_weight, imagenet_class_names
     return classifier_weight(get_backbone(probe)), imagenet_class_names()

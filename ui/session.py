@@ -7,8 +7,9 @@ from pathlib import Path, PurePosixPath
 
 import streamlit as st
 
-from core.dataset import ReadReport
-from core.fingerprint import Fingerprint
+from core.distances.registry import DEFAULT_DISTANCE
+from core.fingerprint.fingerprint import Fingerprint
+from core.images.dataset import ReadReport
 
 FINGERPRINT = "fingerprint"
 REPORT = "report"
@@ -16,7 +17,8 @@ DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
 PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the catalogue's default
 PROBE_WIDGET = "probe_choice"
-IMAGE_SAMPLE = "image_sample"  # a few of the user's images as thumbnails + features (core.feature_meaning), memory only
+#: a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
+IMAGE_SAMPLE = "image_sample"
 
 
 def fingerprint() -> Fingerprint | None:
@@ -41,7 +43,7 @@ def clear_result() -> None:
 
 
 def image_sample():
-    """The user's sampled thumbnails (core.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
+    """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
     return st.session_state.get(IMAGE_SAMPLE)
 
 
@@ -50,7 +52,7 @@ def probe() -> str | None:
 
 
 def distance() -> str:
-    return st.session_state.get(DISTANCE, "bkld-small")
+    return st.session_state.get(DISTANCE, DEFAULT_DISTANCE)
 
 
 class UploadFolder:

@@ -1,0 +1,1 @@
+"""The catalogue of public tasks: store, build, knowledge, map, validity, families and a synthetic catalogue."""

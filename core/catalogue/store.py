@@ -1,0 +1,412 @@
+"""The catalogue: public tasks' fingerprints with metadata, shared bin edges, pairwise distances, fixed map
+coordinates and measured knowledge from the paper. Read-only once shipped; users add their own tasks to a local
+copy (:func:`add_to_local_copy`).
+
+Layout of a catalogue folder::
+
+    catalogue.json        version, backbone, weights sha256, edges id, protocol, tasks with metadata
+    edges.npz             bin edges (lo, hi per feature)
+    fingerprints/ID.npz   one fingerprint per task (core.fingerprint.fingerprint format)
+    matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
+    halves/ID.a.npz, .b.npz  fingerprints of two image-disjoint halves of each task (for the validity report)
+    validity.json         the validity report (core.catalogue.validity): can the ranking be trusted, per probe
+                          and distance
+    probes/NAME/          the same catalogue made with another probe layer of the backbone (same layout)
+    knowledge.json        what the paper measured for linked tasks (may be absent in local additions)
+    SOURCES.json          provenance and licences of the images the fingerprints were computed from
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
+from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
+from core.errors import CatalogueError, FingerprintFileError
+from core.fingerprint.binning import BinEdges
+from core.fingerprint.fingerprint import Fingerprint, check_comparable
+from core.text import printable
+
+CATALOGUE_VERSION = 2
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "catalogue"
+DEFAULT_LOCAL_CATALOGUE = Path(__file__).resolve().parents[2] / "data" / "local" / "catalogue"
+#: longest task id (it is also a file name: fingerprints/ID.npz); longer names get a shortened id with a digest
+MAX_TASK_ID_CHARS = 64
+#: files and folders a catalogue write produces; everything else in the folder is carried over unchanged
+_WRITTEN = ("catalogue.json", "edges.npz", "fingerprints", "matrices.npz")
+CITATION = ("Godau P., et al. Beyond Knowledge Silos: Task Fingerprinting for Democratization of Medical Imaging "
+            "AI. arXiv:2412.08763 (2024).")
+
+
+@dataclass
+class TaskInfo:
+    """Metadata of one catalogue task, as shown to users."""
+
+    id: str
+    name: str
+    modality: str
+    anatomy: str
+    classes: dict
+    n_images: int
+    kind: str = "medical"  # "medical", "control" (non-medical, shows what far away looks like) or "user"
+    source: str = ""
+    upstream: str = ""
+    licence: str = ""
+    shares_images_with: list = field(default_factory=list)
+    paper_task: str | None = None
+    paper_link: str | None = None
+    notes: str = ""
+
+
+@dataclass
+class Catalogue:
+    root: Path
+    version: int
+    backbone: str
+    weights_sha256: str
+    protocol: dict
+    edges: BinEdges
+    tasks: list[TaskInfo]
+    fingerprints: dict[str, Fingerprint]
+    bkld_small: np.ndarray  # (T, T), [source, target]
+    bkld_large: np.ndarray
+    coords: np.ndarray  # (T, 2) fixed map coordinates
+    map_method: str
+    knowledge: dict
+    built: dict
+    probe: str = "postact"
+    versions: dict = field(default_factory=dict)
+    validity: dict = field(default_factory=dict)
+    _banks: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ids(self) -> list[str]:
+        return [t.id for t in self.tasks]
+
+    @property
+    def candidate_ids(self) -> list[str]:
+        """Tasks that may be recommended as sources: everything but the non-medical controls, which are reference
+        points (under bKLD they come out close to every task, see README 'Controls')."""
+        return [t.id for t in self.tasks if t.kind != "control"]
+
+    def halves(self) -> dict[tuple[str, str], Fingerprint]:
+        """{(task id, 'a' | 'b'): fingerprint} of two image-disjoint halves of each task (empty when not shipped).
+
+        Only half A is stored (``halves/ID.a.npz``): the halves partition the task's samples, so half B is the
+        task's fingerprint less half A (counts subtracted, means re-weighted), exactly."""
+        found = {}
+        for info in self.tasks:
+            path = self.root / "halves" / f"{info.id}.a.npz"
+            if not path.is_file():
+                continue
+            try:
+                half_a = Fingerprint.load(path)
+            except FingerprintFileError as err:
+                raise CatalogueError(str(err)) from None
+            found[(info.id, "a")] = half_a
+            found[(info.id, "b")] = complement(self.fingerprints[info.id], half_a, f"{info.name} (half B)")
+        return found
+
+    def alternate_probes(self) -> dict[str, Path]:
+        """{probe: folder} of the same catalogue made with other probe layers (``probes/NAME``)."""
+        folder = self.root / "probes"
+        if not folder.is_dir():
+            return {}
+        return {path.name: path for path in sorted(folder.iterdir()) if (path / "catalogue.json").is_file()}
+
+    def for_probe(self, probe: str | None) -> "Catalogue":
+        """This catalogue, or the same tasks made with another probe layer (``probes/NAME``); None: this one."""
+        if probe is None or probe == self.probe:
+            return self
+        alternates = self.alternate_probes()
+        if probe not in alternates:
+            raise CatalogueError(f"{self.root}: no catalogue made with probe '{probe}'; available: "
+                                 f"{', '.join([self.probe, *alternates])}")
+        return load_catalogue(alternates[probe])
+
+    def version_warnings(self, affects: str | None = None) -> list[str]:
+        """Warnings when the running library versions differ from the build's in a way that changes results."""
+        from core.features.environment import version_drift
+        return version_drift(self.versions, affects=affects)
+
+    def task(self, task_id: str) -> TaskInfo:
+        for info in self.tasks:
+            if info.id == task_id:
+                return info
+        raise KeyError(f"no task '{task_id}' in the catalogue; known: {', '.join(self.ids)}")
+
+    @cached_property
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, m, 1000) counts and (T, m) probe means in task order."""
+        return self.stacked_for(DEFAULT_DISTANCE)
+
+    def stacked_for(self, distance: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
+        return stack([self.fingerprints[i] for i in self.ids], distance)
+
+    def bank(self, distance: str) -> SourceBank | CompactBkldBank:
+        """The catalogue as sources for ``distance``, prepared once. bKLD: :class:`CompactBkldBank` (float32
+        probabilities, built one task at a time: 1,000 tasks fit in 512 MB for bKLD small); others: SourceBank."""
+        if distance not in self._banks:
+            self._banks[distance] = (CompactBkldBank(distance, [self.fingerprints[i] for i in self.ids])
+                                     if spec_of(distance).softmaxed_source
+                                     else SourceBank(distance, *self.stacked_for(distance)))
+        return self._banks[distance]
+
+    def matrix(self, distance: str) -> np.ndarray:
+        """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed for the others."""
+        stored = spec_of(distance).stored_as
+        return getattr(self, stored) if stored else self.bank(distance).pairwise()
+
+    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> tuple[np.ndarray, list[str]]:
+        """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
+        warnings = check_comparable(target, self.fingerprints[self.ids[0]])
+        return self.bank(distance).distances(target.counts, mean_for(distance, target)), warnings
+
+    def distances_from(self, source: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
+        """Directed distance from ``source`` to every catalogue task as target: (T,)."""
+        bank = self.bank(distance)
+        if isinstance(bank, CompactBkldBank):
+            return bank.distances_from(source.counts, mean_for(distance, source))
+        counts, means = self.stacked_for(distance)
+        bank = SourceBank(distance, source.counts[None], mean_for(distance, source)[None])
+        return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])
+
+
+def task_id_for(name: str, prefix: str = "user_") -> str:
+    """A file-name-safe task id for a task name: lower-case ASCII letters, digits and underscores, at most
+    MAX_TASK_ID_CHARS characters. A name that had to be shortened (or has no ASCII letters or digits at all) gets
+    8 hex digits of its sha256, so different long names keep different ids. The name itself stays in the metadata."""
+    ascii_name = unicodedata.normalize("NFKD", printable(name, 10_000)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    room = MAX_TASK_ID_CHARS - len(prefix)
+    if slug and len(slug) <= room:
+        return prefix + slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return prefix + (slug[: room - 9].rstrip("_") + "_" + digest if slug else digest)
+
+
+def _task_info(entry: object, root: Path) -> TaskInfo:
+    """A catalogue.json task entry as TaskInfo, with printable display text; CatalogueError when malformed."""
+    known = {f.name: f for f in fields(TaskInfo)}
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or \
+            not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", entry["id"]) or entry["id"].startswith("."):
+        raise CatalogueError(f"{root / 'catalogue.json'}: a task entry has no valid id (letters, digits, '_', '-', "
+                             "'.'; at most 128 characters)")
+    try:
+        info = TaskInfo(**{k: v for k, v in entry.items() if k in known})
+    except TypeError as err:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task '{entry['id']}' is incomplete ({err})") from None
+    for name in ("name", "modality", "anatomy", "source", "upstream", "licence", "notes"):
+        value = getattr(info, name)
+        if not isinstance(value, str):
+            raise CatalogueError(f"{root / 'catalogue.json'}: task '{info.id}' field '{name}' must be text")
+        setattr(info, name, printable(value, 2_000))
+    if not isinstance(info.classes, dict) or type(info.n_images) is not int:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task '{info.id}' needs classes (an object) and n_images "
+                             "(an integer)")
+    info.classes = {printable(k): v for k, v in info.classes.items()}
+    return info
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatalogueError(f"{path}: missing; build the catalogue with 'python -m core catalogue build'") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise CatalogueError(f"{path}: unreadable ({str(err)[:160]})") from None
+
+
+def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
+    """Load and validate a catalogue folder; raises :class:`CatalogueError` saying what is wrong."""
+    root = Path(root)
+    if not root.is_dir():
+        retired = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
+        if retired:
+            raise CatalogueError(f"{root}: missing; a write was interrupted and left the previous catalogue at "
+                                 f"{retired[-1]}: rename it to {root.name}")
+        raise CatalogueError(f"{root}: no catalogue folder here")
+    manifest = _read_json(root / "catalogue.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), list) or not all(
+            isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone", "probe")):
+        raise CatalogueError(f"{root / 'catalogue.json'}: not a catalogue manifest (needs tasks, edges_id, "
+                             "weights_sha256, backbone, probe)")
+    version = manifest.get("catalogue_version")
+    if version != CATALOGUE_VERSION:
+        raise CatalogueError(f"{root}: catalogue version {version}, this tool reads version {CATALOGUE_VERSION}; "
+                             "rebuild it with 'python -m core catalogue build' or update the tool")
+    edges = BinEdges.load(root / "edges.npz")
+    if edges.identity != manifest["edges_id"]:
+        raise CatalogueError(f"{root}: edges.npz does not match catalogue.json (edges id {edges.identity} vs "
+                             f"{manifest['edges_id']}); the catalogue is inconsistent, rebuild it")
+    tasks = [_task_info(entry, root) for entry in manifest["tasks"]]
+    if len({t.id for t in tasks}) != len(tasks) or not tasks:
+        raise CatalogueError(f"{root / 'catalogue.json'}: task ids must be unique and at least one task listed")
+    fingerprints = {}
+    for info in tasks:
+        try:
+            fingerprint = Fingerprint.load(root / "fingerprints" / f"{info.id}.npz")
+        except FingerprintFileError as err:
+            raise CatalogueError(str(err)) from None
+        if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
+                manifest["weights_sha256"] or fingerprint.meta.probe != manifest.get("probe"):
+            raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges, weights or probe")
+        fingerprints[info.id] = fingerprint
+    try:
+        with np.load(root / "matrices.npz", allow_pickle=False) as data:
+            task_ids = [str(t) for t in data["task_ids"]]
+            small, large, coords = data["bkld_small"], data["bkld_large"], data["coords"]
+    except (OSError, KeyError, ValueError) as err:
+        raise CatalogueError(f"{root / 'matrices.npz'}: unreadable ({err})") from None
+    if task_ids != [t.id for t in tasks]:
+        raise CatalogueError(f"{root}: matrices.npz lists other tasks than catalogue.json; rebuild the catalogue")
+    knowledge = _read_json(root / "knowledge.json") if (root / "knowledge.json").exists() else {}
+    validity = _read_json(root / "validity.json") if (root / "validity.json").exists() else {}
+    return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
+                     tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
+                     manifest.get("built", {}), manifest["probe"], manifest.get("versions", {}), validity)
+
+
+def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
+    """The fingerprint of the samples of ``whole`` that are not in ``part`` (a subset of its samples)."""
+    n_rest = whole.meta.n_samples - part.meta.n_samples
+    if n_rest < 1 or np.any(part.counts > whole.counts):
+        raise CatalogueError(f"'{part.name}' is not a part of '{whole.name}': its samples are not a subset")
+
+    def rest_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a * whole.meta.n_samples - b * part.meta.n_samples) / n_rest
+
+    meta = replace(whole.meta, name=name, n_samples=n_rest)
+    return Fingerprint(whole.counts - part.counts, rest_mean(whole.mean, part.mean), meta,
+                       np.maximum(rest_mean(whole.postact_mean, part.postact_mean), 0.0))
+
+
+def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
+    """Full directed matrices [source, target] for bKLD small and large."""
+    counts, means = stack(fingerprints)
+    return SourceBank(BKLD_SMALL, counts, means).pairwise(), SourceBank(BKLD_LARGE, counts, means).pairwise()
+
+
+def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
+                    fingerprints: dict[str, Fingerprint], small: np.ndarray, large: np.ndarray,
+                    coords: np.ndarray, halves: dict[tuple[str, str], Fingerprint] | None = None,
+                    extra_files: dict[str, bytes] | None = None, carry_from: Path | None = None) -> None:
+    """Write every file of a catalogue folder (deterministic bytes for the same inputs), atomically: everything is
+    written to a temporary sibling folder first, which then replaces ``root``; a failure at any point leaves
+    ``root`` as it was. Files of ``carry_from`` (default: ``root``) that a write does not produce (SOURCES.json,
+    knowledge.json, validity.json, halves/, probes/ ...) are carried over; ``extra_files`` (name -> bytes) are
+    written besides; ``halves`` {(task id, 'a' | 'b'): fingerprint} go to ``halves/``."""
+    root = Path(root)
+
+    def write(staging: Path) -> None:
+        (staging / "fingerprints").mkdir()
+        if halves:
+            (staging / "halves").mkdir()
+            for (task_id, half), fingerprint in sorted(halves.items()):
+                fingerprint.save(staging / "halves" / f"{task_id}.{half}.npz")
+        full = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity,
+                    tasks=[asdict(t) for t in tasks])
+        (staging / "catalogue.json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
+        edges.save(staging / "edges.npz")
+        for info in tasks:
+            fingerprints[info.id].save(staging / "fingerprints" / f"{info.id}.npz", overwrite=True)
+        with open(staging / "matrices.npz", "wb") as handle:
+            np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
+                     coords=coords)
+        for name, payload in (extra_files or {}).items():
+            (staging / name).write_bytes(payload)
+
+    replace_folder(root, write, carry_from=root if carry_from is None else Path(carry_from),
+                   produced=_WRITTEN + tuple(extra_files or ()) + (("halves",) if halves else ()))
+
+
+def replace_folder(root: Path, write: Callable[[Path], None], carry_from: Path | None = None,
+                   produced: tuple[str, ...] = ()) -> None:
+    """Replace folder ``root`` by what ``write`` puts into a fresh staging folder beside it (same file system), plus
+    the entries of ``carry_from`` not named in ``produced``. Only two renames touch ``root``; if the process dies
+    between them, the previous folder remains as ``.NAME.old-*`` beside it (load_catalogue says so)."""
+    parent = root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
+    retired: Path | None = None
+    try:
+        if carry_from is not None and carry_from.is_dir():
+            for entry in carry_from.iterdir():
+                if entry.name in produced or entry.name.startswith(f".{root.name}."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, staging / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+        write(staging)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, (root.stat().st_mode & 0o7777) if root.is_dir() else (0o777 & ~umask))
+        if root.exists():
+            retired = parent / f".{root.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+            os.rename(root, retired)
+        os.rename(staging, root)
+    except BaseException:
+        if retired is not None and not root.exists():
+            os.rename(retired, root)
+            retired = None
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def refresh_derived(root: Path) -> Catalogue:
+    """Recompute the distance matrices and map of a catalogue folder from its stored fingerprints (after a change
+    to the distance code; no images needed). Fingerprints, edges and metadata are left as they are."""
+    from core.catalogue.taskmap import fit_map
+
+    catalogue = load_catalogue(root)
+    small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
+    coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
+    manifest = _read_json(Path(root) / "catalogue.json")
+    manifest["map_method"] = method
+    write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, small, large,
+                    coords)
+    return load_catalogue(root)
+
+
+def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DEFAULT_LOCAL_CATALOGUE,
+                      shipped: Path = DEFAULT_CATALOGUE, replace: bool = False) -> Catalogue:
+    """Add a user's fingerprint to a local copy of the catalogue (made from ``shipped`` on first use), recompute
+    its distances and map. The shipped catalogue is never written."""
+    from core.catalogue.taskmap import fit_map
+
+    local, shipped = Path(local).resolve(), Path(shipped).resolve()
+    if local == shipped:
+        raise CatalogueError("the local catalogue must be a different folder from the shipped one")
+    first_use = not (local / "catalogue.json").exists()
+    if first_use and local.exists() and (not local.is_dir() or any(local.iterdir())):
+        raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")
+    origin = shipped if first_use else local
+    catalogue = load_catalogue(origin)
+    check_comparable(fingerprint, catalogue.fingerprints[catalogue.ids[0]])
+    if task.id in catalogue.ids and not replace:
+        raise CatalogueError(f"task id '{task.id}' is already in {local}; choose another name")
+    tasks = [t for t in catalogue.tasks if t.id != task.id] + [task]
+    fingerprints = dict(catalogue.fingerprints)
+    fingerprints[task.id] = fingerprint.renamed(task.name)
+    ordered = [fingerprints[t.id] for t in tasks]
+    small, large = pairwise_bkld(ordered)
+    coords, method = fit_map(small)
+    manifest = _read_json(origin / "catalogue.json")
+    manifest["map_method"] = method
+    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, small, large, coords, carry_from=origin)
+    return load_catalogue(local)

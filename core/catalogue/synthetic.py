@@ -1,0 +1,72 @@
+"""A synthetic catalogue of many tasks with real-shaped random fingerprints, for scale tests and benchmarks only.
+
+The fingerprints have the shipped catalogue's shape and identity (feature count, 1,000 fine bins, probe, edges id,
+weights sha256), so a user's fingerprint made against the shipped catalogue can be compared with them. Their
+histograms are random but valid (every row sums to n_samples); task names say "synthetic". Nothing here is evidence
+about real tasks.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
+from core.distances.bank import CompactBkldBank
+from core.distances.registry import BKLD_LARGE, BKLD_SMALL
+from core.fingerprint.binning import N_BINS_LARGE
+from core.fingerprint.fingerprint import Fingerprint
+
+def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,
+                          n_samples: int = 200) -> Fingerprint:
+    """Random fingerprint shaped like ``like``: per feature, ``n_samples`` fine bins drawn around ``centre`` (m,)
+    (bin units, 0..999) with a random spread; mean and postact_mean random around ``like``'s."""
+    m = like.n_features
+    spread = rng.uniform(20, 120, size=m)
+    bins = np.clip(np.rint(rng.normal(centre, spread, size=(n_samples, m))), 0, N_BINS_LARGE - 1).astype(np.int64)
+    flat = (bins + np.arange(m)[None] * N_BINS_LARGE).ravel()
+    counts = np.bincount(flat, minlength=m * N_BINS_LARGE).reshape(m, N_BINS_LARGE).astype(np.uint32)
+    mean = like.mean + rng.normal(0, 0.3, size=m)
+    postact = np.clip(like.postact_mean + rng.normal(0, 0.05, size=like.postact_mean.shape), 0, None)
+    meta = replace(like.meta, name=name, n_samples=n_samples, class_counts={"a": n_samples // 2,
+                                                                              "b": n_samples - n_samples // 2})
+    return Fingerprint(counts, mean, meta, postact)
+
+
+def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
+                              n_samples: int = 200, compute_large: bool = False) -> Path:
+    """Write a catalogue of ``n_tasks`` synthetic tasks to ``root`` with ``like``'s edges, backbone, weights and
+    probe. Modalities and licences cycle through ``like``'s; every 50th task is a non-medical control. Tasks of one
+    modality share a histogram centre (plus noise), so the distances have structure. bKLD small is computed
+    (:class:`CompactBkldBank`); bKLD large only with ``compute_large`` (its bank needs T x m x 1000 float32;
+    otherwise the stored bkld_large is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality (no UMAP fit at this size)."""
+    rng = np.random.default_rng(seed)
+    template = like.fingerprints[like.ids[0]]
+    modalities = sorted({t.modality for t in like.tasks if t.kind == "medical"})
+    licences = [t.licence for t in like.tasks]
+    centres = {m: rng.uniform(150, 850, size=template.n_features) for m in modalities + ["control"]}
+    anchors = {m: rng.uniform(-10, 10, size=2) for m in centres}
+    tasks, fingerprints, coords = [], {}, np.empty((n_tasks, 2))
+    for i in range(n_tasks):
+        control = i % 50 == 49
+        modality = "non-medical: synthetic" if control else modalities[i % len(modalities)]
+        key = "control" if control else modality
+        info = TaskInfo(id=f"synthetic_{i:04d}", name=f"Synthetic {modality.split('(')[0].strip()} task {i:04d}",
+                        modality=modality, anatomy="synthetic", classes={"a": 50, "b": 50}, n_images=100,
+                        kind="control" if control else "medical", licence=licences[i % len(licences)],
+                        source="synthetic (core/catalogue/synthetic.py)", upstream="none")
+        centre = centres[key] + rng.normal(0, 40, size=template.n_features)
+        fingerprints[info.id] = synthetic_fingerprint(template, info.name, rng, centre, n_samples)
+        coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)
+        tasks.append(info)
+    ordered = [fingerprints[t.id] for t in tasks]
+    small = CompactBkldBank(BKLD_SMALL, ordered).pairwise()
+    computed_large = compute_large
+    large = CompactBkldBank(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
+    manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
+                "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
+                "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",
+                          "bkld_large": "computed" if computed_large else "copy of bkld_small (not computed)"}}
+    write_catalogue(Path(root), manifest, like.edges, tasks, fingerprints, small, large, coords)
+    return Path(root)

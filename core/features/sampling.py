@@ -1,0 +1,73 @@
+"""The paper's sampling protocol: n images drawn uniformly with replacement, each with its own crop and flip.
+
+All random numbers are drawn up front from one seeded generator, so a sample's crop does not depend on the order in
+which images are processed, and the same files with the same seed always give the same samples.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from core.features.preprocess import CROP, PIPELINE_ID, RESIZED
+
+PAPER_N = 10_000
+CATALOGUE_N = 2_000
+PAPER_SEED = 42
+
+
+@dataclass(frozen=True)
+class SamplingProtocol:
+    """How images are sampled: n draws with replacement, the seed, and whether crops/flips are random."""
+
+    n: int = CATALOGUE_N
+    seed: int = PAPER_SEED
+    augment: bool = True
+    pipeline: str = PIPELINE_ID
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n must be a positive number of samples, got {self.n!r}")
+        if self.n > 65_535 * 16:
+            raise ValueError(f"n = {self.n:,} is more than this tool supports (1,048,560); the paper uses 10,000")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Per sample: which image, crop offsets (pixels in the 256 x 256 prepared image) and flip. Arrays of shape (n,)."""
+
+    image: np.ndarray
+    top: np.ndarray
+    left: np.ndarray
+    flip: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def grouped_order(self) -> np.ndarray:
+        """Sample indices sorted by image, so each image is decoded once for all its crops."""
+        return np.argsort(self.image, kind="stable")
+
+
+def plan_samples(n_images: int, protocol: SamplingProtocol) -> SamplePlan:
+    """Draw ``protocol.n`` samples from ``n_images`` images."""
+    if n_images < 1:
+        raise ValueError("cannot sample from zero images")
+    rng = np.random.default_rng(protocol.seed)
+    n = protocol.n
+    image = rng.integers(0, n_images, size=n)
+    margin = RESIZED - CROP
+    if protocol.augment:
+        top = rng.integers(0, margin + 1, size=n)
+        left = rng.integers(0, margin + 1, size=n)
+        flip = rng.random(n) < 0.5
+    else:
+        top = np.full(n, margin // 2)
+        left = np.full(n, margin // 2)
+        flip = np.zeros(n, dtype=bool)
+    return SamplePlan(image, top, left, flip)

@@ -1,0 +1,106 @@
+"""What a fingerprint feature means in human terms: the ImageNet classes the backbone's own classifier ties it to,
+the user's images that activate it most, and which histogram bins make its part of the bKLD. No Streamlit here.
+
+ImageNet classes: the classifier of the shipped weights maps the pooled 1,280 features to 1,000 class scores, so
+column f of ``classifier.weight`` (1000, m) says which classes feature f supports. For the default 'preact' probe the
+classifier acts on relu6(preact) pooled, not on the pooled pre-activation itself; the column is still the classes
+that channel supports when it fires, so it is read the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.distances.maths import log_softmax
+from core.fingerprint.binning import N_BINS_SMALL, histogram_probabilities
+
+#: images of the user's folder kept (as thumbnails, in memory only) to show which of them activate a feature
+IMAGE_SAMPLE = 32
+THUMBNAIL_PX = 64
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names in classifier order, from timm (no download)."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    return [info.index_to_description(i).split(",")[0] for i in range(1000)]
+
+
+def classifier_weight(backbone) -> np.ndarray:
+    """The backbone's ImageNet classifier weights (1000, m) as float32
+    (``backbone``: core.features.backbones.LoadedBackbone)."""
+    head = backbone.model.get_classifier()
+    return head.weight.detach().float().cpu().numpy()
+
+
+def feature_classes(weight: np.ndarray, names: list[str], features: list[int], top: int = 3) -> pd.DataFrame:
+    """Per feature, the ``top`` ImageNet classes with the largest classifier weight on it. weight: (1000, m).
+    Columns: feature, classes ('name (weight), ...'), top_class."""
+    rows = []
+    for feature in features:
+        column = weight[:, int(feature)]
+        best = np.argsort(column)[::-1][:top]
+        rows.append({"feature": int(feature), "top_class": names[best[0]],
+                     "classes": ", ".join(f"{names[c]} ({column[c]:+.2f})" for c in best)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    """A few of the user's images as thumbnails with their probe features, kept in the session only.
+    thumbnails: (n, THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8; features: (n, m) float32 (centre crop, no flip)."""
+
+    thumbnails: np.ndarray
+    features: np.ndarray
+
+    def top_for(self, feature: int, k: int = 6) -> np.ndarray:
+        """Indices of the ``k`` images that activate ``feature`` most, strongest first."""
+        return np.argsort(self.features[:, int(feature)])[::-1][:k]
+
+
+def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
+                 workdir: Path | None = None) -> ImageSample | None:
+    """Read up to ``n`` images of ``source`` (evenly spread, seeded), compute their probe features on the centre
+    crop and keep small thumbnails; None when nothing could be read. Unreadable files are passed over."""
+    import torch
+    from PIL import Image
+
+    from core.features.preprocess import CROP, RESIZED, prepare, to_model_input
+    from core.images.dataset import open_dataset
+    with open_dataset(source, workdir=workdir) as dataset:
+        order = np.random.default_rng(seed).permutation(len(dataset))
+        crops, thumbnails = [], []
+        for index in order:
+            try:
+                prepared = prepare(dataset.read(dataset.items[int(index)]))
+            except Exception:  # a broken file was already listed by the fingerprint run
+                continue
+            offset = (RESIZED - CROP) // 2
+            window = prepared[offset:offset + CROP, offset:offset + CROP]
+            window = np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
+            crops.append(window)
+            thumbnails.append(np.asarray(Image.fromarray(window).resize((THUMBNAIL_PX, THUMBNAIL_PX))))
+            if len(crops) == n:
+                break
+    if not crops:
+        return None
+    features = []
+    for start in range(0, len(crops), 16):
+        batch = to_model_input(np.stack(crops[start:start + 16]), backbone.spec.mean, backbone.spec.std,
+                               backbone.device)
+        with torch.inference_mode():
+            features.append(backbone.features(batch).float().cpu().numpy())
+    return ImageSample(np.stack(thumbnails), np.concatenate(features))
+
+
+def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL
+                      ) -> np.ndarray:
+    """One feature's KL terms per bin, (n_bins,): P_b (log P_b - log softmax(Q)_b), 0 where P_b = 0; they sum to
+    that feature's KL_f in bKLD(source -> target). counts: (1000,) fine counts of the target and the source."""
+    p = histogram_probabilities(np.asarray(target_counts)[None], n_bins)[0]
+    q = histogram_probabilities(np.asarray(source_counts)[None], n_bins)[0]
+    log_q = log_softmax(q)
+    return np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_q), 0.0)

@@ -1,0 +1,212 @@
+"""Data behind the map, heatmap and "why similar?" views as plain tables and arrays (no plotting here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.spatial.distance import squareform
+
+from core.catalogue.store import Catalogue
+from core.distances.bank import contributions_to
+from core.distances.maths import symmetrise
+from core.distances.registry import DEFAULT_DISTANCE
+from core.fingerprint.binning import N_BINS_LARGE, N_BINS_SMALL
+from core.fingerprint.fingerprint import Fingerprint
+
+USER_ID = "__your_task__"
+
+
+def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
+              ) -> tuple[list[str], list[str], np.ndarray]:
+    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last."""
+    ids, names = list(catalogue.ids), [t.name for t in catalogue.tasks]
+    matrix = catalogue.matrix(distance)
+    if user is None:
+        return ids, names, matrix
+    to_user, _ = catalogue.distances_to(user, distance)
+    from_user = catalogue.distances_from(user, distance)
+    full = np.zeros((len(ids) + 1, len(ids) + 1))
+    full[:-1, :-1] = matrix
+    full[:-1, -1] = to_user
+    full[-1, :-1] = from_user
+    return ids + [USER_ID], names + [f"{user.name} (yours)"], full
+
+
+def clustered_order(directed: np.ndarray) -> np.ndarray:
+    """Leaf order of average-linkage clustering on the symmetrised distances."""
+    if len(directed) < 3:
+        return np.arange(len(directed))
+    condensed = squareform(symmetrise(directed), checks=False)
+    return leaves_list(linkage(condensed, method="average"))
+
+
+def heatmap_frame(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Symmetrised and directed distance tables, rows/columns in clustered order, labelled by task name.
+    In the directed table rows are sources and columns targets."""
+    _, names, directed = with_user(catalogue, user, distance)
+    order = clustered_order(directed)
+    labels = [names[i] for i in order]
+    sym = symmetrise(directed)[np.ix_(order, order)]
+    return (pd.DataFrame(sym, index=labels, columns=labels),
+            pd.DataFrame(directed[np.ix_(order, order)], index=labels, columns=labels))
+
+
+def map_frame(catalogue: Catalogue, coords: np.ndarray, user_xy: np.ndarray | None = None,
+              user_name: str = "your task") -> pd.DataFrame:
+    """One row per point: id, name, x, y, modality, kind and hover facts."""
+    rows = [{"task_id": t.id, "task": t.name, "x": float(coords[i, 0]), "y": float(coords[i, 1]),
+             "modality": t.modality, "anatomy": t.anatomy, "kind": t.kind, "images": t.n_images,
+             "classes": ", ".join(t.classes), "licence": t.licence} for i, t in enumerate(catalogue.tasks)]
+    if user_xy is not None:
+        rows.append({"task_id": USER_ID, "task": user_name, "x": float(user_xy[0]), "y": float(user_xy[1]),
+                     "modality": "your task", "anatomy": "", "kind": "user", "images": 0, "classes": "",
+                     "licence": ""})
+    return pd.DataFrame(rows)
+
+
+def selected_task(selection: object, valid_ids: list[str]) -> str | None:
+    """The catalogue task id picked in a plotly selection event (customdata[0] of the first point), if any."""
+    try:
+        points = selection["selection"]["points"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        points = getattr(getattr(selection, "selection", None), "points", None) or []
+    for point in points or []:
+        custom = point.get("customdata") if isinstance(point, dict) else None
+        task_id = custom[0] if isinstance(custom, (list, tuple)) and custom else custom
+        if task_id in valid_ids:
+            return task_id
+    return None
+
+
+def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE,
+                        top: int = 20) -> tuple[pd.DataFrame, float, int]:
+    """Top features by contribution to bKLD(source -> target), with each one's share and the cumulative share of the
+    total. Returns the table, the total distance and how many features make half of it."""
+    contributions = contributions_to(target, source, distance)
+    total = float(contributions.sum())
+    order = np.argsort(contributions)[::-1]
+    cumulative = np.cumsum(contributions[order]) / total if total > 0 else np.zeros(len(order))
+    half = int(np.searchsorted(cumulative, 0.5) + 1)
+    order = order[:top]
+    frame = pd.DataFrame({"feature": order.astype(int), "contribution": contributions[order]})
+    frame["share"] = frame["contribution"] / total if total > 0 else 0.0
+    frame["cumulative_share"] = cumulative[:top]
+    return frame, total, half
+
+
+def feature_histograms(target: Fingerprint, source: Fingerprint, feature: int, n_bins: int = N_BINS_SMALL,
+                       lo: float | None = None, hi: float | None = None) -> pd.DataFrame:
+    """The two normalised histograms of one feature, long format (bin, bin_start, probability, task)."""
+    if n_bins not in (N_BINS_SMALL, N_BINS_LARGE):
+        raise ValueError("n_bins must be 100 or 1000")
+    frames = []
+    for label, fingerprint in (("your task", target), (source.name, source)):
+        probabilities = fingerprint.probabilities(n_bins)[feature]
+        starts = (np.linspace(lo, hi, n_bins, endpoint=False) if lo is not None and hi is not None
+                  else np.arange(n_bins))
+        frames.append(pd.DataFrame({"bin": np.arange(n_bins), "bin_start": starts, "probability": probabilities,
+                                    "task": label}))
+    return pd.concat(frames, ignore_index=True)
+
+
+#: above this many tasks the heatmap shows one task and its nearest ones unless the user asks for all
+HEATMAP_FOCUS_ABOVE = 40
+HEATMAP_NEAREST = 30
+#: the map names every task up to this many; above, only the ones nearest the user's (or the selected) task
+MAP_LABEL_ALL_UP_TO = 30
+MAP_LABEL_NEAREST = 12
+
+
+def nearest_indices(symmetric: np.ndarray, centre: int, k: int) -> np.ndarray:
+    """``centre`` and its ``k`` nearest rows by the symmetrised distance (T, T), centre first."""
+    order = np.argsort(symmetric[centre], kind="stable")
+    return np.concatenate([[centre], [i for i in order if i != centre][:k]]).astype(int)
+
+
+@dataclass(frozen=True)
+class HeatmapView:
+    """What the heatmap shows. symmetric/directed: (n, n) tables in clustered order labelled by task name, the
+    symmetric one with a blank (NaN) diagonal, the directed one [source row, target column]; modality: the modality
+    family of each row; lo/hi: the colour range (2nd and 98th percentile of the off-diagonal values); focus: the
+    task the view is centred on, or None for the whole matrix; total: tasks in the full matrix."""
+
+    symmetric: pd.DataFrame
+    directed: pd.DataFrame
+    modality: list[str]
+    lo: float
+    hi: float
+    focus: str | None
+    total: int
+
+
+def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
+                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance"
+                 ) -> HeatmapView:
+    """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
+    (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
+    symmetrised: removes the per-target offset of bKLD, see core.catalogue.families)."""
+    from core.catalogue.validity import modality_family
+    from core.distances.maths import target_ranks
+
+    ids, names, directed = with_user(catalogue, user, distance)
+    modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
+        (["your task"] if user is not None else [])
+    shown = symmetrise(target_ranks(directed)) if colour == "rank" else symmetrise(directed)
+    keep = np.arange(len(ids))
+    if around is not None and nearest is not None and around in ids:
+        keep = np.sort(nearest_indices(symmetrise(directed), ids.index(around), nearest))
+    sub_directed, sub_shown = directed[np.ix_(keep, keep)], shown[np.ix_(keep, keep)]
+    order = keep[clustered_order(sub_directed)]
+    local = [list(keep).index(i) for i in order]
+    labels = [names[i] for i in order]
+    values = sub_shown[np.ix_(local, local)].astype(float)
+    np.fill_diagonal(values, np.nan)
+    off = values[np.isfinite(values)]
+    lo, hi = (float(np.percentile(off, 2)), float(np.percentile(off, 98))) if off.size else (0.0, 1.0)
+    return HeatmapView(pd.DataFrame(values, index=labels, columns=labels),
+                       pd.DataFrame(sub_directed[np.ix_(local, local)], index=labels, columns=labels),
+                       [modality[i] for i in order], lo, hi if hi > lo else lo + 1e-9,
+                       None if len(keep) == len(ids) else around, len(ids))
+
+
+def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label_all_up_to: int =
+                    MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
+    """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality
+    family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
+    symmetric_to: (T,) symmetrised distances of the user's (or a selected) task to the catalogue tasks in row order,
+    or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
+    from core.catalogue.validity import modality_family
+
+    out = points.copy()
+    catalogue_rows = out["task_id"] != USER_ID
+    out["family"] = [("control" if kind == "control" else "your task" if kind == "user" else modality_family(m))
+                     for m, kind in zip(out["modality"], out["kind"])]
+    out["nearest"] = 0
+    order = np.argsort(symmetric_to, kind="stable") if symmetric_to is not None else np.array([], dtype=int)
+    index = out.index[catalogue_rows]
+    for rank, row in enumerate(order[:lines_to]):
+        out.loc[index[row], "nearest"] = rank + 1
+    if int(catalogue_rows.sum()) <= label_all_up_to:
+        out["label"] = out["task"]
+    else:
+        labelled = set(index[order[:label_nearest]]) if len(order) else set()
+        out["label"] = [name if (i in labelled or not is_task) else "" for i, name, is_task in
+                        zip(out.index, out["task"], catalogue_rows)]
+    return out
+
+
+def filter_tasks(frame: pd.DataFrame, modalities: list[str] | None = None, search: str = "",
+                 modality_column: str = "modality", name_column: str = "task") -> pd.DataFrame:
+    """Rows whose modality family is in ``modalities`` (None or empty: all) and whose name contains ``search``
+    (case-insensitive; '' keeps all)."""
+    from core.catalogue.validity import modality_family
+
+    keep = pd.Series(True, index=frame.index)
+    if modalities:
+        keep &= frame[modality_column].map(modality_family).isin(modalities)
+    if search.strip():
+        keep &= frame[name_column].str.contains(search.strip(), case=False, regex=False)
+    return frame[keep]

@@ -1,0 +1,160 @@
+"""Issue 15, case 2: shared fingerprints are untrusted input. Each hostile file is refused with one line naming the
+file and the field (exit 4 on the command line), before anything is allocated from what it declares."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import resource
+import zipfile
+
+import numpy as np
+import pytest
+
+from core.cli import EXIT_FINGERPRINT, EXIT_OK
+from core.errors import FingerprintFileError
+from core.fingerprint.fingerprint import META_RULES, Fingerprint, FingerprintMeta
+from core.fingerprint.validation import MAX_FEATURE_DIM, json_depth
+from tests.synthetic import make_catalogue, make_fingerprint, run_main
+
+GOOD = make_fingerprint().to_bytes()
+
+
+def rewrite(data: bytes, member: str, payload: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, payload if info.filename == member else src.read(info))
+    return out.getvalue()
+
+
+def with_meta(**changes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(GOOD)) as bundle:
+        meta = json.loads(bundle.read("meta.json"))
+    meta.update(changes)
+    return rewrite(GOOD, "meta.json", json.dumps(meta).encode())
+
+
+def npy_header_only(dtype: str, shape: tuple[int, ...], payload: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + payload
+
+
+def wrapped_uint64_counts(n: int = 200) -> bytes:
+    counts = np.zeros((16, 1000), dtype="<u8")
+    counts[:, 0], counts[:, 1], counts[:, 2] = 2**63, 2**63, n  # sums to n modulo 2**64
+    buffer = io.BytesIO()
+    np.save(buffer, counts)
+    return rewrite(GOOD, "counts.npy", buffer.getvalue())
+
+
+def without_member(member: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(GOOD)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename != member:
+                dst.writestr(info.filename, src.read(info))
+    return out.getvalue()
+
+
+HOSTILE = {
+    "json_nested_200000_deep": (rewrite(GOOD, "meta.json", b"[" * 200_000 + b"]" * 200_000), "nested"),
+    "protocol_null": (with_meta(protocol=None), "'protocol' must be an object, found null"),
+    "protocol_n_text": (with_meta(protocol={"n": "200", "seed": 42, "augment": True, "pipeline": "p1"}),
+                        "field 'n' must be an integer"),
+    "name_is_a_list": (with_meta(name=["a"]), "'name' must be a string, found a list"),
+    "name_too_long": (with_meta(name="x" * 10_000), "'name' is longer"),
+    "class_counts_is_text": (with_meta(class_counts="many"), "'class_counts' must be an object"),
+    "class_counts_negative": (with_meta(class_counts={"a": -5}), "'class_counts' entry 'a'"),
+    "class_counts_float": (with_meta(class_counts={"a": 2.5}), "'class_counts' entry 'a'"),
+    "feature_dim_huge": (with_meta(feature_dim=10**9), "'feature_dim' must be between 1 and"),
+    "feature_dim_bool": (with_meta(feature_dim=True), "'feature_dim' must be an integer, found a boolean"),
+    "n_samples_missing": (with_meta(n_samples=None), "'n_samples' must be an integer, found null"),
+    "weights_not_hex": (with_meta(weights_sha256="zz"), "'weights_sha256' must be 64"),
+    "meta_not_object": (rewrite(GOOD, "meta.json", b"[1, 2]"), "must hold a JSON object, found a list"),
+    "meta_nan": (rewrite(GOOD, "meta.json", b'{"format_version": NaN}'), "not valid JSON"),
+    "counts_header_declares_1e12_columns": (rewrite(GOOD, "counts.npy", npy_header_only("<u4", (16, 10**12))),
+                                            r"counts.npy must have shape \(16, 1000\)"),
+    "counts_header_declares_1280_by_1e12": (rewrite(GOOD, "counts.npy", npy_header_only("<u4", (1280, 10**12))),
+                                            "counts.npy must have shape"),
+    "counts_short_payload": (rewrite(GOOD, "counts.npy", npy_header_only("<u4", (16, 1000), b"\0" * 100)),
+                             "holds 100 data bytes"),
+    "counts_float": (rewrite(GOOD, "counts.npy", npy_header_only("<f8", (16, 1000), b"\0" * 128_000)),
+                     "counts.npy must be of type"),
+    "counts_uint64_wrapping": (wrapped_uint64_counts(), "more than n_samples"),
+    "mean_object_pickle": (rewrite(GOOD, "mean.npy", npy_header_only("|O", (16,))), "pickled"),
+    "missing_member": (without_member("mean.npy"), r"missing mean\.npy"),
+    "empty_zip": (b"PK\x05\x06" + b"\0" * 18, "not a fingerprint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_fingerprint_is_refused_naming_the_field(case):
+    data, expected = HOSTILE[case]
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (min(4 * 1024**3, hard) if hard > 0 else 4 * 1024**3, hard))
+    try:
+        with pytest.raises(FingerprintFileError) as caught:
+            Fingerprint.from_bytes(data, "shared.npz")
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    message = str(caught.value)
+    assert message.startswith("shared.npz: ") and "\n" not in message
+    assert __import__("re").search(expected, message), message
+
+
+def test_every_meta_field_has_exactly_one_rule():
+    fields = {f.name: f for f in dataclasses.fields(FingerprintMeta)}
+    rules = {rule.name: rule for rule in META_RULES}
+    assert set(rules) == set(fields) and len(rules) == len(META_RULES)
+    for name, field in fields.items():  # a field with a default may be absent from older files
+        if name in ("format_version", "probe"):  # defaults for new fingerprints, but every file must state them
+            assert rules[name].required
+            continue
+        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        assert rules[name].required == (not has_default), name
+
+
+def test_limits_and_depth_count():
+    assert MAX_FEATURE_DIM == 8192
+    assert json_depth('{"a": [1, {"b": "[[[["}]}') == 3
+
+
+def test_control_characters_in_names_are_removed_on_load():
+    data = with_meta(name="mine\n  1  fake_task  0.000000  CT\x1b[2J\x1b]0;title\x07",
+                     class_counts={"benign\x1b[31m": 3, "malignant\n": 2})
+    loaded = Fingerprint.from_bytes(data, "shared.npz")
+    assert "\x1b" not in loaded.name and "\n" not in loaded.name and "\x07" not in loaded.name
+    assert all(key.isprintable() for key in loaded.meta.class_counts)
+
+
+def test_compare_prints_no_forged_line_and_no_escape_codes(tmp_path, capsys):
+    catalogue = make_catalogue(tmp_path / "cat")
+    path = tmp_path / "shared.npz"
+    path.write_bytes(with_meta(name="mine'\n  1  task_0  0.000000  forged\x1b[2J\x1b[H"))
+    code, out, err = run_main(capsys, "compare", str(path), "--catalogue", str(catalogue))
+    assert code == EXIT_OK, err
+    assert "\x1b" not in out and "forged" in out.splitlines()[0]
+    assert len([line for line in out.splitlines() if line.lstrip().startswith("1 ")]) == 1
+
+
+@pytest.mark.parametrize("case", ["protocol_null", "json_nested_200000_deep", "counts_header_declares_1280_by_1e12",
+                                  "class_counts_negative"])
+def test_cli_exits_4_with_one_line(case, tmp_path, capsys):
+    catalogue = make_catalogue(tmp_path / "cat")
+    path = tmp_path / "shared.npz"
+    path.write_bytes(HOSTILE[case][0])
+    for args in (("compare", str(path), "--catalogue", str(catalogue)),
+                 ("catalogue", "add", str(path), "--local", str(tmp_path / "local"), "--catalogue", str(catalogue))):
+        code, out, err = run_main(capsys, *args)
+        assert code == EXIT_FINGERPRINT and err.count("\n") == 1 and "shared.npz" in err, err
+    assert not (tmp_path / "local").exists()  # negative class counts never reach a catalogue
+
+
+def test_fifo_is_never_opened_as_a_fingerprint(tmp_path):
+    import os
+    fifo = tmp_path / "shared.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(FingerprintFileError, match="not a regular file"):
+        Fingerprint.load(fifo)
