@@ -251,10 +251,10 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
     probes = {catalogue.probe: probe_report(catalogue, paper_matrix)}
     for probe, folder in catalogue.alternate_probes().items():
         probes[probe] = probe_report(load_catalogue(folder), paper_matrix)
-    report = {  # "about" is stored verbatim in the shipped data/catalogue/validity.json: its wording stays as shipped
+    report = {
         "about": "Figures per probe layer and distance over the catalogue's medical "
                  "tasks (legal sources exclude the task itself and tasks built on the same images; controls are "
-                 "never sources). See core/validity.py for each figure's definition.",
+                 "never sources). See core/catalogue/validity.py for each figure's definition.",
         "default_probe": catalogue.probe,
         "default_distance": DEFAULT_DISTANCE,
         "summary": summary_line(probes[catalogue.probe][DEFAULT_DISTANCE]),
