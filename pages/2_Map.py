@@ -5,8 +5,7 @@ import streamlit as st
 
 from core.catalogue.families import families_report
 from core.catalogue.taskmap import place_on_map
-from core.distances.maths import symmetrise
-from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, selected_task, with_user
+from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, map_ranks, selected_task
 from ui import figures, pages, session
 from ui.common import footer, page_setup
 
@@ -14,15 +13,14 @@ catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
 user_xy, to_user = None, None
 if fingerprint is not None:
-    _, _, full = with_user(catalogue, fingerprint)
-    to_user = symmetrise(full)[-1, :-1]
+    to_user = map_ranks(catalogue, fingerprint)
     user_xy = place_on_map(catalogue.coords, to_user)
 else:
     st.info("Showing the catalogue alone; add your task on **Your task** to see where it lands.")
 points = map_frame(catalogue, catalogue.coords, user_xy, fingerprint.name if fingerprint else "")
 selected = st.session_state.get(session.SELECTED_TASK)
 if to_user is None and selected in catalogue.ids:  # no task of yours: label around the selected task
-    to_user = symmetrise(catalogue.bkld_small)[catalogue.ids.index(selected)]
+    to_user = map_ranks(catalogue, task_id=selected)
 points = map_annotations(points, to_user, lines_to=3 if fingerprint is not None else 0)
 colour = st.radio("Colour by", ["modality", "cluster"], horizontal=True, key="map_colour",
                   format_func=lambda c: "modality" if c == "modality" else "task family (clusters)")
@@ -32,7 +30,7 @@ if colour == "cluster":
     points["cluster"] = [labels.get(str(families["assignment"].get(i)), "your task") for i in points["task_id"]]
 n = len(catalogue.tasks)
 st.caption(f"Fixed layout: {catalogue.map_method.upper()} of the per-target ranks of bKLD small between the {n} "
-           "catalogue tasks; your task (star) is placed at the distance-weighted mean of its 3 nearest tasks, "
+           "catalogue tasks; your task (star) is placed at the rank-weighted mean of its 3 nearest tasks, "
            "dotted lines lead to them. Near = similar. Colours: one hue per modality family (shades and shapes per "
            "modality), controls grey. "
            + ("Every task is named. " if n <= MAP_LABEL_ALL_UP_TO else

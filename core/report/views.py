@@ -172,6 +172,23 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
                        None if len(keep) == len(ids) else around, len(ids))
 
 
+def map_ranks(catalogue: Catalogue, user: Fingerprint | None = None, task_id: str | None = None) -> np.ndarray:
+    """(T,) symmetrised ranks between the user's task (or a catalogue task) and every catalogue task, on the map's
+    own scale (core.catalogue.taskmap: UMAP of per-target ranks): what places the user's task and picks its
+    nearest. Raw symmetrised distances would not do: a peaked target's bKLD values are low against everything, so
+    tasks such as the Pap-smear cells came out "near" a brain-MRI folder. An identical task gets 0 (lands on it)."""
+    from core.catalogue.families import user_ranks
+    from core.distances.maths import target_ranks
+
+    if user is None:
+        return symmetrise(target_ranks(catalogue.matrix(DEFAULT_DISTANCE)))[catalogue.ids.index(task_id)]
+    to_user, _ = catalogue.distances_to(user, DEFAULT_DISTANCE)
+    from_user = catalogue.distances_from(user, DEFAULT_DISTANCE)
+    ranks = user_ranks(catalogue.matrix(DEFAULT_DISTANCE), to_user, from_user)
+    ranks[(np.asarray(to_user) == 0) & (np.asarray(from_user) == 0)] = 0.0
+    return ranks
+
+
 def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label_all_up_to: int =
                     MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
     """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality

@@ -53,3 +53,16 @@ def test_second_opinion_names_vdna_s_first_and_the_margin(catalogue):
     vdna_first = candidates.loc[candidates["vdna_rank"] == 1, "task"].iloc[0]
     assert opinion["second_opinion_first"] == vdna_first and opinion["agree"] == (vdna_first == opinion["first"])
     assert "vdna_rank" not in recommendations(catalogue, catalogue.fingerprints["lc25000_lung"], "vdna")
+
+
+def test_a_held_out_half_lands_among_its_own_task_and_modality_on_the_map(catalogue):
+    """The map places a user's task by symmetrised ranks (the map's own scale): a brain-MRI half's three nearest are
+    brain MRI and the two CT tasks (raw symmetrised bKLD put the Pap-smear cells among them); a twin lands on its
+    task."""
+    from core.catalogue.taskmap import place_on_map
+    from core.report.views import map_ranks
+    half = catalogue.halves()[("brain_mri_4class", "b")]
+    nearest = [catalogue.ids[i] for i in np.argsort(map_ranks(catalogue, half), kind="stable")[:3]]
+    assert nearest == ["brain_mri_4class", "covid_ct", "iqothnccd_lung_ct_3class"]
+    twin = map_ranks(catalogue, catalogue.fingerprints["covid_ct"])
+    np.testing.assert_allclose(place_on_map(catalogue.coords, twin), catalogue.coords[catalogue.ids.index("covid_ct")])
