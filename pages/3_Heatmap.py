@@ -12,9 +12,9 @@ catalogue = page_setup("Heatmap")
 fingerprint = session.fingerprint()
 left, middle = st.columns(2)
 distance = distance_choice(left, "heatmap_distance")
-colour = middle.radio("Colour", ["distance", "rank"], horizontal=True, key="heatmap_colour",
+colour = middle.radio("Colour", ["rank", "distance"], horizontal=True, key="heatmap_colour",
                       format_func=lambda c: "symmetrised distance" if c == "distance" else
-                      "rank among each target's sources (removes each target's offset)")
+                      "rank among each target's sources (removes each target's offset; the map's scale)")
 total = len(catalogue.tasks) + (fingerprint is not None)
 around, nearest = None, None
 if total > HEATMAP_FOCUS_ABOVE:

@@ -154,12 +154,13 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
     ids, names, directed = with_user(catalogue, user, distance)
     modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
         (["your task"] if user is not None else [])
-    shown = symmetrise(target_ranks(directed)) if colour == "rank" else symmetrise(directed)
+    basis = target_ranks(directed) if colour == "rank" else directed  # what is coloured is what is clustered
+    shown = symmetrise(basis)
     keep = np.arange(len(ids))
     if around is not None and nearest is not None and around in ids:
-        keep = np.sort(nearest_indices(symmetrise(directed), ids.index(around), nearest))
+        keep = np.sort(nearest_indices(shown, ids.index(around), nearest))
     sub_directed, sub_shown = directed[np.ix_(keep, keep)], shown[np.ix_(keep, keep)]
-    order = keep[clustered_order(sub_directed)]
+    order = keep[clustered_order(basis[np.ix_(keep, keep)])]
     local = [list(keep).index(i) for i in order]
     labels = [names[i] for i in order]
     values = sub_shown[np.ix_(local, local)].astype(float)
