@@ -248,7 +248,7 @@ def cmd_cotrain(args) -> int:
             print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
-    catalogue = load_catalogue(args.catalogue)
+    catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

@@ -101,12 +101,15 @@ def families_report(catalogue, distance: str = DEFAULT_DISTANCE) -> dict:
 def user_ranks(directed: np.ndarray, to_user: np.ndarray, from_user: np.ndarray) -> np.ndarray:
     """(T,) symmetrised ranks between a new task and each catalogue task, on the scale of :func:`target_ranks`:
     as a target, the user ranks each catalogue source (1 = its nearest; it would hold 0 itself); as a source, it
-    gets, for each catalogue task, the number of that task's sources (itself included) that are nearer.
+    gets, for each catalogue task, the number of that task's sources (itself included) that are nearer; a catalogue
+    task identical to the user's (distance 0 both ways) gets 0.
     directed: (T, T) [source, target]; to_user: (T,) catalogue task -> user; from_user: (T,) user -> task."""
     from scipy.stats import rankdata
     as_target = rankdata(np.asarray(to_user, dtype=np.float64), method="min")
     as_source = (np.asarray(directed) < np.asarray(from_user, dtype=np.float64)[None, :]).sum(axis=0)
-    return (as_target + as_source) / 2.0
+    ranks = (as_target + as_source) / 2.0
+    ranks[(np.asarray(to_user) == 0) & (np.asarray(from_user) == 0)] = 0.0  # an identical task: rank 0, like itself
+    return ranks
 
 
 def family_of(catalogue, target, report: dict) -> dict:

@@ -57,8 +57,8 @@ def fit_map(directed: np.ndarray) -> tuple[np.ndarray, str]:
 
 def place_on_map(coords: np.ndarray, distances_to_tasks: np.ndarray,
                  neighbours: int = PLACEMENT_NEIGHBOURS) -> np.ndarray:
-    """(x, y) of a new task from its symmetrised distances (T,) to the T mapped tasks; an identical task (distance
-    0) lands on its twin."""
+    """(x, y) of a new task from its symmetrised ranks (T,) to the T mapped tasks (core.report.views.map_ranks; any
+    symmetric dissimilarity works); an identical task (0) lands on its twin."""
     distances = np.asarray(distances_to_tasks, dtype=np.float64)
     if distances.shape != (len(coords),):
         raise ValueError(f"need one distance per mapped task ({len(coords)}), got {distances.shape}")

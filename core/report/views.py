@@ -42,18 +42,6 @@ def clustered_order(directed: np.ndarray) -> np.ndarray:
     return leaves_list(linkage(condensed, method="average"))
 
 
-def heatmap_frame(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Symmetrised and directed distance tables, rows/columns in clustered order, labelled by task name.
-    In the directed table rows are sources and columns targets."""
-    _, names, directed = with_user(catalogue, user, distance)
-    order = clustered_order(directed)
-    labels = [names[i] for i in order]
-    sym = symmetrise(directed)[np.ix_(order, order)]
-    return (pd.DataFrame(sym, index=labels, columns=labels),
-            pd.DataFrame(directed[np.ix_(order, order)], index=labels, columns=labels))
-
-
 def map_frame(catalogue: Catalogue, coords: np.ndarray, user_xy: np.ndarray | None = None,
               user_name: str = "your task") -> pd.DataFrame:
     """One row per point: id, name, x, y, modality, kind and hover facts."""
@@ -185,16 +173,14 @@ def map_ranks(catalogue: Catalogue, user: Fingerprint | None = None, task_id: st
         return symmetrise(target_ranks(catalogue.matrix(DEFAULT_DISTANCE)))[catalogue.ids.index(task_id)]
     to_user, _ = catalogue.distances_to(user, DEFAULT_DISTANCE)
     from_user = catalogue.distances_from(user, DEFAULT_DISTANCE)
-    ranks = user_ranks(catalogue.matrix(DEFAULT_DISTANCE), to_user, from_user)
-    ranks[(np.asarray(to_user) == 0) & (np.asarray(from_user) == 0)] = 0.0
-    return ranks
+    return user_ranks(catalogue.matrix(DEFAULT_DISTANCE), to_user, from_user)
 
 
 def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label_all_up_to: int =
                     MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
     """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality
     family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
-    symmetric_to: (T,) symmetrised distances of the user's (or a selected) task to the catalogue tasks in row order,
+    symmetric_to: (T,) symmetrised ranks (:func:`map_ranks`) of the user's (or a selected) task to the catalogue tasks in row order,
     or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
     from core.catalogue.validity import modality_family
 
