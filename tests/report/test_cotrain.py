@@ -177,6 +177,15 @@ def test_cli_writes_json_and_csv(catalogue, tmp_path, capsys):
     assert main(["cotrain", str(mine), "--json", str(plan_json)]) == EXIT_USAGE  # never overwrites
 
 
+def test_cli_plans_a_postact_fingerprint_against_the_postact_catalogue(catalogue, tmp_path, capsys):
+    """A fingerprint of the paper's kind of layer is planned with the catalogue made with that layer, as compare
+    does, not refused as incompatible."""
+    mine = tmp_path / "paper_style.npz"
+    catalogue.for_probe("postact").fingerprints["ph2_3class"].save(mine)
+    assert main(["cotrain", str(mine), "--k", "2"]) == EXIT_OK
+    assert "1  ph2_3class  0.000000" in capsys.readouterr().out
+
+
 def test_cotrain_page_shows_the_plan_and_both_downloads(catalogue):
     from streamlit.testing.v1 import AppTest
 
