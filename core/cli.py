@@ -242,10 +242,10 @@ def cmd_cotrain(args) -> int:
     from core.fingerprint.fingerprint import Fingerprint
     from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
 
-    outputs = [Path(p) for p in (args.json, args.csv) if p]
-    for path in outputs:
-        if path.exists() and not args.overwrite:
-            print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
+    for path in (Path(p) for p in (args.json, args.csv) if p):
+        problem = output_problem(path, args.overwrite)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
@@ -280,17 +280,17 @@ def cmd_catalogue_families(args) -> int:
     from core.catalogue.families import families_report, format_families
     from core.catalogue.store import load_catalogue
 
+    problem = output_problem(Path(args.json), args.overwrite) if args.json else None
+    if problem:  # checked before the work, as for every output
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     report = families_report(load_catalogue(args.catalogue), args.distance)
     print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
           f"({report['linkage']} linkage)")
     print(format_families(report))
     if args.json:
-        path = Path(args.json)
-        if path.exists() and not args.overwrite:
-            print(f"error: {path} already exists; choose another name or pass --overwrite", file=sys.stderr)
-            return EXIT_USAGE
-        path.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {path}", file=sys.stderr)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
     return EXIT_OK
 
 

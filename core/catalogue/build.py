@@ -20,7 +20,8 @@ from core import __version__
 from core.catalogue.knowledge import build_knowledge
 from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
 from core.catalogue.taskmap import fit_map
-from core.catalogue.validity import TaskFacts, load_paper_matrix, report_for_matrix, validity_report, write_report
+from core.catalogue.validity import (facts_from_tasks, load_paper_matrix, report_for_matrix, validity_report,
+                                     write_report)
 from core.distances.bank import SourceBank
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
@@ -215,8 +216,7 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
                        paper: Path | None) -> dict:
     """bKLD small's figures for every probe with two reference sets for the bin edges (all tasks, medical only):
     the candidates the default was chosen from. Computed in memory; only the shipped probes are stored."""
-    facts = TaskFacts([t.id for t in tasks], [t.kind for t in tasks], [t.modality for t in tasks],
-                      [list(t.shares_images_with) for t in tasks], [t.paper_task for t in tasks])
+    facts = facts_from_tasks(tasks)
     paper_matrix = load_paper_matrix(paper)
     reference_sets = {"all tasks": tasks, "medical tasks only": [t for t in tasks if t.kind == "medical"]}
     figures = {}

@@ -212,10 +212,14 @@ def load_paper_matrix(paper_dir: Path | None) -> dict[str, dict[str, float]] | N
     return {row[0]: {column: float(value) for column, value in zip(header, row[1:]) if value} for row in rows[1:]}
 
 
+def facts_from_tasks(tasks: list) -> TaskFacts:
+    """The report's facts of a list of TaskInfo, in that order."""
+    return TaskFacts([t.id for t in tasks], [t.kind for t in tasks], [t.modality for t in tasks],
+                     [list(t.shares_images_with) for t in tasks], [t.paper_task for t in tasks])
+
+
 def facts_of(catalogue: "Catalogue") -> TaskFacts:
-    return TaskFacts([t.id for t in catalogue.tasks], [t.kind for t in catalogue.tasks],
-                     [t.modality for t in catalogue.tasks], [list(t.shares_images_with) for t in catalogue.tasks],
-                     [t.paper_task for t in catalogue.tasks])
+    return facts_from_tasks(catalogue.tasks)
 
 
 def halves_matrix(catalogue: "Catalogue", distance: str) -> np.ndarray | None:
