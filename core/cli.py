@@ -298,7 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
     from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
     from core.features.backbones import DEFAULT_BACKBONE
-    from core.features.extract import DEFAULT_BATCH_SIZE
     from core.features.inference import BACKEND_CHOICES
     from core.features.sampling import CATALOGUE_N, PAPER_SEED
 
@@ -330,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
     fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
-    fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE)
+    fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=None,
+                    help="crops per forward batch (default: the backend's: 16 for onnxruntime, 8 for torch)")
     fp.add_argument("--allow-partial", action="store_true",
                     help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")

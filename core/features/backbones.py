@@ -153,10 +153,15 @@ class LoadedBackbone:
         """{probe: (N, dim) float32 pooled features} of a batch of crops (N, 224, 224, 3) uint8 RGB, from one
         forward pass of this backbone's backend (normalisation included). Probes a fingerprint run needs share
         one engine; other probe sets (e.g. every probe, for building the catalogue) get their own."""
+        features = self.submit(batch, probes).result()
+        return {name: features[name] for name in (probes or self.run_probes())}
+
+    def submit(self, batch: np.ndarray, probes: tuple[str, ...] | None = None):
+        """:meth:`infer`, started: a :class:`~core.features.inference.PendingFeatures` whose ``result()`` holds
+        at least ``probes`` (default :meth:`run_probes`)."""
         run = self.run_probes()
         wanted = probes or run
-        features = self.engine(run if set(wanted) <= set(run) else tuple(wanted)).probe_features(batch)
-        return {name: features[name] for name in wanted}
+        return self.engine(run if set(wanted) <= set(run) else tuple(wanted)).submit(batch)
 
     @property
     def backend(self) -> str:

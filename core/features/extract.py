@@ -9,6 +9,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,9 +21,6 @@ from core.features.preprocess import CROP, PreparedImage, prepare
 from core.features.sampling import SamplingProtocol, plan_samples
 from core.images.dataset import ImageDataset
 
-#: on 2 CPU cores ONNX Runtime runs the whole pipeline fastest at batch 8 (median img/s of interleaved runs: batch 4
-#: 144, 8 174, 16 136); PyTorch eager is faster at 8 than at 16 too (bench/extract.py prints both)
-DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -139,38 +137,55 @@ def decode_in_background_default(backbone: LoadedBackbone | None = None) -> bool
 
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
-                  batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None,
+                  batch_size: int | None = None, progress: ProgressCallback | None = None,
                   cancel: threading.Event | None = None, background: bool | None = None,
                   probes: tuple[str, ...] | None = None) -> Iterator[FeatureBatch]:
     """Yield a :class:`FeatureBatch` per batch for the protocol's n samples of ``dataset``.
 
+    ``batch_size``: crops per batch (default: the backend's :attr:`~core.features.inference.Engine.batch_size`).
     ``probes``: which probes to return (default: the backbone's probe and ``postact``, which P2L uses), all from
     one forward pass. ``background``: decode in a separate thread (default: :func:`decode_in_background_default`).
     """
+    batch_size = backbone.engine().batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
     batches = crop_batches(dataset, protocol, batch_size, cancel)
     if decode_in_background_default(backbone) if background is None else background:
         batches = _in_background(batches)
+    wanted = probes or backbone.run_probes()
     started, done = time.perf_counter(), 0
-    for crops, consumed, images in batches:
-        if cancel.is_set():
-            raise ExtractionCancelled("fingerprinting was cancelled")
-        if crops is not None:
-            yield FeatureBatch(backbone.infer(crops, probes), images)
+    in_flight: deque = deque()  # (pending features or None, samples consumed, image indices)
+
+    def finish(pending, consumed: int, images: np.ndarray) -> Iterator[FeatureBatch]:
+        nonlocal done
+        if pending is not None:
+            features = pending.result()
+            yield FeatureBatch({name: features[name] for name in wanted}, images)
         done += consumed
         if progress is not None:
             elapsed = time.perf_counter() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = (protocol.n - done) / rate if rate > 0 else None
             progress(ExtractionProgress(done, protocol.n, rate, eta))
+
+    for crops, consumed, images in batches:
+        if cancel.is_set():
+            raise ExtractionCancelled("fingerprinting was cancelled")
+        # a batch is queued behind the one running, so the workers never wait while this thread counts and fetches
+        in_flight.append((None if crops is None else backbone.submit(crops, probes), consumed, images))
+        if len(in_flight) > 1:
+            yield from finish(*in_flight.popleft())
+    while in_flight:
+        if cancel.is_set():
+            raise ExtractionCancelled("fingerprinting was cancelled")
+        yield from finish(*in_flight.popleft())
     if cancel.is_set():  # the batches stop early on cancel: never hand back a partial result as if complete
         raise ExtractionCancelled("fingerprinting was cancelled")
 
 
 def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
-                probes: tuple[str, ...], batch_size: int = DEFAULT_BATCH_SIZE,
+                probes: tuple[str, ...], batch_size: int | None = None,
                 progress: ProgressCallback | None = None) -> FeatureBatch:
     """All samples' features of several probes in memory (n_effective rows each): for building the catalogue
     (reference edges, image-disjoint halves, every probe's validity figures), not for user folders."""

@@ -1,9 +1,10 @@
 """Inference backends: what runs the backbone's forward pass for a fingerprint.
 
 * ``torch``: PyTorch eager, the reference; the only backend on a GPU.
-* ``onnxruntime``: an ONNX export of the *verified* weights run by ONNX Runtime on the CPU (1.5x PyTorch eager on a
-  quiet 2-core machine, far more when other jobs share the cores). The model is exported on first use into a cache
-  folder, never downloaded, and every time it is loaded it is checked against PyTorch on real photos: beyond
+* ``onnxruntime``: an ONNX export of the *verified* weights run by ONNX Runtime on the CPU: one image and one thread
+  per run, as many runs at once as there are cores (on 2 cores 1.6x one two-thread run of 8 images; the whole
+  pipeline against PyTorch eager: bench/extract.py). The model is exported on first use into a cache folder, never
+  downloaded, and every time it is loaded it is checked against PyTorch on real photos: beyond
   :data:`TOLERANCE` it is refused (a damaged cache file is re-exported once) and the run falls back to PyTorch.
 
 Both engines take crops as they come out of the pipeline, (N, 224, 224, 3) uint8 RGB, and return
@@ -11,18 +12,18 @@ Both engines take crops as they come out of the pipeline, (N, 224, 224, 3) uint8
 so the engines compute the same function of the same pixels.
 
 Cache folder: ``$TFE_CACHE_DIR/onnx`` when TFE_CACHE_DIR is set, else ``$XDG_CACHE_HOME`` or ``~/.cache`` +
-``/task-fingerprint-explorer/onnx``. A file's name holds the backbone, its weights' sha256, the probes and the
-torch and onnxruntime major.minor versions; it is written to a temporary file and renamed, so a reader never sees
-half a file.
+``/task-fingerprint-explorer/onnx``. A file's name holds the backbone, its weights' sha256, the probes, the export
+recipe (core/features/onnx_export.py) and the torch and onnxruntime major.minor versions; it is written to a
+temporary file and renamed, so a reader never sees half a file.
 """
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import os
-import tempfile
+import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from core.features.backbones import BackboneSpec, pooled_probes
+from core.features.onnx_export import EXPORT_RECIPE, export_onnx
 from core.features.preprocess import CROP, prepare, to_model_input
 
 if TYPE_CHECKING:
@@ -40,9 +42,34 @@ BACKEND_CHOICES = ("auto", "onnxruntime", "torch")
 #: largest max abs difference of any pooled feature between the ONNX model and PyTorch on the check images; the
 #: features' bin edges are ~1e-2 to 1e-1 wide, measured differences are ~1e-5
 TOLERANCE = 1e-3
+#: images per ONNX Runtime run. Small runs keep a run's activations in the core's cache: on 2 cores, two concurrent
+#: single-thread runs of 1 image gave 344 img/s, of 2 images 301, of 4 images 266, and one two-thread run of 8 images
+#: 214 (medians of interleaved repeats; /tmp/scratch measurements quoted in the issue-16 note)
+RUN_SIZE = 1
 CACHE_ENV = "TFE_CACHE_DIR"
-_OPSET = 17
 log = logging.getLogger(__name__)
+
+
+class PendingFeatures:
+    """The pooled probes of one batch, being computed: :meth:`result` waits for them and returns
+    {probe: (N, dim) float32}, rows in the order of the batch."""
+
+    def __init__(self, parts: list[Future], probes: tuple[str, ...]) -> None:
+        self._parts, self._probes = parts, probes
+        self._result: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def done(cls, features: dict[str, np.ndarray]) -> "PendingFeatures":
+        pending = cls([], tuple(features))
+        pending._result = features
+        return pending
+
+    def result(self) -> dict[str, np.ndarray]:
+        if self._result is None:
+            outputs = [part.result() for part in self._parts]
+            self._result = {name: np.concatenate([output[k] for output in outputs])
+                            for k, name in enumerate(self._probes)}
+        return self._result
 
 
 class Engine(Protocol):
@@ -50,6 +77,11 @@ class Engine(Protocol):
 
     name: str
     probes: tuple[str, ...]
+    #: crops per batch the pipeline hands this engine unless told otherwise
+    batch_size: int
+
+    def submit(self, batch: np.ndarray) -> PendingFeatures:
+        """Start the forward pass of crops (N, 224, 224, 3) uint8 RGB (an engine may finish it before returning)."""
 
     def probe_features(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """{probe: (N, dim) float32} for crops (N, 224, 224, 3) uint8 RGB."""
@@ -86,14 +118,20 @@ def _major_minor(version: str) -> str:
 def onnx_path(spec: BackboneSpec, weights_sha256: str, probes: tuple[str, ...]) -> Path:
     """Cache file of the ONNX model for these weights and probes under the running torch/onnxruntime versions."""
     import onnxruntime
-    return cache_dir() / (f"{spec.name}-{weights_sha256[:16]}-{'+'.join(probes)}-torch{_major_minor(torch.__version__)}"
-                          f"-ort{_major_minor(onnxruntime.__version__)}.onnx")
+    return cache_dir() / (f"{spec.name}-{weights_sha256[:16]}-{'+'.join(probes)}-{EXPORT_RECIPE}"
+                          f"-torch{_major_minor(torch.__version__)}-ort{_major_minor(onnxruntime.__version__)}.onnx")
 
 
 class TorchEngine:
     """PyTorch eager on the backbone's device (CPU in channels-last layout, or CUDA/MPS)."""
 
     name = "torch"
+
+    @property
+    def batch_size(self) -> int:
+        """4 on the CPU: the whole torch pipeline on 2 cores ran at 172 img/s with batches of 4, 110 with 8, 81
+        with 16 (medians of 4 interleaved repeats); 8 on a GPU, as before (not measured here)."""
+        return 4 if self.backbone.device.type == "cpu" else 8
 
     def __init__(self, backbone: "LoadedBackbone", probes: tuple[str, ...], note: str = "") -> None:
         self.backbone, self.probes, self.note = backbone, probes, note
@@ -104,6 +142,10 @@ class TorchEngine:
         tensor = to_model_input(batch, spec.mean, spec.std, self.backbone.device)
         pooled = pooled_probes(self.backbone.model, spec, tensor, self.probes)
         return {name: values.float().cpu().numpy() for name, values in pooled.items()}
+
+    def submit(self, batch: np.ndarray) -> PendingFeatures:
+        """Computed at once: eager PyTorch already uses every core inside one forward pass."""
+        return PendingFeatures.done(self.probe_features(batch))
 
     def describe(self) -> str:
         return f"torch on {self.backbone.device}" + (f" ({self.note})" if self.note else "")
@@ -121,66 +163,54 @@ class Verification:
 
 
 class OnnxEngine:
-    """ONNX Runtime on the CPU with full graph optimisation, sequential execution, one thread per core, idle threads
-    not spinning."""
+    """ONNX Runtime on the CPU with full graph optimisation. Each run has one thread and :data:`RUN_SIZE` images;
+    ``workers`` runs go at once (one per core), from a small thread pool (ONNX Runtime releases the GIL and
+    ``InferenceSession.run`` is thread-safe). Rows come back in the order of the batch."""
 
     name = "onnxruntime"
+    #: batches of 16 keep both workers busier between batches than 8 (whole pipeline on 2 cores: 8: 281 img/s,
+    #: 16: 300, 32: 304; medians of 5 interleaved repeats); 16 keeps the crops in flight small
+    batch_size = 16
 
-    def __init__(self, session, probes: tuple[str, ...], verification: Verification) -> None:
-        self.session, self.probes, self.verification = session, probes, verification
+    def __init__(self, session, probes: tuple[str, ...], verification: Verification, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.session, self.probes, self.verification, self.workers = session, probes, verification, workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _run(self, images: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(list(self.probes), {"image": images})
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnxruntime-run")
+            return self._pool
+
+    def submit(self, batch: np.ndarray) -> PendingFeatures:
+        """Queue the batch's runs on the workers and return at once, so the caller can prepare the next batch (and
+        queue it too) while these run."""
+        batch = np.ascontiguousarray(batch, dtype=np.uint8)
+        if self.workers == 1:
+            return PendingFeatures.done(dict(zip(self.probes, self._run(batch))))
+        executor = self._executor()
+        return PendingFeatures([executor.submit(self._run, batch[start:start + RUN_SIZE])
+                                for start in range(0, len(batch), RUN_SIZE)], self.probes)
 
     def probe_features(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self.session.run(list(self.probes), {"image": np.ascontiguousarray(batch, dtype=np.uint8)})
-        return dict(zip(self.probes, outputs))
+        return self.submit(batch).result()
 
     def describe(self) -> str:
         check = self.verification
         origin = "exported from the verified weights to" if check.exported else "cached at"
-        return (f"onnxruntime (CPU; ONNX model {origin} {check.path}; max abs difference vs PyTorch on "
-                f"{check.n_images} check images {check.max_abs_diff:.1e}, tolerance {TOLERANCE:.0e})")
+        return (f"onnxruntime (CPU, {self.workers} concurrent single-thread runs; ONNX model {origin} {check.path}; "
+                f"max abs difference vs PyTorch on {check.n_images} check images {check.max_abs_diff:.1e}, "
+                f"tolerance {TOLERANCE:.0e})")
 
 
 class OnnxRefused(Exception):
     """The ONNX model could not be made, loaded or did not match PyTorch; the message says why."""
-
-
-class _ExportModule(torch.nn.Module):
-    """What is exported: uint8 crops (N, 224, 224, 3) -> normalised NCHW -> the backbone -> a tuple of pooled
-    probes (N, dim) in the order of ``probes``."""
-
-    def __init__(self, backbone: "LoadedBackbone", probes: tuple[str, ...]) -> None:
-        super().__init__()
-        self.model = copy.deepcopy(backbone.model).to("cpu", memory_format=torch.contiguous_format).eval()
-        self.spec, self.probes = backbone.spec, probes
-        std, mean = backbone.spec.std, backbone.spec.mean
-        self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
-        self.register_buffer("shift", torch.tensor([m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        batch = image.permute(0, 3, 1, 2).float().mul(self.scale).sub(self.shift)
-        pooled = pooled_probes(self.model, self.spec, batch, self.probes)
-        return tuple(pooled[name] for name in self.probes)
-
-
-def export_onnx(backbone: "LoadedBackbone", probes: tuple[str, ...], path: Path) -> Path:
-    """Export the backbone with ``probes`` as outputs to ``path`` (temporary file, then an atomic rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    module = _ExportModule(backbone, probes)
-    example = torch.zeros((2, CROP, CROP, 3), dtype=torch.uint8)
-    handle, temporary = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(module, (example,), temporary, input_names=["image"], output_names=list(probes),
-                              dynamic_axes={"image": {0: "n"}, **{p: {0: "n"} for p in probes}},
-                              opset_version=_OPSET, dynamo=False)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a shared cache folder may serve several users
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def check_images() -> np.ndarray:
@@ -195,24 +225,25 @@ def check_images() -> np.ndarray:
     return np.ascontiguousarray(np.stack(crops))
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path):
+    """One ONNX Runtime session whose runs each use only the calling thread (concurrency comes from
+    :class:`OnnxEngine`'s workers, not from threads inside a run)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
-    # idle worker threads sleep instead of spinning: on a 2-core machine spinning starves the decoder thread and
-    # anything else running (measured 65 -> 99 img/s for the whole pipeline while another job used the cores)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _difference(session, probes: tuple[str, ...], images: np.ndarray, reference: dict[str, np.ndarray]) -> float:
-    outputs = session.run(list(probes), {"image": images})
+def _difference(engine: OnnxEngine, images: np.ndarray, reference: dict[str, np.ndarray]) -> float:
+    """Largest absolute difference of any pooled feature between ``engine`` (run as a fingerprint runs it) and the
+    PyTorch ``reference``."""
+    outputs = engine.probe_features(images)
     worst = 0.0
-    for name, values in zip(probes, outputs):
+    for name, values in outputs.items():
         if values.shape != reference[name].shape:
             raise OnnxRefused(f"output '{name}' has shape {values.shape}, PyTorch gives {reference[name].shape}")
         difference = np.abs(values.astype(np.float64) - reference[name])
@@ -227,7 +258,7 @@ def load_verified_onnx(backbone: "LoadedBackbone", probes: tuple[str, ...]) -> O
     path = onnx_path(backbone.spec, backbone.weights_sha256, probes)
     images = check_images()
     reference = TorchEngine(backbone, probes).probe_features(images)
-    threads = max(1, torch.get_num_threads())
+    workers = max(1, torch.get_num_threads())
     problem = ""
     for fresh in (False, True):
         if fresh or not path.is_file():
@@ -239,13 +270,14 @@ def load_verified_onnx(backbone: "LoadedBackbone", probes: tuple[str, ...]) -> O
                                   "installed (pip install -r requirements.txt)?") from None
             fresh = True
         try:
-            session = _session(path, threads)
-            difference = _difference(session, probes, images, reference)
+            engine = OnnxEngine(_session(path), probes, Verification(0.0, len(images), fresh, path), workers)
+            difference = _difference(engine, images, reference)
         except Exception as err:  # a damaged or foreign file: never trusted
             problem = f"{path} could not be loaded ({type(err).__name__}: {str(err)[:200]})"
         else:
             if difference <= TOLERANCE:
-                return OnnxEngine(session, probes, Verification(difference, len(images), fresh, path))
+                engine.verification = Verification(difference, len(images), fresh, path)
+                return engine
             problem = (f"{path} differs from PyTorch by up to {difference:.2e} on {len(images)} check images "
                        f"(tolerance {TOLERANCE:.0e})")
         if fresh:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.errors import InputFolderError
 from core.features.backbones import POSTACT, LoadedBackbone
-from core.features.extract import DEFAULT_BATCH_SIZE, ProgressCallback, iter_features
+from core.features.extract import ProgressCallback, iter_features
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
@@ -25,7 +25,7 @@ class FingerprintRun:
 
 
 def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: BinEdges,
-                        protocol: SamplingProtocol, name: str = "my task", batch_size: int = DEFAULT_BATCH_SIZE,
+                        protocol: SamplingProtocol, name: str = "my task", batch_size: int | None = None,
                         progress: ProgressCallback | None = None, keep_samples: bool = False,
                         cancel: threading.Event | None = None, include_classes: bool = True,
                         allow_partial: bool = False) -> Fingerprint:
@@ -56,7 +56,7 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
 
 def fingerprint_folder(source: str | Path, backbone: LoadedBackbone, edges: BinEdges, protocol: SamplingProtocol,
                        name: str | None = None, slice_axis: int = DEFAULT_SLICE_AXIS,
-                       batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressCallback | None = None,
+                       batch_size: int | None = None, progress: ProgressCallback | None = None,
                        keep_samples: bool = False, cancel: threading.Event | None = None,
                        workdir: Path | None = None, allow_partial: bool = False) -> FingerprintRun:
     """Scan ``source`` (folder or .zip) and fingerprint it; temporary extractions are removed afterwards."""

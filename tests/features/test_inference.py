@@ -19,7 +19,8 @@ from core.distances.maths import bkld
 from core.features import inference
 from core.features.backbones import load_backbone
 from core.features.extract import decode_in_background_default
-from core.features.inference import TOLERANCE, check_images, export_onnx, make_engine, onnx_path
+from core.features.inference import TOLERANCE, check_images, make_engine, onnx_path
+from core.features.onnx_export import export_onnx
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.fingerprint.pipeline import fingerprint_folder
