@@ -93,7 +93,8 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux; elsewhere an upper bound
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB, but bytes on macOS
+    return peak / 1024 ** 2 if sys.platform == "darwin" else peak / 1024
 
 
 def memory_child(task: str, n: int, batch_size: int | None) -> None:

@@ -330,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
     fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
     fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=None,
-                    help="crops per forward batch (default: the backend's: 16 for onnxruntime, 8 for torch)")
+                    help="crops per forward batch (default: the backend's: 16 for onnxruntime, 4 for torch on the CPU, "
+                         "8 for torch on a GPU)")
     fp.add_argument("--allow-partial", action="store_true",
                     help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")

@@ -1,7 +1,7 @@
 """Streaming feature extraction, one batch at a time, so memory does not grow with n. Decoding, resizing and cropping
-run in a background thread, at most 4 batches ahead, overlapping the forward pass (ONNX Runtime releases the GIL and
-its idle threads sleep; with PyTorch eager on 2 cores a concurrent decoder stalls the forward pass, so there it runs
-in line). A file that fails to decode is listed in the dataset's report and its samples are dropped; the run goes
+run in a background thread, at most 4 batches ahead, overlapping the forward pass (ONNX Runtime releases the GIL;
+with PyTorch eager on 2 cores a concurrent decoder stalls the forward pass, so there it runs in line), and one batch
+waits queued behind the running one. A file that fails to decode is listed in the dataset's report and its samples are dropped; the run goes
 on."""
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from core.features.backbones import LoadedBackbone
 from core.features.preprocess import CROP, PreparedImage, prepare
 from core.features.sampling import SamplingProtocol, plan_samples
 from core.images.dataset import ImageDataset
-
 
 
 @dataclass(frozen=True)
@@ -169,19 +168,25 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
             eta = (protocol.n - done) / rate if rate > 0 else None
             progress(ExtractionProgress(done, protocol.n, rate, eta))
 
-    for crops, consumed, images in batches:
+    def stop_if_cancelled() -> None:  # batches stop early on cancel: never hand back a partial result as complete
         if cancel.is_set():
             raise ExtractionCancelled("fingerprinting was cancelled")
-        # a batch is queued behind the one running, so the workers never wait while this thread counts and fetches
-        in_flight.append((None if crops is None else backbone.submit(crops, probes), consumed, images))
-        if len(in_flight) > 1:
+
+    try:
+        for crops, consumed, images in batches:
+            stop_if_cancelled()
+            # a batch waits queued behind the running one, so the workers never idle while this thread counts
+            in_flight.append((None if crops is None else backbone.submit(crops, probes), consumed, images))
+            if len(in_flight) > 1:
+                yield from finish(*in_flight.popleft())
+        while in_flight:
+            stop_if_cancelled()
             yield from finish(*in_flight.popleft())
-    while in_flight:
-        if cancel.is_set():
-            raise ExtractionCancelled("fingerprinting was cancelled")
-        yield from finish(*in_flight.popleft())
-    if cancel.is_set():  # the batches stop early on cancel: never hand back a partial result as if complete
-        raise ExtractionCancelled("fingerprinting was cancelled")
+        stop_if_cancelled()
+    finally:  # cancelled, failed or abandoned by the caller: queued runs are dropped, not left to run
+        for pending, _, _ in in_flight:
+            if pending is not None:
+                pending.cancel()
 
 
 def extract_all(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,

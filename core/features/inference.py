@@ -65,11 +65,17 @@ class PendingFeatures:
         return pending
 
     def result(self) -> dict[str, np.ndarray]:
+        """Waits for every run; an error in any run is raised here."""
         if self._result is None:
             outputs = [part.result() for part in self._parts]
             self._result = {name: np.concatenate([output[k] for output in outputs])
                             for k, name in enumerate(self._probes)}
         return self._result
+
+    def cancel(self) -> None:
+        """Drop the runs that have not started (a cancelled or abandoned fingerprint); running ones finish."""
+        for part in self._parts:
+            part.cancel()
 
 
 class Engine(Protocol):
@@ -168,8 +174,9 @@ class OnnxEngine:
     ``InferenceSession.run`` is thread-safe). Rows come back in the order of the batch."""
 
     name = "onnxruntime"
-    #: batches of 16 keep both workers busier between batches than 8 (whole pipeline on 2 cores: 8: 281 img/s,
-    #: 16: 300, 32: 304; medians of 5 interleaved repeats); 16 keeps the crops in flight small
+    #: batches of 16 keep both workers busier between batches than 8 (whole pipeline on 2 cores, n = 160, the plain
+    #: export, before a batch was queued behind the running one: 8: 281 img/s, 16: 300, 32: 304; medians of 5
+    #: interleaved repeats); 16 keeps the crops in flight small
     batch_size = 16
 
     def __init__(self, session, probes: tuple[str, ...], verification: Verification, workers: int = 1) -> None:
@@ -190,13 +197,25 @@ class OnnxEngine:
 
     def submit(self, batch: np.ndarray) -> PendingFeatures:
         """Queue the batch's runs on the workers and return at once, so the caller can prepare the next batch (and
-        queue it too) while these run."""
+        queue it too) while these run (with one worker they run here, before returning). The runs read ``batch``
+        until :meth:`PendingFeatures.result` returns: do not change it before."""
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
-        if self.workers == 1:
+        slices = [batch[start:start + RUN_SIZE] for start in range(0, len(batch), RUN_SIZE)]
+        if not slices:  # no rows: one run gives correctly shaped empty outputs
             return PendingFeatures.done(dict(zip(self.probes, self._run(batch))))
+        if self.workers == 1:
+            outputs = [self._run(images) for images in slices]
+            return PendingFeatures.done({name: np.concatenate([output[k] for output in outputs])
+                                         for k, name in enumerate(self.probes)})
         executor = self._executor()
-        return PendingFeatures([executor.submit(self._run, batch[start:start + RUN_SIZE])
-                                for start in range(0, len(batch), RUN_SIZE)], self.probes)
+        return PendingFeatures([executor.submit(self._run, images) for images in slices], self.probes)
+
+    def close(self) -> None:
+        """Stop the worker threads (queued runs are dropped); the engine can still be used afterwards."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def probe_features(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return self.submit(batch).result()
@@ -204,7 +223,8 @@ class OnnxEngine:
     def describe(self) -> str:
         check = self.verification
         origin = "exported from the verified weights to" if check.exported else "cached at"
-        return (f"onnxruntime (CPU, {self.workers} concurrent single-thread runs; ONNX model {origin} {check.path}; "
+        runs = f"{self.workers} concurrent single-thread runs" if self.workers > 1 else "single-thread runs"
+        return (f"onnxruntime (CPU, {runs}; ONNX model {origin} {check.path}; "
                 f"max abs difference vs PyTorch on {check.n_images} check images {check.max_abs_diff:.1e}, "
                 f"tolerance {TOLERANCE:.0e})")
 
