@@ -50,6 +50,11 @@ CACHE_ENV = "TFE_CACHE_DIR"
 log = logging.getLogger(__name__)
 
 
+def _stack_runs(outputs: list[list[np.ndarray]], probes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """{probe: rows of every run, in run order} from each run's outputs (one array per probe, in ``probes`` order)."""
+    return {name: np.concatenate([output[k] for output in outputs]) for k, name in enumerate(probes)}
+
+
 class PendingFeatures:
     """The pooled probes of one batch, being computed: :meth:`result` waits for them and returns
     {probe: (N, dim) float32}, rows in the order of the batch."""
@@ -67,9 +72,7 @@ class PendingFeatures:
     def result(self) -> dict[str, np.ndarray]:
         """Waits for every run; an error in any run is raised here."""
         if self._result is None:
-            outputs = [part.result() for part in self._parts]
-            self._result = {name: np.concatenate([output[k] for output in outputs])
-                            for k, name in enumerate(self._probes)}
+            self._result = _stack_runs([part.result() for part in self._parts], self._probes)
         return self._result
 
     def cancel(self) -> None:
@@ -204,9 +207,7 @@ class OnnxEngine:
         if not slices:  # no rows: one run gives correctly shaped empty outputs
             return PendingFeatures.done(dict(zip(self.probes, self._run(batch))))
         if self.workers == 1:
-            outputs = [self._run(images) for images in slices]
-            return PendingFeatures.done({name: np.concatenate([output[k] for output in outputs])
-                                         for k, name in enumerate(self.probes)})
+            return PendingFeatures.done(_stack_runs([self._run(images) for images in slices], self.probes))
         executor = self._executor()
         return PendingFeatures([executor.submit(self._run, images) for images in slices], self.probes)
 
