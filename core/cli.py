@@ -148,7 +148,7 @@ def cmd_compare(args) -> int:
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
-    _, warnings = catalogue.distances_to(target, args.distance)
+    warnings = catalogue.comparison_warnings(target)
     _warn(warnings + catalogue.version_warnings("features"))
     table = recommendations(catalogue, target, args.distance)
     candidates = table[table["kind"] != "control"].head(args.top)

@@ -22,13 +22,13 @@ from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bk
 from core.catalogue.taskmap import fit_map
 from core.catalogue.validity import (facts_from_tasks, load_paper_matrix, report_for_matrix, validity_report,
                                      write_report)
-from core.distances.bank import SourceBank
+from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.environment import library_versions
 from core.features.extract import FeatureBatch, extract_all
 from core.features.sampling import SamplingProtocol
-from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
+from core.fingerprint.binning import BinEdges, reference_edges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
 from core.images.dataset import open_dataset
 
@@ -170,7 +170,7 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
         _write_probe_folder(folder, dict(manifest, probe=probe), tasks, extracted, backbone, protocol, probe,
                             with_halves=default, extra_files={**sources_file, **(knowledge if default else {})})
         log(f"  probe {probe}: written to {folder}")
-    candidates = _candidate_figures(tasks, extracted, probes, paper)
+    candidates = _candidate_figures(tasks, extracted, backbone, protocol, probes, paper)
     write_report(out, validity_report(load_catalogue(out), paper, candidates))
     elapsed = time.perf_counter() - started
     log(f"catalogue of {len(tasks)} tasks written to {out} in {elapsed:.0f} s")
@@ -212,10 +212,11 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
     return accumulator.fingerprint(meta)
 
 
-def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures], probes: tuple[str, ...],
-                       paper: Path | None) -> dict:
+def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures], backbone: LoadedBackbone,
+                       protocol: SamplingProtocol, probes: tuple[str, ...], paper: Path | None) -> dict:
     """bKLD small's figures for every probe with two reference sets for the bin edges (all tasks, medical only):
-    the candidates the default was chosen from. Computed in memory; only the shipped probes are stored."""
+    the candidates the default was chosen from. Computed in memory (fingerprints made as the shipped ones are, then
+    compared through the same source bank); only the shipped probes are stored."""
     facts = facts_from_tasks(tasks)
     paper_matrix = load_paper_matrix(paper)
     reference_sets = {"all tasks": tasks, "medical tasks only": [t for t in tasks if t.kind == "medical"]}
@@ -223,21 +224,17 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
     for probe in probes:
         for label, reference in reference_sets.items():
             edges = reference_edges([extracted[t.id].batch.probes[probe] for t in reference])
-            counts, means, half_a, half_b = [], [], [], []
+            whole, half_a, half_b = [], [], []
             for info in tasks:
                 task = extracted[info.id]
-                values = task.batch.probes[probe]
                 in_a = task.half_mask()
-                counts.append(count_bins(bin_indices(values, edges)))
-                means.append(values.mean(axis=0))
-                half_a.append((count_bins(bin_indices(values[in_a], edges)), values[in_a].mean(axis=0)))
-                half_b.append((count_bins(bin_indices(values[~in_a], edges)), values[~in_a].mean(axis=0)))
-            bank = SourceBank(DEFAULT_DISTANCE, np.stack(counts), np.stack(means))
-            halves_bank = SourceBank(DEFAULT_DISTANCE, np.stack([c for c, _ in half_a]),
-                                     np.stack([m for _, m in half_a]))
-            halves = np.stack([halves_bank.distances(c, m) for c, m in half_b], axis=1)
-            end_bins = float(np.mean([(c[:, 0].sum() + c[:, -1].sum()) / c.sum() for c in counts]))
+                whole.append(_fingerprint(info.name, task, edges, backbone, protocol, probe))
+                half_a.append(_fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a))
+                half_b.append(_fingerprint(f"{info.name} (half B)", task, edges, backbone, protocol, probe, ~in_a))
+            halves = bank_for(DEFAULT_DISTANCE, half_a).distances_to_each(half_b).T
+            end_bins = float(np.mean([(f.counts[:, 0].sum() + f.counts[:, -1].sum()) / f.counts.sum()
+                                      for f in whole]))
             figures[f"{probe}, edges from {label}"] = dict(
-                report_for_matrix(bank.pairwise(), facts, halves, paper_matrix), end_bin_mass=round(end_bins, 3),
-                distance=DEFAULT_DISTANCE)
+                report_for_matrix(bank_for(DEFAULT_DISTANCE, whole).pairwise(), facts, halves, paper_matrix),
+                end_bin_mass=round(end_bins, 3), distance=DEFAULT_DISTANCE)
     return figures

@@ -116,7 +116,7 @@ def family_of(catalogue, target, report: dict) -> dict:
     """The family of a user's fingerprint in ``report`` (from :func:`families_report`), by :func:`assign_family`
     on the symmetrised ranks between it and every catalogue task (:func:`user_ranks`, the families' own scale):
     the family's entry of ``report['families']``."""
-    to_user, _ = catalogue.distances_to(target, report["distance"])
+    to_user = catalogue.distances_to(target, report["distance"])
     ranks = user_ranks(catalogue.matrix(report["distance"]), to_user,
                        catalogue.distances_from(target, report["distance"]))
     labels = np.array([report["assignment"][i] for i in catalogue.ids])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.stats import spearmanr
 
-from core.distances.bank import SourceBank, mean_for, stack
+from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
 
 if TYPE_CHECKING:
@@ -229,13 +229,10 @@ def halves_matrix(catalogue: "Catalogue", distance: str) -> np.ndarray | None:
            for half in ("a", "b")):
         return None
     present = [i for i in catalogue.ids if (i, "a") in halves]
-    sources = [halves[(i, "a")] for i in present]
-    bank = SourceBank(distance, *stack(sources, distance))
-    matrix = np.full((len(catalogue.ids), len(catalogue.ids)), np.inf)
     rows = [catalogue.ids.index(i) for i in present]
-    for task_id in present:
-        target = halves[(task_id, "b")]
-        matrix[rows, catalogue.ids.index(task_id)] = bank.distances(target.counts, mean_for(distance, target))
+    matrix = np.full((len(catalogue.ids), len(catalogue.ids)), np.inf)
+    matrix[np.ix_(rows, rows)] = bank_for(distance, [halves[(i, "a")] for i in present]).distances_to_each(
+        [halves[(i, "b")] for i in present]).T
     return matrix
 
 

@@ -25,7 +25,7 @@ def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DE
     matrix = catalogue.matrix(distance)
     if user is None:
         return ids, names, matrix
-    to_user, _ = catalogue.distances_to(user, distance)
+    to_user = catalogue.distances_to(user, distance)
     from_user = catalogue.distances_from(user, distance)
     full = np.zeros((len(ids) + 1, len(ids) + 1))
     full[:-1, :-1] = matrix
@@ -171,7 +171,7 @@ def map_ranks(catalogue: Catalogue, user: Fingerprint | None = None, task_id: st
 
     if user is None:
         return symmetrise(target_ranks(catalogue.matrix(DEFAULT_DISTANCE)))[catalogue.ids.index(task_id)]
-    to_user, _ = catalogue.distances_to(user, DEFAULT_DISTANCE)
+    to_user = catalogue.distances_to(user, DEFAULT_DISTANCE)
     from_user = catalogue.distances_from(user, DEFAULT_DISTANCE)
     return user_ranks(catalogue.matrix(DEFAULT_DISTANCE), to_user, from_user)
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.distances.bank import distances_to
+from core.distances.bank import bank_for
 from core.features.sampling import SamplingProtocol, plan_samples
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
@@ -88,8 +88,8 @@ def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints):
     nearer to its own other half than to the other tasks' halves (4 tasks of 4 modalities)."""
     hits = {}
     for task in PIPELINE_TASKS:
-        values = distances_to(half_fingerprints[(task, "b")], [half_fingerprints[(t, "a")] for t in PIPELINE_TASKS],
-                              "bkld-small")
+        values = bank_for("bkld-small", [half_fingerprints[(t, "a")] for t in PIPELINE_TASKS]).distances(
+            half_fingerprints[(task, "b")])
         hits[task] = PIPELINE_TASKS[int(np.argmin(values))]
     assert hits == {task: task for task in PIPELINE_TASKS}
 
