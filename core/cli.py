@@ -15,8 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.errors import (CatalogueError, FingerprintFileError, IncompatibleFingerprintsError, InputFolderError,
-                         WeightsError)
+from core.errors import (
+    CatalogueError,
+    FingerprintFileError,
+    IncompatibleFingerprintsError,
+    InputFolderError,
+    WeightsError,
+)
 from core.text import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -124,7 +129,8 @@ def cmd_fingerprint(args) -> int:
     backbone = _backbone(args)
     if backbone.weights_sha256 != catalogue.weights_sha256:
         raise IncompatibleFingerprintsError(
-            f"{args.catalogue}: the catalogue was built with {catalogue.backbone} (weights {catalogue.weights_sha256[:12]}…) "
+            f"{args.catalogue}: the catalogue was built with {catalogue.backbone} "
+            f"(weights {catalogue.weights_sha256[:12]}…) "
             f"but you chose {backbone.spec.name} (weights {backbone.weights_sha256[:12]}…); fingerprints would not be "
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     started = time.perf_counter()
@@ -202,11 +208,9 @@ def cmd_catalogue_refresh(args) -> int:
 
 def cmd_catalogue_add(args) -> int:
     from core.catalogue.lock import recover
-    from core.catalogue.store import TaskInfo, add_to_local_copy, task_id_for
+    from core.catalogue.store import TaskInfo, add_to_local_copy, load_catalogue, task_id_for
     from core.fingerprint.fingerprint import Fingerprint
     from core.fingerprint.validation import MAX_NAME_CHARS
-
-    from core.catalogue.store import load_catalogue
 
     fingerprint = Fingerprint.load(args.fingerprint)
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
@@ -328,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "CPU when installed, else torch); fingerprints of both are comparable")
 
     def sampling_options(sub, n_default):
-        sub.add_argument("--n", type=positive_int(), default=n_default, help=f"samples, with replacement (default {n_default})")
+        sub.add_argument("--n", type=positive_int(), default=n_default,
+                         help=f"samples, with replacement (default {n_default})")
         sub.add_argument("--seed", type=int, default=PAPER_SEED)
         sub.add_argument("--no-augment", action="store_true", help="centre crops, no flips")
 

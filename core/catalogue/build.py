@@ -20,8 +20,13 @@ from core import __version__
 from core.catalogue.knowledge import build_knowledge
 from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
 from core.catalogue.taskmap import fit_map
-from core.catalogue.validity import (facts_from_tasks, load_paper_matrix, report_for_matrix, validity_report,
-                                     write_report)
+from core.catalogue.validity import (
+    facts_from_tasks,
+    load_paper_matrix,
+    report_for_matrix,
+    validity_report,
+    write_report,
+)
 from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
@@ -71,12 +76,16 @@ def write_control_images(task_id: str, folder: Path) -> None:
 DISPLAY_NAMES = {
     "bccd_cells": "Blood cell types (BCCD)", "brain_mri_4class": "Brain tumour MRI (4 classes)",
     "busi_3class": "Breast ultrasound (BUSI)", "covid_ct": "COVID-19 CT slices",
-    "covid_xray_3class": "COVID-19 chest X-ray (3 classes)", "fundus_eye_disease_4class": "Eye disease fundus (4 classes)",
+    "covid_xray_3class": "COVID-19 chest X-ray (3 classes)",
+    "fundus_eye_disease_4class": "Eye disease fundus (4 classes)",
     "knee_oa_kl_5class": "Knee osteoarthritis KL grade", "lc25000_lung": "Lung histopathology (LC25000)",
-    "mias_pathology_3class": "Mammography pathology (mini-MIAS)", "mias_tissue_3class": "Mammography tissue (mini-MIAS)",
+    "mias_pathology_3class": "Mammography pathology (mini-MIAS)",
+    "mias_tissue_3class": "Mammography tissue (mini-MIAS)",
     "ph2_3class": "Dermoscopy lesions (PH2)", "pneumoniamnist": "Pneumonia X-ray 28 px (PneumoniaMNIST)",
-    "herlev_pap_7class": "Pap smear cells (Herlev, 7 classes)", "iqothnccd_lung_ct_3class": "Lung cancer CT (IQ-OTH/NCCD)",
-    "isic2017_melanoma_2class": "Melanoma dermoscopy (ISIC 2017)", "oral_histo_oscc_2class": "Oral cancer histopathology (OSCC)",
+    "herlev_pap_7class": "Pap smear cells (Herlev, 7 classes)",
+    "iqothnccd_lung_ct_3class": "Lung cancer CT (IQ-OTH/NCCD)",
+    "isic2017_melanoma_2class": "Melanoma dermoscopy (ISIC 2017)",
+    "oral_histo_oscc_2class": "Oral cancer histopathology (OSCC)",
     "wbc_type_4class": "White blood cell types (4 classes)",
 }
 

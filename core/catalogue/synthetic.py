@@ -18,6 +18,7 @@ from core.distances.registry import BKLD_LARGE, BKLD_SMALL
 from core.fingerprint.binning import N_BINS_LARGE
 from core.fingerprint.fingerprint import Fingerprint
 
+
 def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,
                           n_samples: int = 200) -> Fingerprint:
     """Random fingerprint shaped like ``like``: per feature, ``n_samples`` fine bins drawn around ``centre`` (m,)

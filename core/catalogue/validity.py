@@ -30,16 +30,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from core.catalogue.lock import writer_lock
+from core.catalogue.modality import modality_family
 from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
 
 if TYPE_CHECKING:
     from core.catalogue.store import Catalogue
-
-
-def modality_family(modality: str) -> str:
-    """'X-ray (knee, AP)' -> 'x-ray': the modality without its qualifier, lower case."""
-    return modality.split("(")[0].strip().lower()
 
 
 @dataclass(frozen=True)
@@ -290,7 +286,8 @@ def report_table(report: dict) -> list[dict]:
             figures = distances[distance]
             rows.append({
                 "probe": probe + (" (default)" if probe == default else ""), "distance": distance,
-                "control nearer (tasks)": f"{figures['controls_nearer']['count']} of {figures['controls_nearer']['of']}",
+                "control nearer (tasks)": (f"{figures['controls_nearer']['count']} of "
+                                           f"{figures['controls_nearer']['of']}"),
                 "largest hub": f"{figures['hub']['largest']} ({figures['hub']['source']})",
                 "halves find themselves": (f"{figures['halves_found']['count']} of {figures['halves_found']['of']}"
                                            if "halves_found" in figures else "at build only (candidates)"),

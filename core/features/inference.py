@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from core.features.backbones import BackboneSpec, pooled_probes
 from core.features.onnx_export import EXPORT_RECIPE, export_onnx
 from core.features.preprocess import CROP, prepare, to_model_input
+from core.features.specs import BackboneSpec, pooled_probes
 
 if TYPE_CHECKING:
     from core.features.backbones import LoadedBackbone

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.features.backbones import pooled_probes
 from core.features.preprocess import CROP
+from core.features.specs import pooled_probes
 
 if TYPE_CHECKING:
     from core.features.backbones import LoadedBackbone

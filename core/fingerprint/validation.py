@@ -2,7 +2,8 @@
 
 Everything is checked before anything is allocated from what the file declares: member sizes, JSON size and nesting
 depth, every metadata field's type and range (one :class:`FieldRule` per field, see
-``core.fingerprint.fingerprint.META_RULES``), the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte count) before their data is read. Every problem raises
+``core.fingerprint.fingerprint.META_RULES``), the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte
+count) before their data is read. Every problem raises
 :class:`FingerprintFileError` with one line naming the file and the field.
 """
 from __future__ import annotations

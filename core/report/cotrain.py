@@ -223,7 +223,8 @@ def plan_table(plan: dict) -> pd.DataFrame:
 def plan_for(catalogue, target, distance: str = DEFAULT_DISTANCE, k: int = 3, use: str | None = None,
              effects: dict[str, CotrainEffect] | None = None) -> dict:
     """:func:`cotraining_plan` for a catalogue (``core.catalogue.store.Catalogue``) and a user's fingerprint,
-    recording the user's task name, the distance and any comparability warnings. ``effects``: see :func:`read_cotrain_effects`."""
+    recording the user's task name, the distance and any comparability warnings. ``effects``: see
+    :func:`read_cotrain_effects`."""
     values, warnings = catalogue.distances_to(target, distance), catalogue.comparison_warnings(target)
     plan = cotraining_plan(values, catalogue.tasks, k, use, effects)
     return {"user_task": target.name, "distance": distance, **plan, "warnings": list(warnings)}

@@ -180,8 +180,9 @@ def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label
                     MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
     """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality
     family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
-    symmetric_to: (T,) symmetrised ranks (:func:`map_ranks`) of the user's (or a selected) task to the catalogue tasks in row order,
-    or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
+    symmetric_to: (T,) symmetrised ranks (:func:`map_ranks`) of the user's (or a selected) task to the catalogue
+    tasks in row order, or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest``
+    nearest ones."""
     from core.catalogue.validity import modality_family
 
     out = points.copy()

@@ -114,9 +114,10 @@ def _nearest(catalogue, matrix: np.ndarray, target: str) -> str:
 
 
 def test_trustworthy_ranking_on_the_shipped_catalogue(catalogue, medical_tasks):
-    """Issue 9's bar, worked out from the stored bKLD small matrix without core.catalogue.validity: a control is nearer than
-    the nearest medical source for at most 2 of 17 tasks, and each of those is explained in the report; no source is
-    the nearest of more than 3 tasks; at least 6 of the 12 tasks with a same-modality partner find one first."""
+    """Issue 9's bar, worked out from the stored bKLD small matrix without core.catalogue.validity: a control is
+    nearer than the nearest medical source for at most 2 of 17 tasks, and each of those is explained in the report; no
+    source is the nearest of more than 3 tasks; at least 6 of the 12 tasks with a same-modality partner find one
+    first."""
     matrix = catalogue.bkld_small
     controls = [catalogue.ids.index(t.id) for t in catalogue.tasks if t.kind == "control"]
     nearest = {t: _nearest(catalogue, matrix, t) for t in medical_tasks}
@@ -155,7 +156,7 @@ def test_validity_report_is_what_the_stored_fingerprints_give(catalogue):
     assert recomputed == catalogue.validity
     assert catalogue.validity["default_probe"] == "preact" and set(catalogue.validity["probes"]) == {"preact",
                                                                                                     "postact"}
-    for name, figures in catalogue.validity["candidates_measured_at_build"].items():
+    for figures in catalogue.validity["candidates_measured_at_build"].values():
         assert {"hub", "controls_nearer", "halves_found", "same_modality_first", "paper_agreement"} <= set(figures)
 
 

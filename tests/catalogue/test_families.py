@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from core.catalogue.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
-                                     format_families, modality_family)
+from core.catalogue.families import (
+    assign_family,
+    cluster_families,
+    families_from_matrix,
+    families_report,
+    family_of,
+    format_families,
+    modality_family,
+)
 from core.cli import EXIT_OK, main
 
 

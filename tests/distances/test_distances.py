@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import softmax
 from scipy.stats import entropy, wasserstein_distance
 
 from core.distances.bank import bank_for
-from core.distances.maths import (bkld_contributions, bkld_many, feature_weights, log_softmax, p2l_many, symmetrise,
-                                  vdna_many)
+from core.distances.maths import (
+    bkld_contributions,
+    bkld_many,
+    feature_weights,
+    log_softmax,
+    p2l_many,
+    symmetrise,
+    vdna_many,
+)
 from tests.helpers import fingerprint_of, random_histograms
 from tests.reference import bkld as reference_bkld
 

@@ -14,8 +14,6 @@ import pytest
 import torch
 
 from core.errors import FingerprintFileError
-
-from tests.reference import bkld
 from core.features import inference
 from core.features.backbones import load_backbone
 from core.features.extract import decode_in_background_default
@@ -25,6 +23,7 @@ from core.features.sampling import SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.fingerprint.pipeline import fingerprint_folder
 from tests.helpers import link_files, require_shared, task_halves
+from tests.reference import bkld
 
 RUN_PROBES = ("preact", "postact")
 

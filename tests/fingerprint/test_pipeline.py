@@ -15,6 +15,7 @@ from core.images.dataset import open_dataset
 from tests.helpers import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 
+
 def test_sample_plan_is_seeded_and_uses_replacement():
     a, b = plan_samples(10, SamplingProtocol(n=500, seed=3)), plan_samples(10, SamplingProtocol(n=500, seed=3))
     np.testing.assert_array_equal(a.image, b.image)
