@@ -22,6 +22,9 @@ from core.errors import (
     InputFolderError,
     WeightsError,
 )
+from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS
+from core.paper import DEFAULT_PAPER
 from core.text import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -342,10 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("-o", "--output", required=True, help="fingerprint file to write (.npz)")
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
-    fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
+    fp.add_argument("--slice-axis", type=int, default=DEFAULT_SLICE_AXIS, choices=(0, 1, 2),
+                    help="NIfTI slicing axis")
     fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=None,
-                    help="crops per forward batch (default: the backend's: 16 for onnxruntime, 4 for torch on the CPU, "
-                         "8 for torch on a GPU)")
+                    help=f"crops per forward batch (default: the backend's: {ONNXRUNTIME_BATCH} for onnxruntime, "
+                         f"{TORCH_CPU_BATCH} for torch on the CPU, {TORCH_GPU_BATCH} for torch on a GPU)")
     fp.add_argument("--allow-partial", action="store_true",
                     help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = cat_commands.add_parser("build", help="build a catalogue from task folders with SOURCES.json")
     build.add_argument("source")
     build.add_argument("--out", required=True)
-    build.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),
+    build.add_argument("--paper", default=str(DEFAULT_PAPER),
                        help="the paper's published results (for measured knowledge)")
     build.add_argument("--no-controls", action="store_true")
     build.add_argument("--overwrite", action="store_true")
@@ -379,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
     refresh.set_defaults(handler=cmd_catalogue_refresh)
 
-    paper_default = str(Path(__file__).resolve().parents[2] / "shared" / "paper")
+    paper_default = str(DEFAULT_PAPER)
     validate = cat_commands.add_parser("validate", help="recompute the validity report from stored fingerprints")
     validate.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
     validate.add_argument("--paper", default=paper_default, help="the paper's published results (agreement)")
@@ -412,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cot.add_argument("--use", choices=("research", "commercial"),
                      help="keep only tasks whose stated licence allows this use (not verified = left out)")
-    cot.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),
+    cot.add_argument("--paper", default=str(DEFAULT_PAPER),
                      help="the paper's published results (for the measured co-training effects)")
     cot.add_argument("--json", help="write the plan to this JSON file")
     cot.add_argument("--csv", help="write the plan's table to this CSV file")

@@ -33,6 +33,7 @@ from core.catalogue.lock import writer_lock
 from core.catalogue.modality import modality_family
 from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
+from core.paper import PAPER_BKLD_SMALL
 
 if TYPE_CHECKING:
     from core.catalogue.store import Catalogue
@@ -196,7 +197,6 @@ def summary_line(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the report of a catalogue folder
-PAPER_BKLD_SMALL = "distances/KLD-PP_NS-W_TS-100-BINS.csv"
 
 
 def load_paper_matrix(paper_dir: Path | None) -> dict[str, dict[str, float]] | None:

@@ -190,9 +190,10 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     backend = resolve_backend_choice(backend)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", (0.485, 0.456, 0.406),
-                                                (0.229, 0.224, 0.225), probes=postact_only(None))
+    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", IMAGENET_DEFAULT_MEAN,
+                                                IMAGENET_DEFAULT_STD, probes=postact_only(None))
     probe_name = spec.probe(probe).name  # an unknown probe fails before the weights are hashed
     if weights is None:
         if spec.package_file is None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from core import __version__
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
+from core.features.sampling import MAX_SAMPLES
 from core.fingerprint.binning import (
     N_BINS_LARGE,
     N_BINS_SMALL,
@@ -41,7 +42,6 @@ from core.fingerprint.validation import (
     MAX_FEATURE_DIM,
     MAX_FILE_BYTES,
     MAX_NAME_CHARS,
-    MAX_SAMPLES,
     MEAN_DTYPES,
     FieldRule,
     check_members,

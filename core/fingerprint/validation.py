@@ -26,8 +26,6 @@ MAX_JSON_DEPTH = 8
 MAX_MEMBERS = 8
 #: widest feature vector accepted (timm backbones in use have 512-2048; 8192 leaves room)
 MAX_FEATURE_DIM = 8192
-#: most samples a fingerprint can hold (SamplingProtocol's limit)
-MAX_SAMPLES = 65_535 * 16
 MAX_NAME_CHARS = 256
 MAX_CLASSES = 10_000
 MAX_CLASS_COUNT = 10**9

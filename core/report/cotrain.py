@@ -21,8 +21,8 @@ import pandas as pd
 
 from core.catalogue.store import TaskInfo
 from core.distances.registry import DEFAULT_DISTANCE
+from core.paper import DEFAULT_PAPER
 
-DEFAULT_PAPER = Path(__file__).resolve().parents[3] / "shared" / "paper"
 MULTI_TASK_FILE = "load_multi_task_experiment_AUROC_True_True.csv"
 BASELINE_FILES = ("load_baseline_experiment_AUROC_True_True.csv",   # 800-image targets (used first)
                   "load_baseline_experiment_AUROC_False_True.csv")  # full-size targets
