@@ -52,8 +52,8 @@ def test_sigterm_while_scanning_exits_143_and_writes_nothing(tmp_path):
             (folder / label / f"{i}.png").write_bytes(data)
     out = tmp_path / "out"
     out.mkdir()
-    run = subprocess.Popen([sys.executable, "-c", SLOW_READER_CLI, "fingerprint", str(folder), "-o", str(out / "fp.npz"),
-                            "--n", "100"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+    run = subprocess.Popen([sys.executable, "-c", SLOW_READER_CLI, "fingerprint", str(folder),
+                            "-o", str(out / "fp.npz"), "--n", "100"], cwd=REPO, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "TMPDIR": str(tmp_path)})
     lines = []
     for line in run.stderr:  # the scan starts right after this line

@@ -125,7 +125,8 @@ HOSTILE = {
     "postact_mean_1e308": (with_means(postact=np.full(16, 1e308)), "postact_mean.npy holds 1e.308"),
     "postact_mean_all_zero": (with_means(postact=np.zeros(16)), "postact_mean.npy is 0 for every feature"),
     "postact_mean_negative": (with_means(postact=np.full(16, -0.5)), "postact_mean.npy must be non-negative"),
-    "postact_mean_above_relu6": (lite0_like(postact=6.5), r"holds 6.5, more than the 6 the layer can produce \(ReLU6\)"),
+    "postact_mean_above_relu6": (lite0_like(postact=6.5),
+                                 r"holds 6.5, more than the 6 the layer can produce \(ReLU6\)"),
 }
 
 
