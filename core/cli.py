@@ -404,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("--csv", help="write the plan's table to this CSV file")
     cot.add_argument("--overwrite", action="store_true")
     cot.set_defaults(handler=cmd_cotrain)
+    from core.transfer.cli import add_commands as add_transfer_commands
+    add_transfer_commands(commands)
     return parser
 
 
