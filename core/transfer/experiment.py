@@ -62,8 +62,11 @@ def read_runs(out_dir: Path) -> list[dict]:
 
 
 def _append_run(out_dir: Path, record: dict) -> None:
-    with open(Path(out_dir) / RUNS_FILE, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    """Append one record as a line (after a torn last line, on a line of its own) and sync it to disk."""
+    path = Path(out_dir) / RUNS_FILE
+    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as handle:
+        handle.write(("\n" if torn else "") + json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 

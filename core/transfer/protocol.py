@@ -22,9 +22,9 @@ class Protocol:
 
     image_size: int = 128
     frozen_blocks: int = 6
-    source_steps: int = 100
+    source_steps: int = 150
     target_steps: int = 32
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 5e-4
     train_per_class: int = 80
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -54,7 +54,7 @@ class Protocol:
 
 
 CPU_PROTOCOL = Protocol()
-GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, source_steps=300, target_steps=100)
+GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, source_steps=600, target_steps=100, batch_size=32)
 
 
 def default_protocol(device_type: str) -> Protocol:
