@@ -6,7 +6,7 @@ target's held-out images. A source model is trained once per (source, seed) on a
 Every finished run is appended to ``runs.jsonl`` at once, so a stopped experiment resumes where it was.
 
 Out folder: ``protocol.json`` (the budget; a resume with another budget is refused), ``cache/`` (trunk outputs,
-one file per task), ``sources/`` (trained source heads), ``runs.jsonl``.
+one file per task, reusable by any budget with the same image size and cached blocks), ``sources/`` (trained source heads), ``runs.jsonl``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from core.transfer.network import Head, head_input, split_model, trunk_outputs
+from core.transfer.network import Head, head_input, split_model, through_bridge, trunk_outputs
 from core.transfer.protocol import Protocol, code_version
 from core.transfer.splits import legal_pairs, load_or_make_splits, read_sources
 
@@ -124,8 +124,8 @@ class Experiment:
         self.mean, self.std, self.device, self.log = tuple(mean), tuple(std), device, log
         self.tasks = read_sources(self.images)
         self.splits = load_or_make_splits(splits_path, self.images, protocol.train_per_class, protocol.split_seed)
-        trunk, body, self.width = split_model(model, protocol.frozen_blocks)
-        self.trunk, self.body = trunk.to(device), body.to(device)
+        trunk, bridge, body, self.width = split_model(model, protocol.frozen_blocks, protocol.cached_blocks)
+        self.trunk, self.bridge, self.body = trunk.to(device), bridge.to(device), body.to(device)
         self._data: dict[str, TaskData] = {}
         self.code = code_version()
 
@@ -152,16 +152,22 @@ class Experiment:
             return self._data[task]
         split = self.splits["tasks"][task]
         path = self.out / "cache" / f"{task}.pt"
+        made_by = {"image_size": self.protocol.image_size, "cached_blocks": self.protocol.cached_blocks,
+                   "frozen_all": self.protocol.frozen_blocks < 0}
         if path.is_file():
             stored = torch.load(path, weights_only=True)
+            if stored.get("made_by") != made_by:
+                raise ValueError(f"{path}: cached with {stored.get('made_by')}, this budget needs {made_by}; "
+                                 "use a new --out")
             inputs, ids = stored["inputs"], stored["ids"]
         else:
             started = time.perf_counter()
             inputs, ids = trunk_outputs(self.images / task, split["train"] + split["test"], self.trunk,
                                         self.protocol.image_size, self.mean, self.std, device=self.device)
-            torch.save({"inputs": inputs, "ids": ids}, path.with_suffix(".tmp"))
+            torch.save({"inputs": inputs, "ids": ids, "made_by": made_by}, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)
             self.log(f"cache {task}: {len(ids)} images in {time.perf_counter() - started:.1f} s")
+        inputs = through_bridge(inputs, self.bridge)
         classes = sorted({image_id.split("/")[0] for image_id in ids})
         labels = torch.tensor([classes.index(image_id.split("/")[0]) for image_id in ids])
         train_ids = set(split["train"])

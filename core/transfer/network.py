@@ -1,8 +1,9 @@
 """The backbone cut in two: a frozen trunk whose outputs are cached once per task, and a trainable head.
 
-For EfficientNet-Lite0 with ``frozen_blocks = k`` the trunk is ``conv_stem, bn1, blocks[:k]`` and the head is
-``blocks[k:], conv_head, bn2``, global average pooling and a new linear classifier. ``k = -1`` leaves the trunk
-empty: the cache then holds the preprocessed images and the whole network trains.
+For EfficientNet-Lite0 with ``cached_blocks = c`` and ``frozen_blocks = k`` the trunk is ``conv_stem, bn1,
+blocks[:c]`` (its outputs cached on disk), the bridge ``blocks[c:k]`` (frozen, run in memory once per task) and the
+head ``blocks[k:], conv_head, bn2``, global average pooling and a new linear classifier. ``k = -1`` leaves trunk and
+bridge empty: the cache then holds the preprocessed images and the whole network trains.
 """
 from __future__ import annotations
 
@@ -29,19 +30,26 @@ class Head(torch.nn.Module):
         return self.classifier(self.body(x).mean(dim=(2, 3)))
 
 
-def split_model(model: torch.nn.Module, frozen_blocks: int) -> tuple[torch.nn.Sequential, torch.nn.Sequential, int]:
-    """(trunk, head body, head width) of a timm EfficientNet; the trunk is in eval mode with no gradients."""
+def split_model(model: torch.nn.Module, frozen_blocks: int,
+                cached_blocks: int) -> tuple[torch.nn.Sequential, torch.nn.Sequential, torch.nn.Sequential, int]:
+    """(trunk, bridge, head body, head width) of a timm EfficientNet; trunk and bridge are in eval mode without
+    gradients."""
     model = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format)
     stem = [model.conv_stem, model.bn1]
     tail = [model.conv_head, model.bn2]
     blocks = list(model.blocks)
     if frozen_blocks < 0:
-        trunk, body = torch.nn.Sequential(), torch.nn.Sequential(*stem, *blocks, *tail)
+        trunk, bridge, body = torch.nn.Sequential(), torch.nn.Sequential(), torch.nn.Sequential(*stem, *blocks, *tail)
     else:
-        trunk = torch.nn.Sequential(*stem, *blocks[:frozen_blocks])
+        if not 0 <= cached_blocks <= frozen_blocks <= len(blocks):
+            raise ValueError(f"need 0 <= cached_blocks ({cached_blocks}) <= frozen_blocks ({frozen_blocks}) <= "
+                             f"{len(blocks)}")
+        trunk = torch.nn.Sequential(*stem, *blocks[:cached_blocks])
+        bridge = torch.nn.Sequential(*blocks[cached_blocks:frozen_blocks])
         body = torch.nn.Sequential(*blocks[frozen_blocks:], *tail)
     trunk.eval().requires_grad_(False)
-    return trunk, body, int(model.num_features)
+    bridge.eval().requires_grad_(False)
+    return trunk, bridge, body, int(model.num_features)
 
 
 def small_image(path: Path, size: int) -> np.ndarray:
@@ -93,6 +101,16 @@ def trunk_outputs(task_dir: Path, ids: list[str], trunk: torch.nn.Sequential, si
     if not outputs:
         raise ValueError(f"{task_dir}: none of the {len(ids)} images could be read")
     return torch.cat(outputs), kept
+
+
+@torch.inference_mode()
+def through_bridge(cached: torch.Tensor, bridge: torch.nn.Sequential, batch_size: int = 256) -> torch.Tensor:
+    """Cached trunk outputs through the frozen bridge blocks, as float32 (unchanged when the bridge is empty)."""
+    if len(bridge) == 0:
+        return cached
+    device = next(bridge.parameters()).device
+    return torch.cat([bridge(cached[i:i + batch_size].to(device).float()).cpu()
+                      for i in range(0, len(cached), batch_size)])
 
 
 def head_input(cached: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -16,12 +16,15 @@ PROTOCOL_VERSION = "transfer-v1"
 
 @dataclass(frozen=True)
 class Protocol:
-    """``frozen_blocks``: EfficientNet blocks (0-6) frozen after the stem; -1 freezes nothing (full fine-tuning).
+    """``frozen_blocks``: EfficientNet blocks (0-6) frozen after the stem (7: all of them); -1 freezes nothing (full
+    fine-tuning). ``cached_blocks`` (<= frozen_blocks): the trunk whose outputs are cached on disk (float16) once
+    per task; the frozen blocks after it run once per task in memory.
     Steps are optimiser steps of ``batch_size`` images; ``lr`` is Adam's fixed learning rate for every trainable
     parameter. ``train_per_class``: cap of target training images per class (at most half of each class)."""
 
     image_size: int = 128
-    frozen_blocks: int = 6
+    frozen_blocks: int = 7
+    cached_blocks: int = 6
     source_steps: int = 150
     target_steps: int = 32
     batch_size: int = 16
@@ -54,7 +57,7 @@ class Protocol:
 
 
 CPU_PROTOCOL = Protocol()
-GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, source_steps=600, target_steps=100, batch_size=32)
+GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, cached_blocks=-1, source_steps=600, target_steps=100, batch_size=32)
 
 
 def default_protocol(device_type: str) -> Protocol:
