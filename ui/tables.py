@@ -6,7 +6,6 @@ import streamlit as st
 from core.report.cotrain import licence_short
 from ui.common import task_filter
 
-
 #: the measured-gain columns of :func:`core.report.measured.measured_gains` ("measured on this catalogue")
 MEASURED_GAIN_COLUMNS = {
     "measured_gain_nearest": st.column_config.NumberColumn(
@@ -24,8 +23,8 @@ MEASURED_GAIN_COLUMNS = {
 def recommendation_table(table) -> None:
     """The ranked candidates (no controls) with a modality filter, a name search and the column help."""
     columns = ["rank", "task", "distance", "vdna_rank", "interval_low", "interval_high", "rank_holds", "first_place",
-               "modality", "anatomy", "classes", "images", "licence_short", "licence", "caution", "measured_gain_nearest", "measured_spread_nearest",
-               "measured_gain_mean", "paper_evidence"]
+               "modality", "anatomy", "classes", "images", "licence_short", "licence", "caution",
+               "measured_gain_nearest", "measured_spread_nearest", "measured_gain_mean", "paper_evidence"]
     shown = task_filter(table.assign(licence_short=table["licence"].map(licence_short)), "recommendations")
     shown = shown[[c for c in columns if c in shown.columns]]
     st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={

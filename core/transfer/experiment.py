@@ -6,7 +6,8 @@ target's held-out images. A source model is trained once per (source, seed) on a
 Every finished run is appended to ``runs.jsonl`` at once, so a stopped experiment resumes where it was.
 
 Out folder: ``protocol.json`` (the budget; a resume with another budget is refused), ``cache/`` (trunk outputs,
-one file per task, reusable by any budget with the same image size and cached blocks), ``sources/`` (trained source heads), ``runs.jsonl``.
+one file per task, reusable by any budget with the same image size and cached blocks), ``sources/`` (trained
+source heads), ``runs.jsonl``.
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class Protocol:
 
 
 CPU_PROTOCOL = Protocol()
-GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, cached_blocks=-1, source_steps=600, target_steps=100, batch_size=32)
+GPU_PROTOCOL = Protocol(image_size=224, frozen_blocks=-1, cached_blocks=-1, source_steps=600, target_steps=100,
+                        batch_size=32)
 
 
 def default_protocol(device_type: str) -> Protocol:
