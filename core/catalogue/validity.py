@@ -275,7 +275,7 @@ def measured_transfer_report(catalogue: "Catalogue", results_path: Path | None =
     (``results_path``, default ``transfer/results.json`` in the catalogue; :mod:`core.transfer.agreement`); None
     when there are none."""
     from core.catalogue.store import load_catalogue
-    from core.transfer.agreement import measured_agreement
+    from core.transfer.agreement import measured_agreement, seed_agreement
     from core.transfer.results import LABEL, load_results
 
     results = load_results(results_path or Path(catalogue.root) / "transfer" / "results.json")
@@ -296,8 +296,12 @@ def measured_transfer_report(catalogue: "Catalogue", results_path: Path | None =
                      "training on the source minus fine-tuning directly), averaged over targets with a bootstrap "
                      "95 % interval over targets; how often the first-ranked source's gain is positive; its mean "
                      "regret against the best legal source. References: same modality first and random order "
-                     "(expected values over random orders). See core/transfer/agreement.py.",
+                     "(expected values over random orders). seed_agreement: the weighted tau between the gains of "
+                     "two seeds (how reproducible the gains are; the ceiling for any ranking). See "
+                     "core/transfer/agreement.py.",
             "targets": list(results.targets),
+            "seed_agreement": seed_agreement({t: {s: results.per_seed[(s, t)] for s in gains[t]}
+                                              for t in results.targets}),
             "protocol": {k: protocol.get(k) for k in ("image_size", "trainable", "source_steps", "target_steps",
                                                       "batch_size", "lr", "train_per_class", "version")},
             "probes": probes}

@@ -51,6 +51,23 @@ def summarise(per_target: dict[str, dict]) -> dict:
             "per_target_tau": {t: round(f["tau"], 4) for t, f in sorted(per_target.items())}}
 
 
+def seed_agreement(per_seed: dict[str, dict[str, tuple[float, ...]]]) -> dict:
+    """How reproducible the measured gains are: per target, the weighted tau between the sources' gains of two
+    seeds, averaged over seed pairs; then over targets with a bootstrap interval. No ranking can be expected to
+    agree with the gains better than the gains of one seed agree with another's. ``per_seed``: {target: {source:
+    gains, one per seed, same seed order}}."""
+    per_target = []
+    for measured in per_seed.values():
+        sources = sorted(measured)
+        n_seeds = min(len(measured[s]) for s in sources)
+        if len(sources) < 3 or n_seeds < 2:
+            continue
+        gains = np.array([measured[s][:n_seeds] for s in sources])  # (sources, seeds)
+        taus = [weightedtau(gains[:, a], gains[:, b]).statistic for a in range(n_seeds) for b in range(a + 1, n_seeds)]
+        per_target.append(float(np.mean(taus)))
+    return bootstrap_mean(per_target) if per_target else {}
+
+
 def measured_agreement(matrices: dict[str, np.ndarray], ids: list[str], families: list[str],
                        gains: dict[str, dict[str, float]]) -> dict:
     """Every ranking against measured transfer. ``matrices``: {distance: D[source, target]} over ``ids`` (lower =

@@ -10,7 +10,7 @@ import json
 import math
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,9 @@ def summarise_runs(runs: list[dict], tasks: dict, protocol: dict, min_seeds: int
         base = [auroc[("baseline", None, target, seed)] for seed in seeds]
         baselines[target] = {"seeds": seeds, "auroc": [round(v, 6) for v in base],
                              "mean_auroc": round(float(np.mean(base)), 6), **sizes.get(target, {})}
+        if sizes.get(target, {}).get("train") and protocol.get("target_steps") and protocol.get("batch_size"):
+            baselines[target]["target_epochs"] = round(protocol["target_steps"] * protocol["batch_size"] /
+                                                       sizes[target]["train"], 2)
         for source in sources:
             gains = [auroc[("transfer", source, target, seed)] - auroc[("baseline", None, target, seed)]
                      for seed in seeds]
@@ -134,6 +137,7 @@ class TransferResults:
     std: dict[tuple[str, str], float]
     n_seeds: dict[tuple[str, str], int]
     protocol: dict
+    per_seed: dict[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
 
     def gain(self, source: str, target: str) -> float | None:
         return self.mean.get((source, target))
@@ -158,7 +162,8 @@ def from_dict(results: dict) -> TransferResults:
         {(p["source"], p["target"]): float(p["mean_gain"]) for p in pairs},
         {(p["source"], p["target"]): float(p["std_gain"]) for p in pairs},
         {(p["source"], p["target"]): len(p["gains"]) for p in pairs},
-        results.get("protocol", {}))
+        results.get("protocol", {}),
+        {(p["source"], p["target"]): tuple(float(g) for g in p["gains"]) for p in pairs})
 
 
 def load_results(path: Path = RESULTS_FILE) -> TransferResults | None:

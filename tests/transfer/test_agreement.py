@@ -57,3 +57,13 @@ def test_measured_agreement_covers_every_ranking_and_only_measured_targets():
     assert report["perfect"]["weighted_tau"]["mean"] == pytest.approx(1.0)
     assert report["perfect"]["first_positive_share"] == 1.0 and report["perfect"]["mean_regret"] == 0.0
     assert list(report["noise"]["per_target_tau"]) == ["t0"]
+
+
+def test_seed_agreement_is_one_for_identical_seeds_and_low_for_unrelated_ones():
+    from core.transfer.agreement import seed_agreement
+
+    same = {"t": {f"s{i}": (g, g, g) for i, g in enumerate(GAINS)}}
+    assert seed_agreement(same)["mean"] == pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    unrelated = {f"t{k}": {f"s{i}": tuple(rng.normal(size=3)) for i in range(15)} for k in range(40)}
+    assert abs(seed_agreement(unrelated)["mean"]) < 0.15
