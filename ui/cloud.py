@@ -8,8 +8,8 @@ from dataclasses import asdict
 import pandas as pd
 
 from core.cloud.output import experience_text
-from core.text import printable
 from core.fingerprint.fingerprint import Fingerprint
+from core.text import printable
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~$:")
 

@@ -7,6 +7,8 @@ Clients authenticate with ``Authorization: Bearer tfe_...``. Routes are plain fu
 thread pool, so a slow query does not stall other requests."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -27,12 +29,27 @@ def _validation_line(err: RequestValidationError) -> str:
     return f"field '{where}': {first.get('msg', 'invalid')}{more}"
 
 
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """Who sends the request, from its bearer token (see CloudService.authenticate)."""
+    token = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise CloudError(401, "send the token as 'Authorization: Bearer tfe_...'")
+        token = value.strip()
+    return request.app.state.service.authenticate(token)
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
 def create_app(service: CloudService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(title="Task Fingerprint Explorer knowledge cloud", version=__version__,
                   description="Institutions publish task fingerprints (no images) with a card and what worked; "
                               "others rank them against their own task. A query sends your fingerprint to this "
                               "server; GET the tasks and their fingerprints (pull) to rank on your own machine "
                               "instead.")
+    app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(CloudError)
@@ -47,28 +64,19 @@ def create_app(service: CloudService, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     async def http_error(_request: Request, err: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(err.detail)}, status_code=err.status_code)
 
-    def caller(authorization: str | None = Header(default=None)) -> Caller:
-        token = None
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not value:
-                raise CloudError(401, "send the token as 'Authorization: Bearer tfe_...'")
-            token = value.strip()
-        return service.authenticate(token)
-
     @app.get(f"{API}/health", tags=["service"])
     def health() -> dict:
         """No token needed: is the server up, and does it allow reads without a token?"""
         return {"status": "ok", "version": __version__, "public_reads": service.public_reads}
 
     @app.get(f"{API}/tasks", tags=["tasks"])
-    def list_tasks(frame: str | None = None, who: Caller = Depends(caller)) -> list[dict]:
+    def list_tasks(who: Who, frame: str | None = None) -> list[dict]:
         """Published tasks (withdrawn ones never), each with its card, publisher, fingerprint identity and
         experiences; ``frame`` keeps only the tasks comparable with one fingerprint identity."""
         return service.tasks(who, frame)
 
     @app.post(f"{API}/tasks", tags=["tasks"], status_code=201)
-    def publish(request: PublishRequest, response: Response, who: Caller = Depends(caller)) -> dict:
+    def publish(request: PublishRequest, response: Response, who: Who) -> dict:
         """Publish a task: the fingerprint is checked by the strict validator first; a retry with the same
         request_id returns the task it made (200) instead of a second one."""
         task, created = service.publish(who, request)
@@ -76,38 +84,38 @@ def create_app(service: CloudService, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
         return task
 
     @app.get(f"{API}/tasks/{{task_id}}", tags=["tasks"])
-    def get_task(task_id: str, who: Caller = Depends(caller)) -> dict:
+    def get_task(task_id: str, who: Who) -> dict:
         return service.task(who, task_id)
 
     @app.get(f"{API}/tasks/{{task_id}}/fingerprint", tags=["tasks"],
              response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
-    def get_fingerprint(task_id: str, who: Caller = Depends(caller)) -> Response:
+    def get_fingerprint(task_id: str, who: Who) -> Response:
         """The fingerprint file (the format of core/fingerprint/fingerprint.py)."""
         return Response(service.fingerprint_bytes(who, task_id), media_type="application/octet-stream")
 
     @app.patch(f"{API}/tasks/{{task_id}}", tags=["tasks"])
-    def update_card(task_id: str, update: CardUpdate, who: Caller = Depends(caller)) -> dict:
+    def update_card(task_id: str, update: CardUpdate, who: Who) -> dict:
         """Replace the card (publisher or admin only)."""
         return service.update_card(who, task_id, update)
 
     @app.delete(f"{API}/tasks/{{task_id}}", tags=["tasks"])
-    def withdraw(task_id: str, who: Caller = Depends(caller)) -> dict:
+    def withdraw(task_id: str, who: Who) -> dict:
         """Withdraw a task (publisher or admin only): it leaves every list and query; the audit log keeps it."""
         return service.withdraw(who, task_id)
 
     @app.post(f"{API}/tasks/{{task_id}}/experiences", tags=["experiences"], status_code=201)
-    def add_experience(task_id: str, experience: ExperienceIn, who: Caller = Depends(caller)) -> dict:
+    def add_experience(task_id: str, experience: ExperienceIn, who: Who) -> dict:
         """Attach what was measured when something was borrowed for this task."""
         return service.add_experience(who, task_id, experience)
 
     @app.post(f"{API}/query", tags=["ranking"])
-    def query(request: QueryRequest, who: Caller = Depends(caller)) -> dict:
+    def query(request: QueryRequest, who: Who) -> dict:
         """Rank the comparable published tasks as sources for the posted fingerprint (it is sent to this server;
         pull the tasks instead to keep it on your machine)."""
         return service.query(who, request.fingerprint, request.distance)
 
     @app.get(f"{API}/audit", tags=["service"])
-    def audit(limit: int = 1000, who: Caller = Depends(caller)) -> list[dict]:
+    def audit(who: Who, limit: int = 1000) -> list[dict]:
         """The newest audit entries (admin tokens only)."""
         return service.audit(who, max(1, min(limit, 100_000)))
 

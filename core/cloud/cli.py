@@ -36,6 +36,19 @@ def _read_json_file(path: str, what: str) -> dict:
     return value
 
 
+def _check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an output path before any request is sent (core.cli.output_problem's rules, without importing
+    core.cli, which imports this module)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ValueError(f"{path} already exists; choose another name or pass --overwrite")
+    if not path.parent.is_dir():
+        raise ValueError(f"folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"cannot write into {path.parent}")
+
+
 def _checked(model, value: dict, source: str):
     """``value`` checked by a records model (core.cloud.records); ValueError with the first problem."""
     from pydantic import ValidationError
@@ -120,14 +133,11 @@ def cmd_experience_add(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from core.cli import output_problem
     from core.cloud.output import query_lines, query_rows, write_csv
     from core.fingerprint.fingerprint import Fingerprint
 
     if args.csv:
-        problem = output_problem(Path(args.csv), args.overwrite)
-        if problem:
-            raise ValueError(problem)
+        _check_output(Path(args.csv), args.overwrite)
     fingerprint = Fingerprint.load(args.fingerprint)
     print("note: a query sends your fingerprint to the server; 'cloud pull' then 'compare --catalogue' keeps it on "
           "this machine", file=sys.stderr)

@@ -1,6 +1,6 @@
-"""A real cloud for tests: a PostgreSQL 15 cluster started from the machine's binaries in a temporary folder (as the
-``postgres`` user when run as root) and the cloud server as a separate process (``python -m core cloud serve``) on
-127.0.0.1 and a free port."""
+"""A real cloud for tests: a PostgreSQL cluster (15, else the newest installed) started from the machine's binaries
+in a temporary folder (as the ``postgres`` user when run as root), and the cloud server as a separate process
+(``python -m core cloud serve``) on 127.0.0.1 and a free port."""
 from __future__ import annotations
 
 import os
@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_BIN = next((path for path in [Path("/usr/lib/postgresql/15/bin"), *sorted(
+    Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: -int(p.parent.name) if p.parent.name.isdigit() else 0)]
+    if (path / "initdb").is_file()), Path("/usr/lib/postgresql/15/bin"))  # 15 (the Debian package here), else newest
 SHIPPED = ROOT / "data" / "catalogue"
 
 

@@ -10,7 +10,7 @@ from tests.cloud.cloud_harness import PG_BIN, CloudServer, Postgres
 @pytest.fixture(scope="session")
 def postgres():
     if not (PG_BIN / "initdb").is_file():
-        pytest.skip(f"PostgreSQL 15 binaries not installed ({PG_BIN}); the Debian package postgresql-15 has them")
+        pytest.skip(f"PostgreSQL binaries not installed ({PG_BIN}); ./run.sh test installs Debian's postgresql")
     cluster = Postgres().start()
     yield cluster
     cluster.stop()
