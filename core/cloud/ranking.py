@@ -59,9 +59,11 @@ def cloud_catalogue(tasks: list[dict], fingerprints: dict[str, Fingerprint]) -> 
     ordered = [fingerprints[t["id"]] for t in tasks]
     small, large = pairwise_bkld(ordered)
     meta = ordered[0].meta
-    return Catalogue(CLOUD_ROOT, CATALOGUE_VERSION, meta.backbone, meta.weights_sha256, dict(meta.protocol), None,
-                     [task_info(t) for t in tasks], dict(fingerprints), small, large, np.zeros((len(tasks), 2)),
-                     "none", {}, {}, meta.probe)
+    return Catalogue(root=CLOUD_ROOT, version=CATALOGUE_VERSION, backbone=meta.backbone,
+                     weights_sha256=meta.weights_sha256, protocol=dict(meta.protocol), edges=None,
+                     tasks=[task_info(t) for t in tasks], fingerprints=dict(fingerprints), bkld_small=small,
+                     bkld_large=large, coords=np.zeros((len(tasks), 2)), map_method="none", knowledge={}, built={},
+                     probe=meta.probe)
 
 
 def cached_catalogue(frame: str, tasks: list[dict], load: "callable") -> Catalogue:
@@ -85,6 +87,7 @@ def rank(catalogue: Catalogue, tasks: list[dict], query: Fingerprint, distance: 
     publisher and experiences, plus the verdict of :func:`core.report.recommend.how_close`."""
     from core.report.recommend import how_close, recommendations
 
+    catalogue.comparison_warnings(query)  # the frame matched already; this refuses anything it missed
     table = recommendations(catalogue, query, distance)
     by_id = {t["id"]: t for t in tasks}
     rows = []

@@ -302,15 +302,15 @@ class CloudService:
         except (ValueError, FingerprintFileError) as err:
             raise CloudError(422, str(err)) from None
         frame = frame_of(query.meta)
-        tasks = self.tasks(caller, frame)
+        published = self.tasks(caller)
+        tasks = [task for task in published if task["fingerprint"]["frame"] == frame]
         if not tasks:
-            others = len(self.tasks(caller))
             raise CloudError(409, f"no published task was made like your fingerprint ({describe_frame(query.meta)}); "
-                                  f"{others} task(s) were made with other settings and cannot be compared")
+                                  f"{len(published)} task(s) were made with other settings and cannot be compared")
         catalogue = cached_catalogue(frame, tasks, lambda task_id: Fingerprint.from_bytes(
             self.fingerprint_bytes(caller, task_id), f"cloud task {task_id}"))
         result = rank(catalogue, tasks, query, distance)
-        result["not_comparable"] = len(self.tasks(caller)) - len(tasks)
+        result["not_comparable"] = len(published) - len(tasks)
         return result
 
     def audit(self, caller: Caller, limit: int = 1000) -> list[dict]:

@@ -159,7 +159,7 @@ def test_ranking_is_the_local_catalogues_on_the_server_and_after_a_pull(sqlite_d
                                               "value_without": 0.7, "value_with": 0.74, "repetitions": 3})
         result = b.query(query_path.read_bytes())
         # the same distances as the shipped catalogue computes for the same fingerprints
-        reference, _ = shipped.distances_to(query, "bkld-small")
+        reference = shipped.distances_to(query, "bkld-small")
         expected = {ids[task]: reference[shipped.ids.index(task)] for task in TASKS}
         got = {row["task_id"]: row["distance"] for row in result["tasks"]}
         assert got.keys() == expected.keys()
@@ -178,7 +178,7 @@ def test_ranking_is_the_local_catalogues_on_the_server_and_after_a_pull(sqlite_d
             assert main(["compare", str(query_path), "--catalogue", str(folder)]) == 0
         ranked = [line.split()[1] for line in printed.getvalue().splitlines()[1:] if line[:3].strip().isdigit()]
         assert ranked == [row["task_id"] for row in result["tasks"]]
-        local, _ = pulled.distances_to(query, "bkld-small")
+        local = pulled.distances_to(query, "bkld-small")
         np.testing.assert_allclose([local[pulled.ids.index(i)] for i in got], list(got.values()), rtol=1e-9)
         cloud_record = __import__("json").loads((folder / "cloud.json").read_text())
         assert cloud_record["tasks"][ids["busi_3class"]]["experiences"][0]["value_with"] == 0.74

@@ -91,8 +91,11 @@ def _raw_request(port: int, head: bytes, body_chunks: list[bytes] = (), pause_s:
         except OSError:  # the server answered and closed while we were still sending: that is the point
             pass
         answer = b""
-        while b"\r\n\r\n" not in answer or len(answer) < 60:
-            part = connection.recv(65536)
+        while True:  # the server closes the connection after a 413 (connection: close)
+            try:
+                part = connection.recv(65536)
+            except OSError:
+                break
             if not part:
                 break
             answer += part
