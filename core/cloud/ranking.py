@@ -96,9 +96,9 @@ def rank(catalogue: Catalogue, tasks: list[dict], query: Fingerprint, distance: 
         row = {"rank": int(record["rank"]), "task_id": task["id"], "distance": float(record["distance"]),
                "card": task["card"], "publisher": task["publisher"], "published_at": task["published_at"],
                "experiences": task.get("experiences", [])}
-        second = record.get("vdna_rank")
+        second = record.get("second_opinion_rank")
         if second is not None and not pd.isna(second):
-            row["vdna_rank"] = int(second)
+            row["second_opinion_rank"] = int(second)
         rows.append(row)
     if len(tasks) >= 2:
         verdict = how_close(catalogue, table, query, distance).message
