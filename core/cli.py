@@ -137,12 +137,15 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import json
+
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.recommend import how_close, recommendations
+    from core.report.recommend import bootstrap_for, how_close, recommendations
+    from core.report.verdict import EXPORT_COLUMNS, ranked_with_references, verdict_from_catalogue
 
-    if args.csv:
-        problem = output_problem(Path(args.csv), args.overwrite)
+    for path in (Path(p) for p in (args.csv, args.json) if p):
+        problem = output_problem(path, args.overwrite)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return EXIT_USAGE
@@ -150,23 +153,35 @@ def cmd_compare(args) -> int:
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     _, warnings = catalogue.distances_to(target, args.distance)
     _warn(warnings + catalogue.version_warnings("features"))
-    table = recommendations(catalogue, target, args.distance)
-    candidates = table[table["kind"] != "control"].head(args.top)
-    controls = table[table["kind"] == "control"]
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    table = recommendations(catalogue, target, args.distance, bootstrap)
+    verdict = verdict_from_catalogue(catalogue, table, target, args.distance, bootstrap)
+    print(printable(verdict.sentence, 1000))
+    ranked = ranked_with_references(table)
+    shown = ranked[ranked["reference_control"] | (ranked["rank"].fillna(0) <= args.top)]
     print(f"sources for '{printable(target.name)}' by {args.distance} (directed, source -> your task; lower = closer)")
     width = int(table["task_id"].str.len().max())
-    for _, row in candidates.iterrows():
+    for _, row in shown.iterrows():
+        if row["reference_control"]:
+            print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control "
+                  "(reference point, not a candidate)")
+            continue
+        note = [printable(row[c]) for c in ("note", "caution") if row[c]]
         print(f"{row['rank']:>3}  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  "
-              f"{printable(row['modality'])}" + (f"  [{printable(row['caution'])}]" if row["caution"] else ""))
-    for _, row in controls.iterrows():
-        print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control (reference, "
-              "not ranked)")
+              f"{printable(row['modality'])}" + "".join(f"  [{n}]" for n in note))
     print(how_close(catalogue, table, target, args.distance).message)
+    if bootstrap is None:
+        print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
+    export = ranked[EXPORT_COLUMNS]
     if args.csv:
-        path = Path(args.csv)
-        columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
-        candidates[columns].to_csv(path, index=False)
-        print(f"wrote {path}", file=sys.stderr)
+        export.to_csv(Path(args.csv), index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.json:
+        rows = json.loads(export.to_json(orient="records"))
+        payload = {"task": printable(target.name), "distance": args.distance, "verdict": verdict.to_dict(),
+                   "ranking": rows}
+        Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -344,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
     cmp.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
-    cmp.add_argument("--csv", help="also write the ranking to this CSV file")
+    cmp.add_argument("--csv", help="also write the ranking (controls as reference rows) to this CSV file")
+    cmp.add_argument("--json", help="also write the ranking and the verdict to this JSON file")
     cmp.add_argument("--overwrite", action="store_true")
     cmp.set_defaults(handler=cmd_compare)
 

@@ -71,6 +71,15 @@ class Closeness:
     threshold: float
     controls: list[tuple[str, float]]
     message: str
+    own_excess: tuple[float, ...] = ()  # each catalogue medical task's excess over its own nearest legal source
+
+    @property
+    def excess_percentile(self) -> float:
+        """Share (0..1) of the catalogue's medical tasks that are nearer to their own nearest (different) source
+        than the user's task is to its nearest: 0 = closer than any two different catalogue tasks."""
+        if not self.own_excess:
+            return float("nan")
+        return float(np.mean(np.asarray(self.own_excess) <= self.excess))
 
 
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
@@ -95,7 +104,7 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
                    f"above what an identical task would score, farther than 90 % of the catalogue's tasks are from "
                    f"their own nearest source ({threshold:.4f}). Treat the ranking as weak evidence. For scale, the "
                    f"non-medical controls: {scale}.")
-    return Closeness(excess <= threshold, nearest, excess, threshold, controls, message)
+    return Closeness(excess <= threshold, nearest, excess, threshold, controls, message, tuple(map(float, own)))
 
 
 def second_opinion(table: pd.DataFrame) -> dict:
