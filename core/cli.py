@@ -172,7 +172,7 @@ def cmd_compare(args) -> int:
     print(how_close(catalogue, table, target, args.distance).message)
     if bootstrap is None:
         print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
-    export = ranked[EXPORT_COLUMNS]
+    export = shown[EXPORT_COLUMNS]  # the --top candidates and every control, at its place
     if args.csv:
         export.to_csv(Path(args.csv), index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
