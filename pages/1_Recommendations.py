@@ -13,6 +13,7 @@ from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions
+from ui.task_images import example_strip
 from ui.tables import recommendation_table
 from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
 
@@ -31,8 +32,12 @@ top = table.iloc[0]
 st.markdown(f"Closest public task to **{fingerprint.name}**: **{top['task']}** ({top['modality']}). The grey rows "
             "are reference points: sets of everyday, non-medical images. A medical task ranked below one of them "
             "is not distinguishable from unrelated images for your task.")
-recommendation_table(ranked_with_references(full_table), scale=distance_scale(catalogue, full_table, fingerprint,
-                                                                                 distance))
+recommendation_table(ranked_with_references(full_table),
+                     scale=distance_scale(catalogue, ranked_with_references(full_table), fingerprint, distance),
+                     sources={t.id: t.source for t in catalogue.tasks})
+st.markdown("**What the closest public tasks' images look like**")
+for task_id in table["task_id"].head(3):
+    example_strip(catalogue, task_id)
 st.download_button("Download the ranking (CSV)", ranked_with_references(full_table)[EXPORT_COLUMNS].to_csv(
     index=False).encode(), file_name="recommendations.csv", mime="text/csv", key="download_csv")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.forbidden import offending
 from tests.helpers import ROOT, require_shared
 
 CHROMIUM = "/usr/bin/chromium"
@@ -78,7 +79,7 @@ def test_upload_folder_get_recommendation_and_click_the_map(server, tmp_path):
         page.get_by_text("Fingerprint of").wait_for(timeout=240_000)
         page.screenshot(path=str(ARTIFACTS / "browser-1-your-task.png"), full_page=True)
         page.get_by_role("link", name="See recommendations").first.click()
-        nearest = page.get_by_text("Nearest source for")
+        nearest = page.get_by_text("Closest public task to")
         nearest.wait_for(timeout=120_000)
         text = nearest.inner_text()
         page.screenshot(path=str(ARTIFACTS / "browser-2-recommendations.png"), full_page=True)
@@ -190,12 +191,14 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
         page.get_by_label("Name of your task").fill("my brain MRI")
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(folder))
         page.get_by_role("button", name="Compute fingerprint").click(timeout=60_000)
-        page.get_by_text("Top sources for").wait_for(timeout=300_000)
+        page.get_by_text("Closest public tasks to").wait_for(timeout=300_000)
         page.screenshot(path=str(shots / "your-task.png"))
+        assert not offending(page.inner_text("body")), offending(page.inner_text("body"))
         for title, name in PAGES[1:]:
             open_page(page, title)
             if title == "Recommendations":
-                page.get_by_text("Nearest source for").wait_for(timeout=180_000)
+                page.get_by_text("Closest public task to").wait_for(timeout=180_000)
+                assert page.get_by_text("Verdict — ").count() == 1
                 page.wait_for_timeout(1500)
             if title == "Map":
                 page.locator(".stPlotlyChart .scatterlayer .point").first.wait_for(timeout=60_000)
@@ -208,6 +211,8 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
                 assert page.locator("[data-testid='stImage'] img, [data-testid='stFullScreenFrame'] img").count() \
                     >= 6, "the user's own images that activate a feature are shown"
             page.screenshot(path=str(shots / f"{name}.png"))
+            found = offending(page.inner_text("body"))
+            assert not found, (title, found)
         browser.close()
     for _, name in PAGES:
         assert (shots / f"{name}.png").stat().st_size < 400_000
@@ -234,7 +239,7 @@ def test_views_at_150_tasks(catalogue, tmp_path):
             page.locator("[data-testid='stFileUploaderDropzoneInput']:not([webkitdirectory])").set_input_files(
                 str(shared))
             page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
-            page.get_by_text("Top sources for").wait_for(timeout=180_000)
+            page.get_by_text("Closest public tasks to").wait_for(timeout=180_000)
             open_page(page, "Heatmap")
             assert page.get_by_text("31 of 151 tasks").count() == 1
             page.get_by_text("Show all 151 tasks").click()
