@@ -115,33 +115,43 @@ def heatmap(view) -> go.Figure:
     return figure
 
 
-def contributions(frame: pd.DataFrame, total: float) -> go.Figure:
-    """Bars of the top features' contributions and a line of the cumulative share of the distance."""
-    labels = [f"f{f}" + (f" · {c}" if c else "") for f, c in
+#: colour-blind-safe pair (Okabe-Ito blue and orange) for "your task" against a public task
+YOURS, THEIRS = "#0072B2", "#E69F00"
+
+
+def advantages(frame: pd.DataFrame) -> go.Figure:
+    """Bars: per feature, how much better the chosen task explains the user's images than the typical task
+    (``core.report.views.distinctive_features``), labelled by the feature's ImageNet classes; the exact values on
+    hover."""
+    labels = [f"{f} · {c}" if c else str(f) for f, c in
               zip(frame["feature"], frame["top_class"] if "top_class" in frame else [""] * len(frame))]
-    figure = go.Figure()
-    figure.add_trace(go.Bar(x=labels, y=frame["contribution"], name="contribution", yaxis="y"))
-    figure.add_trace(go.Scatter(x=labels, y=frame["cumulative_share"] * 100, name="cumulative share (%)",
-                                mode="lines+markers", yaxis="y2"))
-    figure.update_layout(title=f"Top features of the distance {total:.4f}", height=420,
-                         yaxis={"title": "contribution to bKLD"},
-                         yaxis2={"title": "cumulative share of the total", "overlaying": "y", "side": "right",
-                                 "rangemode": "tozero", "ticksuffix": " %", "showgrid": False},
-                         legend={"orientation": "h", "y": -0.2})
+    figure = go.Figure(go.Bar(
+        x=frame["share_of_advantage"] * 100, y=labels, orientation="h", marker_color=YOURS,
+        customdata=np.stack([frame["contribution"], frame["median_contribution"]], axis=1),
+        hovertemplate="%{y}<br>%{x:.1f} % of the advantage<br>this task: %{customdata[0]:.5f}<br>"
+                      "typical task: %{customdata[1]:.5f}<extra></extra>"))
+    figure.update_layout(title="Features on which this task explains your images better than the typical task",
+                         height=max(320, 22 * len(frame) + 120), margin={"l": 10, "r": 10, "t": 50, "b": 40},
+                         xaxis={"title": "share of this task's advantage over the typical task", "ticksuffix": " %"},
+                         yaxis={"autorange": "reversed", "title": None})
     return figure
 
 
-def histograms(frame: pd.DataFrame, feature: int, marked: list[float] | None = None,
+def histograms(frame: pd.DataFrame, feature: int, marked_bins: set[int] | None = None,
                title: str | None = None) -> go.Figure:
-    """Both tasks' histograms of one feature overlaid; ``marked``: bin starts of the bins that contribute most to the
-    feature's KL term (shaded)."""
-    figure = px.line(frame, x="bin_start", y="probability", color="task", line_shape="hv")
-    starts = sorted(frame["bin_start"].unique())
-    width = (starts[1] - starts[0]) if len(starts) > 1 else 1.0
-    for start in marked or []:
-        figure.add_vrect(x0=start, x1=start + width, fillcolor="#ffb000", opacity=0.35, line_width=0)
-    figure.update_layout(title=title or f"Feature f{feature}: histograms of both tasks", height=320,
-                         xaxis_title="feature value (bins between the catalogue's 5 % and 95 % quantiles)",
-                         yaxis_title="share of samples", margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                         legend={"orientation": "h", "y": -0.3})
+    """Both tasks' histograms of one feature as overlaid bars (``core.report.views.readable_histograms``: at most 50
+    over the occupied range); bars holding one of ``marked_bins`` (original bins that add most to the feature's
+    term) are shaded."""
+    figure = go.Figure()
+    for (task, rows), colour in zip(frame.groupby("task", sort=False), (YOURS, THEIRS)):
+        figure.add_trace(go.Bar(x=(rows["bin_start"] + rows["bin_end"]) / 2, y=rows["probability"] * 100,
+                                width=rows["bin_end"] - rows["bin_start"], name=task, marker_color=colour,
+                                opacity=0.6, hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
+    groups = frame.drop_duplicates(["bin_start"])
+    for row in groups.itertuples():
+        if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins):
+            figure.add_vrect(x0=row.bin_start, x1=row.bin_end, fillcolor="#999999", opacity=0.25, line_width=0)
+    figure.update_layout(title=title or f"Feature {feature}: both histograms", height=320, barmode="overlay",
+                         xaxis_title="feature value", yaxis={"title": "share of images", "ticksuffix": " %"},
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
     return figure
