@@ -9,12 +9,16 @@ import plotly.graph_objects as go
 from core.report.views import USER_ID
 
 
-#: one hue per modality family; modalities within a family get shades of it and their own marker shape
-FAMILY_HUES = {"x-ray": "#1f77b4", "ct": "#17becf", "mri": "#3f51b5", "mammography": "#9467bd",
-               "ultrasound": "#8c564b", "microscopy": "#d62728", "histopathology": "#e377c2",
-               "dermoscopy": "#ff7f0e", "fundus photography": "#2ca02c", "control": "#9e9e9e",
+#: one hue per modality family from Paul Tol's colour-blind-safe "muted" scheme (nine hues that stay apart for the
+#: common colour-vision deficiencies), so two families never share a hue; modalities within a family get shades of
+#: it and their own marker shape; the controls are greys with their own symbols
+FAMILY_HUES = {"x-ray": "#332288", "ct": "#88CCEE", "mri": "#44AA99", "mammography": "#117733",
+               "ultrasound": "#999933", "microscopy": "#DDCC77", "histopathology": "#CC6677",
+               "dermoscopy": "#882255", "fundus photography": "#AA4499", "control": "#777777",
                "your task": "#000000"}
-EXTRA_HUES = ["#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5"]
+EXTRA_HUES = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7"]  # Okabe-Ito, for other families
+#: the two controls: different greys and symbols, so they are told apart without colour
+CONTROL_STYLES = [("#444444", "x"), ("#9a9a9a", "cross")]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "triangle-down", "pentagon", "hexagon"]
 WEBGL_ABOVE = 300  # points; SVG markers slow the browser down past a few hundred
 
@@ -33,9 +37,35 @@ def modality_styles(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
     for family, group in points.groupby("family", sort=True):
         hue = hues.setdefault(family, next(extra))
         for step, modality in enumerate(sorted(group["modality"].unique())):
-            styles[modality] = (hue, "x" if family == "control" else SYMBOLS[step % len(SYMBOLS)]) if \
-                family in ("control", "your task") else (_shade(hue, step), SYMBOLS[step % len(SYMBOLS)])
+            if family == "control":
+                styles[modality] = CONTROL_STYLES[step % len(CONTROL_STYLES)]
+            elif family == "your task":
+                styles[modality] = (hue, SYMBOLS[step % len(SYMBOLS)])
+            else:
+                styles[modality] = (_shade(hue, step), SYMBOLS[step % len(SYMBOLS)])
     return styles
+
+
+def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """A text position per point that points its label away from its nearest neighbour (a simple declutter:
+    neighbour above -> label below, to the right -> label on the left, ...). Coordinates are scaled to the map's
+    extent first."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2:
+        return ["top center"] * len(x)
+    span = [max(float(np.ptp(v)), 1e-9) for v in (x, y)]
+    px_, py_ = x / span[0], y / span[1]
+    positions = []
+    for i in range(len(x)):
+        d = np.hypot(px_ - px_[i], py_ - py_[i])
+        d[i] = np.inf
+        j = int(np.argmin(d))
+        dx, dy = px_[j] - px_[i], py_[j] - py_[i]
+        if abs(dy) >= abs(dx):
+            positions.append("bottom center" if dy > 0 else "top center")
+        else:
+            positions.append("middle left" if dx > 0 else "middle right")
+    return positions
 
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
@@ -52,6 +82,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
                                         mode="lines", line={"color": "black", "width": 1.5, "dash": "dot"},
                                         hoverinfo="skip", showlegend=False))
     styles = modality_styles(catalogue)
+    positions = dict(zip(catalogue.index, label_positions(catalogue["x"], catalogue["y"])))
     groups = catalogue.groupby("modality" if colour == "modality" else colour, sort=True)
     palette = EXTRA_HUES + list(FAMILY_HUES.values())
     for n, (key, group) in enumerate(groups):
@@ -59,7 +90,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
         text_mode = "markers+text" if scatter is go.Scatter and group["label"].str.len().any() else "markers"
         figure.add_trace(scatter(
             x=group["x"], y=group["y"], mode=text_mode, name=str(key), text=group["label"],
-            textposition="top center", textfont={"size": 10},
+            textposition=[positions[i] for i in group.index], textfont={"size": 10},
             customdata=group[["task_id", "task", "anatomy", "images", "classes", "licence", "modality"]].values,
             marker={"size": 12, "color": colour_of, "symbol": symbol, "line": {"width": 1, "color": "white"}},
             hovertemplate="<b>%{customdata[1]}</b><br>%{customdata[6]}; %{customdata[2]}<br>images: "
@@ -79,9 +110,11 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
         figure.add_trace(go.Scatter(x=chosen["x"], y=chosen["y"], mode="markers", name="selected",
                                     hoverinfo="skip", marker={"size": 26, "symbol": "circle-open",
                                                               "color": "red", "line": {"width": 3}}))
-    figure.update_layout(xaxis_title="map x (UMAP of per-target ranks; axes have no units)", yaxis_title="map y",
-                         legend_title=colour, height=620, clickmode="event+select",
-                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_layout(legend_title="modality" if colour == "modality" else "task family", height=620,
+                         clickmode="event+select", margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_xaxes(showticklabels=False, title="tasks near each other on the map have similar images "
+                                                    "(the axes have no units)", zeroline=False)
+    figure.update_yaxes(showticklabels=False, title=None, zeroline=False)
     return figure
 
 
@@ -104,7 +137,7 @@ def heatmap(view) -> go.Figure:
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
         z=view.symmetric.values, x=labels, y=labels, colorscale="Cividis_r", zmin=view.lo, zmax=view.hi,
-        customdata=custom, colorbar={"title": "symmetrised"}, hoverongaps=False,
+        customdata=custom, colorbar={"title": "distance<br>light = near<br>dark = far"}, hoverongaps=False,
         hovertemplate="row %{y}<br>column %{x}<br>shown: %{z:.4f}<br>directed row → column: %{customdata[1]:.4f}"
                       "<br>directed column → row: %{customdata[0]:.4f}<extra></extra>"), row=1, col=2)
     size = max(560, min(1400, 16 * n + 260))
