@@ -198,6 +198,8 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
             open_page(page, title)
             if title == "Recommendations":
                 page.get_by_text("Closest public task to").wait_for(timeout=180_000)
+                page.get_by_text("Next steps: what to try first").wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
                 assert page.get_by_text("Verdict — ").count() == 1
                 page.wait_for_timeout(1500)
             if title == "Map":
@@ -207,6 +209,8 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
             if title == "Heatmap":
                 assert page.get_by_text("20 of 20 tasks").count() == 1
             if title == "Why this task?":
+                page.get_by_text("ImageNet classes:").nth(4).wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
                 assert page.get_by_text("ImageNet classes:").count() == 5
                 assert page.locator("[data-testid='stImage'] img, [data-testid='stFullScreenFrame'] img").count() \
                     >= 6, "the user's own images that activate a feature are shown"

@@ -56,12 +56,19 @@ def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
     span = [max(float(np.ptp(v)), 1e-9) for v in (x, y)]
     px_, py_ = x / span[0], y / span[1]
     positions = []
+    rel_x = (px_ - px_.min()) if len(px_) else px_
     for i in range(len(x)):
         d = np.hypot(px_ - px_[i], py_ - py_[i])
         d[i] = np.inf
         j = int(np.argmin(d))
         dx, dy = px_[j] - px_[i], py_[j] - py_[i]
-        if abs(dy) >= abs(dx):
+        if rel_x[i] < 0.2:  # near the left edge: the label goes right, inside the plot
+            positions.append("middle right" if abs(dy) < abs(dx) or dx <= 0 else
+                             ("bottom right" if dy > 0 else "top right"))
+        elif rel_x[i] > 0.8:  # near the right edge: left
+            positions.append("middle left" if abs(dy) < abs(dx) or dx >= 0 else
+                             ("bottom left" if dy > 0 else "top left"))
+        elif abs(dy) >= abs(dx):
             positions.append("bottom center" if dy > 0 else "top center")
         else:
             positions.append("middle left" if dx > 0 else "middle right")
@@ -112,9 +119,13 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
                                                               "color": "red", "line": {"width": 3}}))
     figure.update_layout(legend_title="modality" if colour == "modality" else "task family", height=620,
                          clickmode="event+select", margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    figure.update_xaxes(showticklabels=False, title="tasks near each other on the map have similar images "
-                                                    "(the axes have no units)", zeroline=False)
-    figure.update_yaxes(showticklabels=False, title=None, zeroline=False)
+    span_x = float(np.ptp(points["x"])) or 1.0
+    span_y = float(np.ptp(points["y"])) or 1.0
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False,
+                        range=[points["x"].min() - 0.08 * span_x, points["x"].max() + 0.08 * span_x],
+                        title="tasks near each other on the map have similar images (the axes have no units)")
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, title=None,
+                        range=[points["y"].min() - 0.06 * span_y, points["y"].max() + 0.06 * span_y])
     return figure
 
 
