@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.report.recommend import recommendations
+from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
-from core.report.verdict import ranked_with_references
-from ui.verdict import bootstrap_of, show_verdict, verdict_of
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
+from ui.verdict import bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Your task")
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "

@@ -4,17 +4,23 @@ from __future__ import annotations
 import streamlit as st
 
 from core.catalogue.families import families_report, family_of
-from core.catalogue.validity import summary_line
 from core.catalogue.knowledge import SCENARIOS
+from core.catalogue.validity import summary_line
 from core.report.next_steps import next_steps
-from core.report.recommend import (POLICY_FIGURE, distance_scale, how_close, knowledge_tables, recommendations,
-                                   second_opinion)
+from core.report.recommend import (
+    POLICY_FIGURE,
+    distance_scale,
+    how_close,
+    knowledge_tables,
+    recommendations,
+    second_opinion,
+)
 from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions
-from ui.task_images import example_strip
 from ui.tables import recommendation_table
+from ui.task_images import example_strip
 from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Recommendations")

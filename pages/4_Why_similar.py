@@ -21,7 +21,7 @@ FEATURE_COLUMNS = {"feature": "feature", "contribution": "this task's part of th
                    "top_class": "main ImageNet class"}
 catalogue = page_setup("Why this task?")
 fingerprint = need_fingerprint()
-values, _ = catalogue.distances_to(fingerprint)
+values = catalogue.distances_to(fingerprint)
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
 nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations

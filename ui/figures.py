@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
 from core.report.views import USER_ID
-
 
 #: one hue per modality family from Paul Tol's colour-blind-safe "muted" scheme (nine hues that stay apart for the
 #: common colour-vision deficiencies), so two families never share a hue; modalities within a family get shades of
@@ -77,8 +75,8 @@ def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
     """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality
-    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
-    lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
+    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a
+    star with lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
     catalogue = points[points["task_id"] != USER_ID]
     scatter = go.Scattergl if len(catalogue) > WEBGL_ABOVE else go.Scatter
     figure = go.Figure()
@@ -144,7 +142,8 @@ def heatmap(view) -> go.Figure:
     scale = [[edge, hue] for i, hue in enumerate(hues) for edge in (i / steps, (i + 1) / steps)]
     figure.add_trace(go.Heatmap(z=[[families.index(m)] for m in view.modality], y=labels, x=["modality"],
                                 colorscale=scale or "Greys", zmin=-0.5, zmax=steps - 0.5, showscale=False,
-                                hovertext=[[m] for m in view.modality], hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
+                                hovertext=[[m] for m in view.modality],
+                                hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
         z=view.symmetric.values, x=labels, y=labels, colorscale="Cividis_r", zmin=view.lo, zmax=view.hi,

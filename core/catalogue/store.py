@@ -26,12 +26,12 @@ import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
+from core.catalogue.lock import recover, writer_lock
+from core.distances.bank import SourceBank, bank_for
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
@@ -146,22 +146,10 @@ class Catalogue:
                 return info
         raise KeyError(f"no task '{task_id}' in the catalogue; known: {', '.join(self.ids)}")
 
-    @cached_property
-    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
-        """(T, m, 1000) counts and (T, m) probe means in task order."""
-        return self.stacked_for(DEFAULT_DISTANCE)
-
-    def stacked_for(self, distance: str) -> tuple[np.ndarray, np.ndarray]:
-        """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
-        return stack([self.fingerprints[i] for i in self.ids], distance)
-
-    def bank(self, distance: str) -> SourceBank | CompactBkldBank:
-        """The catalogue as sources for ``distance``, prepared once. bKLD: :class:`CompactBkldBank` (float32
-        probabilities, built one task at a time: 1,000 tasks fit in 512 MB for bKLD small); others: SourceBank."""
+    def bank(self, distance: str) -> SourceBank:
+        """The catalogue's tasks as sources for ``distance``, prepared once per catalogue object."""
         if distance not in self._banks:
-            self._banks[distance] = (CompactBkldBank(distance, [self.fingerprints[i] for i in self.ids])
-                                     if spec_of(distance).softmaxed_source
-                                     else SourceBank(distance, *self.stacked_for(distance)))
+            self._banks[distance] = bank_for(distance, [self.fingerprints[i] for i in self.ids])
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
@@ -169,19 +157,18 @@ class Catalogue:
         stored = spec_of(distance).stored_as
         return getattr(self, stored) if stored else self.bank(distance).pairwise()
 
-    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> tuple[np.ndarray, list[str]]:
-        """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
-        warnings = check_comparable(target, self.fingerprints[self.ids[0]])
-        return self.bank(distance).distances(target.counts, mean_for(distance, target)), warnings
+    def comparison_warnings(self, target: Fingerprint) -> list[str]:
+        """Softer differences between ``target`` and the catalogue (sample size); raises
+        IncompatibleFingerprintsError when they cannot be compared at all."""
+        return check_comparable(target, self.fingerprints[self.ids[0]])
+
+    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
+        """Directed distance from every catalogue task (source) to ``target``, (T,) in task order."""
+        return self.bank(distance).distances(target)
 
     def distances_from(self, source: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
-        """Directed distance from ``source`` to every catalogue task as target: (T,)."""
-        bank = self.bank(distance)
-        if isinstance(bank, CompactBkldBank):
-            return bank.distances_from(source.counts, mean_for(distance, source))
-        counts, means = self.stacked_for(distance)
-        bank = SourceBank(distance, source.counts[None], mean_for(distance, source)[None])
-        return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])
+        """Directed distance from ``source`` to every catalogue task as target, (T,) in task order."""
+        return self.bank(distance).distances_from(source)
 
 
 def task_id_for(name: str, prefix: str = "user_") -> str:
@@ -235,9 +222,15 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     if not root.is_dir():
         retired = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
         if retired:
+            try:
+                recover(root)  # a write killed between its two renames: its previous catalogue is put back
+            except CatalogueError:
+                pass  # read-only location, or a writer holds the lock: say where the previous catalogue is
+        if retired and not root.is_dir():
             raise CatalogueError(f"{root}: missing; a write was interrupted and left the previous catalogue at "
                                  f"{retired[-1]}: rename it to {root.name}")
-        raise CatalogueError(f"{root}: no catalogue folder here")
+        if not root.is_dir():
+            raise CatalogueError(f"{root}: no catalogue folder here")
     manifest = _read_json(root / "catalogue.json")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), list) or not all(
             isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone", "probe")):
@@ -294,9 +287,8 @@ def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
 
 
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Full directed matrices [source, target] for bKLD small and large."""
-    counts, means = stack(fingerprints)
-    return SourceBank(BKLD_SMALL, counts, means).pairwise(), SourceBank(BKLD_LARGE, counts, means).pairwise()
+    """The stored matrices: directed [source, target] bKLD small and large among ``fingerprints``."""
+    return bank_for(BKLD_SMALL, fingerprints).pairwise(), bank_for(BKLD_LARGE, fingerprints).pairwise()
 
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
@@ -336,7 +328,14 @@ def replace_folder(root: Path, write: Callable[[Path], None], carry_from: Path |
                    produced: tuple[str, ...] = ()) -> None:
     """Replace folder ``root`` by what ``write`` puts into a fresh staging folder beside it (same file system), plus
     the entries of ``carry_from`` not named in ``produced``. Only two renames touch ``root``; if the process dies
-    between them, the previous folder remains as ``.NAME.old-*`` beside it (load_catalogue says so)."""
+    between them, the previous folder remains as ``.NAME.old-*`` beside it, and the next writer (or reader) renames
+    it back (core.catalogue.lock). Runs under the folder's writer lock."""
+    with writer_lock(root):
+        _replace_folder_locked(root, write, carry_from, produced)
+
+
+def _replace_folder_locked(root: Path, write: Callable[[Path], None], carry_from: Path | None,
+                           produced: tuple[str, ...]) -> None:
     parent = root.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
@@ -373,6 +372,11 @@ def refresh_derived(root: Path) -> Catalogue:
     to the distance code; no images needed). Fingerprints, edges and metadata are left as they are."""
     from core.catalogue.taskmap import fit_map
 
+    with writer_lock(Path(root)):
+        return _refresh_locked(Path(root), fit_map)
+
+
+def _refresh_locked(root: Path, fit_map: Callable) -> Catalogue:
     catalogue = load_catalogue(root)
     small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
     coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
@@ -386,12 +390,19 @@ def refresh_derived(root: Path) -> Catalogue:
 def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DEFAULT_LOCAL_CATALOGUE,
                       shipped: Path = DEFAULT_CATALOGUE, replace: bool = False) -> Catalogue:
     """Add a user's fingerprint to a local copy of the catalogue (made from ``shipped`` on first use), recompute
-    its distances and map. The shipped catalogue is never written."""
-    from core.catalogue.taskmap import fit_map
-
+    its distances and map. The shipped catalogue is never written. The whole read-modify-write runs under the local
+    catalogue's writer lock, so concurrent additions all land; a copy left by a write killed between its two renames
+    is restored first (the local copy is only made from ``shipped`` when no previous local catalogue exists)."""
     local, shipped = Path(local).resolve(), Path(shipped).resolve()
     if local == shipped:
         raise CatalogueError("the local catalogue must be a different folder from the shipped one")
+    with writer_lock(local):
+        return _add_locked(fingerprint, task, local, shipped, replace)
+
+
+def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: Path, replace: bool) -> Catalogue:
+    from core.catalogue.taskmap import fit_map
+
     first_use = not (local / "catalogue.json").exists()
     if first_use and local.exists() and (not local.is_dir() or any(local.iterdir())):
         raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")

@@ -10,7 +10,7 @@ import pandas as pd
 from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.store import Catalogue
 from core.distances.bank import twin_distance
-from core.distances.bootstrap import BootstrapResult, bootstrap_distances
+from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, bootstrap_distances
 from core.distances.registry import DEFAULT_DISTANCE, SECOND_OPINION, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 
@@ -24,7 +24,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     how often its rank holds and how often it comes first.
     """
     spec_of(distance)  # refuses an unknown name
-    values, _ = catalogue.distances_to(target, distance)
+    values = catalogue.distances_to(target, distance)
     candidates = catalogue.candidate_ids
     rows = []
     for index, info in enumerate(catalogue.tasks):
@@ -47,7 +47,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     ranks[:n_candidates] = np.arange(1, n_candidates + 1)
     table.insert(0, "rank", ranks)
     if distance != SECOND_OPINION:
-        second, _ = catalogue.distances_to(target, SECOND_OPINION)
+        second = catalogue.distances_to(target, SECOND_OPINION)
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
@@ -116,7 +116,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                  n_resamples: int = 50, seed: int = 0) -> BootstrapResult | None:
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> BootstrapResult | None:
     """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
     when the fingerprint kept no samples, e.g. loaded from a file)."""
     if target.sample_bins is None:

@@ -165,7 +165,9 @@ def evidence_of(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarra
         wins = (values == values.min(axis=1, keepdims=True))
         contenders = [str(candidates.loc[candidates["task_id"] == i, "task"].iloc[0])
                       for k, i in enumerate(ids) if not in_group[k] and wins[:, k].mean() >= 0.05]
-        pick = (lambda i: resampled.get(i) if i is not None else None)
+
+        def pick(task_id: str | None) -> np.ndarray | None:
+            return resampled.get(task_id) if task_id is not None else None
         found.update(first_share=float((group_best < rest_best).mean()),
                      rank_worst=int(np.ceil(np.percentile(ranks[:, first_at], 97.5))),
                      margin_spread=_z(pick(None if next_row is None else next_row["task_id"]),

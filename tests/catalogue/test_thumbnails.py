@@ -44,7 +44,7 @@ def test_the_command_makes_the_shipped_thumbnails_again_byte_for_byte(tmp_path):
     shutil.copy(DEFAULT_CATALOGUE / "SOURCES.json", copy / "SOURCES.json")
     made = make_thumbnails(source, copy, log=lambda _: None)
     assert set(made) == {"bccd_cells", "pneumoniamnist"}
-    for task, files in made.items():
+    for files in made.values():
         for name in files:
             assert (copy / name).read_bytes() == (DEFAULT_CATALOGUE / name).read_bytes()
     assert json.loads((copy / "SOURCES.json").read_text()) == json.loads(

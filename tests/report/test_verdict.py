@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from core.report.verdict import (LEVELS, NOT_DISTINGUISHABLE, evidence_of, ranked_with_references, verdict_for)
+from core.report.verdict import LEVELS, NOT_DISTINGUISHABLE, evidence_of, ranked_with_references, verdict_for
 
 
 def ranking(candidates: dict[str, float], controls: dict[str, float]) -> pd.DataFrame:
