@@ -31,11 +31,16 @@ def bootstrap_of(catalogue, fingerprint, distance: str):
 
 
 def verdict_of(catalogue, fingerprint, distance: str, table=None) -> Verdict:
-    """The verdict for the session's fingerprint (uses the session's bootstrap)."""
-    bootstrap = bootstrap_of(catalogue, fingerprint, distance)
-    if table is None:
-        table = recommendations(catalogue, fingerprint, distance, bootstrap)
-    return verdict_from_catalogue(catalogue, table, fingerprint, distance, bootstrap)
+    """The verdict for the session's fingerprint (uses the session's bootstrap), computed once per distance (the
+    key starts with 'bootstrap:' so that a new fingerprint drops it with the bootstrap, ui.session.set_result)."""
+    key = f"bootstrap:verdict:{distance}"
+    if key not in st.session_state:
+        bootstrap = bootstrap_of(catalogue, fingerprint, distance)
+        if table is None:
+            table = recommendations(catalogue, fingerprint, distance, bootstrap)
+        with st.spinner("Weighing the evidence for the verdict…"):
+            st.session_state[key] = verdict_from_catalogue(catalogue, table, fingerprint, distance, bootstrap)
+    return st.session_state[key]
 
 
 def show_verdict(verdict: Verdict) -> None:
