@@ -208,6 +208,9 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
                 assert labels.count() == 20, labels.count()  # all 19 tasks named, plus yours
             if title == "Heatmap":
                 assert page.get_by_text("20 of 20 tasks").count() == 1
+            if title == "Co-training plan":
+                page.get_by_text("together with these catalogue tasks").wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
             if title == "Why this task?":
                 page.get_by_text("ImageNet classes:").nth(4).wait_for(timeout=180_000)
                 page.wait_for_timeout(1500)
