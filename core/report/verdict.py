@@ -245,8 +245,12 @@ def sentence_of(level: str, evidence: VerdictEvidence) -> str:
         group = [first] + [c for c in evidence.contenders if c != first][:2]
         if len(group) == 1 and evidence.next_source:
             group.append(evidence.next_source)
-        return (f"Several public tasks are about equally close to your images ({_names(group)}): which one comes "
-                "first changes when your images are re-drawn, so treat them as a group, not a single answer.")
+        if evidence.first_share is not None and evidence.first_share < MIN_FIRST_SHARE:
+            why = "which one comes first changes when your images are re-drawn"
+        else:
+            why = f"{first} comes first, but the next is nearly as close"
+        return (f"Several public tasks are about equally close to your images ({_names(group)}): {why}, so treat "
+                "them as a group, not a single answer.")
     if level == "weak":
         if _control_near(evidence):
             return (f"Weak match: the closest public task, {first}, is hardly closer to your images than a set of "
