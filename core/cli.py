@@ -32,11 +32,14 @@ EXIT_TERMINATED = 143
 MAX_BATCH_SIZE = 1024
 
 
-class Terminated(Exception):
-    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C."""
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C. A
+    BaseException, like KeyboardInterrupt: the broad ``except Exception`` that keeps one broken file from stopping a
+    run must not turn a termination into "one more unreadable file" and let the run finish and write."""
 
 
 def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up on the way out
     raise Terminated()
 
 
@@ -248,7 +251,7 @@ def cmd_catalogue_add(args) -> int:
 
 def cmd_catalogue_validate(args) -> int:
     from core.catalogue.store import load_catalogue
-    from core.catalogue.validity import summary_line, validity_report, write_report
+    from core.catalogue.validity import summary_line, transfer_table, validity_report, write_report
     from core.distances.registry import REPORTED_DISTANCES
 
     catalogue = load_catalogue(args.catalogue)
@@ -261,6 +264,8 @@ def cmd_catalogue_validate(args) -> int:
             line = summary_line(figures[distance])
             agreement = figures[distance].get("paper_agreement", {}).get("mean_spearman")
             print(f"  {distance:<10} {line}; agreement with the paper's bKLD: rho = {agreement}")
+    for row in transfer_table(report):  # measured transfer on this catalogue
+        print("measured transfer: " + "; ".join(f"{key} {value}" for key, value in row.items()))
     if args.write:
         print(f"wrote {write_report(catalogue.root, report)}", file=sys.stderr)
     return EXIT_OK
@@ -465,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("--csv", help="write the plan's table to this CSV file")
     cot.add_argument("--overwrite", action="store_true")
     cot.set_defaults(handler=cmd_cotrain)
+    from core.transfer.cli import add_commands as add_transfer_commands
+    add_transfer_commands(commands)
     return parser
 
 
