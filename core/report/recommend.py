@@ -189,8 +189,8 @@ def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprin
     from core.catalogue.validity import facts_of
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    pairs = np.array([matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
-                      for t in facts.medical for s in facts.legal_sources(t)])
+    twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
+    pairs = np.concatenate([matrix[facts.legal_sources(t), t] - twins[t] for t in facts.medical] or [np.empty(0)])
     if pairs.size == 0:
         return pd.Series(np.nan, index=table.index)
     excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
