@@ -155,12 +155,15 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import json
+
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.recommend import how_close, recommendations
+    from core.report.recommend import bootstrap_for, how_close, recommendations
+    from core.report.verdict import EXPORT_COLUMNS, ranked_with_references, verdict_from_catalogue
 
-    if args.csv:
-        problem = output_problem(Path(args.csv), args.overwrite)
+    for path in (Path(p) for p in (args.csv, args.json) if p):
+        problem = output_problem(path, args.overwrite)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return EXIT_USAGE
@@ -168,23 +171,35 @@ def cmd_compare(args) -> int:
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     warnings = catalogue.comparison_warnings(target)
     _warn(warnings + catalogue.version_warnings("features"))
-    table = recommendations(catalogue, target, args.distance)
-    candidates = table[table["kind"] != "control"].head(args.top)
-    controls = table[table["kind"] == "control"]
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    table = recommendations(catalogue, target, args.distance, bootstrap)
+    verdict = verdict_from_catalogue(catalogue, table, target, args.distance, bootstrap)
+    print(printable(verdict.sentence, 1000))
+    ranked = ranked_with_references(table)
+    shown = ranked[ranked["reference_control"] | (ranked["rank"].fillna(0) <= args.top)]
     print(f"sources for '{printable(target.name)}' by {args.distance} (directed, source -> your task; lower = closer)")
     width = int(table["task_id"].str.len().max())
-    for _, row in candidates.iterrows():
+    for _, row in shown.iterrows():
+        if row["reference_control"]:
+            print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control "
+                  "(reference point, not a candidate)")
+            continue
+        note = [printable(row[c]) for c in ("note", "caution") if row[c]]
         print(f"{row['rank']:>3}  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  "
-              f"{printable(row['modality'])}" + (f"  [{printable(row['caution'])}]" if row["caution"] else ""))
-    for _, row in controls.iterrows():
-        print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control (reference, "
-              "not ranked)")
+              f"{printable(row['modality'])}" + "".join(f"  [{n}]" for n in note))
     print(how_close(catalogue, table, target, args.distance).message)
+    if bootstrap is None:
+        print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
+    export = shown[EXPORT_COLUMNS]  # the --top candidates and every control, at its place
     if args.csv:
-        path = Path(args.csv)
-        columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
-        candidates[columns].to_csv(path, index=False)
-        print(f"wrote {path}", file=sys.stderr)
+        export.to_csv(Path(args.csv), index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.json:
+        rows = json.loads(export.to_json(orient="records"))
+        payload = {"task": printable(target.name), "distance": args.distance, "verdict": verdict.to_dict(),
+                   "ranking": rows}
+        Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -262,7 +277,9 @@ def cmd_cotrain(args) -> int:
 
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects, with_verdict
+    from core.report.recommend import bootstrap_for, recommendations
+    from core.report.verdict import verdict_from_catalogue
 
     for path in (Path(p) for p in (args.json, args.csv) if p):
         problem = output_problem(path, args.overwrite)
@@ -272,6 +289,10 @@ def cmd_cotrain(args) -> int:
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    ranking = recommendations(catalogue, target, args.distance, bootstrap)
+    plan = with_verdict(plan, verdict_from_catalogue(catalogue, ranking, target, args.distance, bootstrap), ranking)
+    print(printable(plan["caveat"], 1000))
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"co-training plan for '{target.name}' by {args.distance} (nearest first; no controls, no shared images"
@@ -279,6 +300,8 @@ def cmd_cotrain(args) -> int:
     for row in plan["tasks"]:
         print(f"{row['order']:>3}  {row['task_id']}  {row['distance']:.6f}  {row['n_classes']} classes  "
               f"{row['images']:,} images  licence: {row['licence']} ({row['licence_stated']})")
+        if row["note"]:
+            print(f"     caution: {row['note']} (the control {plan['reference_control']['task']} is as near)")
         if row["paper_cotrain"]:
             print(f"     paper: {row['paper_cotrain']}")
     totals = plan["totals"]
@@ -293,6 +316,20 @@ def cmd_cotrain(args) -> int:
     if args.csv:
         plan_table(plan).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_catalogue_thumbnails(args) -> int:
+    from core.catalogue.thumbnails import make_thumbnails
+
+    source, out = Path(args.source), Path(args.out)
+    for folder, what in ((source, "task folders"), (out, "catalogue")):
+        if not (folder / "SOURCES.json").is_file():
+            print(f"error: {folder}: no SOURCES.json (expected the {what} there)", file=sys.stderr)
+            return EXIT_INPUT
+    made = make_thumbnails(source, out, log=lambda message: print(message, file=sys.stderr))
+    print(f"thumbnails for {len(made)} tasks whose stated licence allows redistribution: "
+          f"{', '.join(made) or 'none'}")
     return EXIT_OK
 
 
@@ -368,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
     cmp.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
-    cmp.add_argument("--csv", help="also write the ranking to this CSV file")
+    cmp.add_argument("--csv", help="also write the ranking (controls as reference rows) to this CSV file")
+    cmp.add_argument("--json", help="also write the ranking and the verdict to this JSON file")
     cmp.add_argument("--overwrite", action="store_true")
     cmp.set_defaults(handler=cmd_compare)
 
@@ -406,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="the shipped catalogue to copy from")
     add.add_argument("--replace", action="store_true")
     add.set_defaults(handler=cmd_catalogue_add)
+
+    thumbs = cat_commands.add_parser("thumbnails", help="example thumbnails of the tasks whose licence allows it")
+    thumbs.add_argument("source", help="task folders with SOURCES.json (e.g. ../shared/data/catalogue)")
+    thumbs.add_argument("--out", default=str(DEFAULT_CATALOGUE), help="the catalogue folder (default: shipped)")
+    thumbs.set_defaults(handler=cmd_catalogue_thumbnails)
 
     families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
                                        "index against modality)")

@@ -53,11 +53,11 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
                  "report this with the message.")
         return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
-                           "'Why similar?' (this session only)…")
+                           "'Why this task?' (this session only)…")
     session.set_result(run.fingerprint, run.report)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
-    except Exception:  # optional; 'Why similar?' says when there are none
+    except Exception:  # optional; 'Why this task?' says when there are none
         pass
 
 
