@@ -25,7 +25,7 @@ from core.errors import (
 from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.paper import DEFAULT_PAPER
-from core.text import printable
+from core.text import csv_safe_frame, escaped, printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 EXIT_TERMINATED = 143
@@ -182,7 +182,7 @@ def cmd_compare(args) -> int:
     if args.csv:
         path = Path(args.csv)
         columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
-        candidates[columns].to_csv(path, index=False)
+        csv_safe_frame(candidates[columns]).to_csv(path, index=False)
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -288,7 +288,7 @@ def cmd_cotrain(args) -> int:
         Path(args.json).write_text(json.dumps(plan, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
-        plan_table(plan).to_csv(args.csv, index=False)
+        csv_safe_frame(plan_table(plan)).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
     return EXIT_OK
 
@@ -445,16 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except InputFolderError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_INPUT
     except (FingerprintFileError, IncompatibleFingerprintsError, CatalogueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_FINGERPRINT
     except WeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_WEIGHTS
     except (FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as err:  # last resort (OSError, MemoryError, a bug): one line, never a traceback
         if os.environ.get("TFE_DEBUG"):

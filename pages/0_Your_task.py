@@ -8,6 +8,7 @@ from core.report.recommend import recommendations
 from ui import pages, session
 from ui.common import footer, page_setup
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
+from ui.text import md
 
 catalogue = page_setup("Your task")
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
@@ -21,7 +22,7 @@ catalogue = task_input(catalogue)
 fingerprint = session.fingerprint()
 if fingerprint is not None:
     backend = BACKEND_LABELS.get(fingerprint.meta.backend, fingerprint.meta.backend)
-    st.success(f"Fingerprint of **{fingerprint.name}** ready: {fingerprint.meta.n_samples:,} samples, "
+    st.success(f"Fingerprint of **{md(fingerprint.name)}** ready: {fingerprint.meta.n_samples:,} samples, "
                f"{fingerprint.n_features} features, backbone {fingerprint.meta.backbone}, probe "
                f"{fingerprint.meta.probe}, computed with {backend}.")
     read_and_skipped(fingerprint)
@@ -29,7 +30,7 @@ if fingerprint is not None:
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
     ranked = recommendations(catalogue, fingerprint)
     top = ranked[ranked["kind"] != "control"].head(5)
-    st.subheader(f"Top sources for {fingerprint.name}")
+    st.subheader(f"Top sources for {md(fingerprint.name)}")
     st.dataframe(top[["rank", "task", "distance", "modality", "anatomy", "licence"]], hide_index=True,
                  key="top_table", column_config={"distance": st.column_config.NumberColumn(format="%.4f")})
     st.page_link(pages.RECOMMENDATIONS, label="See recommendations with uncertainty and the paper's evidence",

@@ -16,6 +16,7 @@ from core.report.recommend import (
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.tables import recommendation_table
+from ui.text import csv_bytes, md
 
 catalogue = page_setup("Recommendations")
 fingerprint = need_fingerprint()
@@ -33,13 +34,13 @@ full_table = recommendations(catalogue, fingerprint, distance, bootstrap)
 table = full_table[full_table["kind"] != "control"]
 controls = full_table[full_table["kind"] == "control"]
 top = table.iloc[0]
-st.markdown(f"Nearest source for **{fingerprint.name}**: **{top['task']}** ({top['modality']}).")
+st.markdown(f"Nearest source for **{md(fingerprint.name)}**: **{md(top['task'])}** ({md(top['modality'])}).")
 closeness = how_close(catalogue, full_table, fingerprint, distance)
-(st.caption if closeness.close else st.warning)(closeness.message)
+(st.caption if closeness.close else st.warning)(md(closeness.message))
 opinion = second_opinion(full_table)
 if opinion["agree"] is not None:
     verdict = ("both agree" if opinion["agree"] else
-               f"{SECOND_OPINION.upper()} puts **{opinion['second_opinion_first']}** first")
+               f"{SECOND_OPINION.upper()} puts **{md(opinion['second_opinion_first'])}** first")
     st.markdown(f"Second opinion ({SECOND_OPINION.upper()}, other maths on the same histograms): {verdict}. "
                 f"The second source is {opinion['margin_pct']:.1f} % farther than the first.")
 report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(distance)
@@ -48,7 +49,8 @@ if report:
                f"{catalogue.probe}): {summary_line(report)}. Details: Catalogue explorer → Validity report.")
 families = families_report(catalogue)
 family = family_of(catalogue, fingerprint, families)
-st.markdown(f"Your task's family: **family {family['family']}** ({family['label']}; {', '.join(family['tasks'])}). "
+members = md(", ".join(family["tasks"]))
+st.markdown(f"Your task's family: **family {family['family']}** ({md(family['label'])}; {members}). "
             f"Families: {families['k']} clusters of the symmetrised per-target ranks of bKLD small, cut by the "
             f"{families['criterion']}; "
             f"adjusted Rand index against modality {families['adjusted_rand_index']:.2f}.")
@@ -72,7 +74,7 @@ with st.expander(f"Non-medical controls ({len(controls)}): reference points, not
     shown_controls = controls[["task", "distance", "modality"]].assign(
         closer_than_best_candidate=controls["distance"] < best_candidate)
     st.dataframe(shown_controls, hide_index=True, key="controls_table")
-st.download_button("Download as CSV", full_table.to_csv(index=False).encode(), file_name="recommendations.csv",
+st.download_button("Download as CSV", csv_bytes(full_table), file_name="recommendations.csv",
                    mime="text/csv", key="download_csv")
 
 st.subheader("What to borrow: the paper's measurements for the linked tasks")
@@ -83,7 +85,7 @@ for _, row in table.iterrows():
     if not tables:
         continue
     info = catalogue.task(row["task_id"])
-    with st.expander(f"#{row['rank']} {row['task']} — paper task: {info.paper_task} ({info.paper_link})"):
+    with st.expander(f"#{row['rank']} {md(row['task'])} — paper task: {md(info.paper_task)} ({md(info.paper_link)})"):
         for title, frame in tables.items():
             st.markdown(f"**{title}**")
             st.dataframe(frame, hide_index=True)

@@ -11,6 +11,7 @@ from core.report.views import contributions_frame, feature_histograms
 from ui import figures, session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier
+from ui.text import md
 
 SHOWN = 5  # top features explained one by one
 catalogue = page_setup("Why similar?")
@@ -32,7 +33,7 @@ weight, names = get_classifier(catalogue.probe)
 frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), on="feature")
 top_share = float(frame["cumulative_share"].iloc[SHOWN - 1])
 st.markdown(f"**The {SHOWN} features below make {top_share:.0%} of the distance {total:.4f}** "
-            f"({fingerprint.name} ← {catalogue.task(task_id).name}); the 20 largest make "
+            f"({md(fingerprint.name)} ← {md(catalogue.task(task_id).name)}); the 20 largest make "
             f"{frame['cumulative_share'].iloc[-1]:.0%}; {half} of {fingerprint.n_features} features make half of it"
             + (": a few features drive it." if half <= 20 else ": the difference is spread over many features."))
 st.plotly_chart(figures.contributions(frame, total), key="contributions_chart")

@@ -8,6 +8,7 @@ import streamlit as st
 from core.report.cotrain import USES, plan_for, plan_table
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
+from ui.text import csv_bytes, md
 
 catalogue = page_setup("Co-training plan")
 fingerprint = need_fingerprint()
@@ -23,10 +24,10 @@ use = right.selectbox("Licence must allow", [None, *USES], key="cotrain_use",
 effects = get_cotrain_effects()
 plan = plan_for(catalogue, fingerprint, distance, k, use, effects)
 for warning in plan["warnings"]:
-    st.warning(warning)
+    st.warning(md(warning))
 table = plan_table(plan)
 
-st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
+st.markdown(f"Train **{md(fingerprint.name)}** together with these catalogue tasks: nearest first by "
             f"{distance} (source → your task), never a non-medical control, never two tasks built on "
             "the same images.")
 totals = plan["totals"]
@@ -45,7 +46,7 @@ st.dataframe(table, hide_index=True, key="cotrain_table", column_order=shown, co
                                                  width="large"),
 })
 for note in plan["notes"]:
-    st.info(note)
+    st.info(md(note))
 if effects is None:
     st.caption("The paper's co-training results: paper results not available (expected in ../shared/paper).")
 else:
@@ -61,6 +62,6 @@ if plan["skipped"]:
 one, two = st.columns(2)
 one.download_button("Download plan (JSON)", json.dumps(plan, indent=1).encode(), file_name="cotrain_plan.json",
                     mime="application/json", key="download_plan_json")
-two.download_button("Download plan (CSV)", table.to_csv(index=False).encode(), file_name="cotrain_plan.csv",
+two.download_button("Download plan (CSV)", csv_bytes(table), file_name="cotrain_plan.csv",
                     mime="text/csv", key="download_plan_csv")
 footer()

@@ -23,6 +23,7 @@ from core.images.readers import ImageReader, default_readers, reader_for
 from core.images.readers.dicom import patient_and_study
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.scratch import ScratchFolder
+from core.text import escaped
 
 NO_CLASS = "(no class)"
 _SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
@@ -83,19 +84,21 @@ class ReadReport:
                  "images": self.images[(fmt, label)]} for fmt, label in sorted(self.files)]
 
     def to_text(self) -> str:
+        """The report for a terminal: every file, class and member name and every reason with control characters
+        shown escaped (core.text.escaped), so a name can neither forge a line nor hide text with escape codes."""
         lines = [f"read {self.n_files} files ({self.n_images} images) in {len(self.class_counts())} classes"]
         if self.labels_note:
-            lines.append(self.labels_note)
-        lines += [f"  {r['format']:<6} {r['class']:<24} {r['files']:>7} files {r['images']:>8} images"
+            lines.append(escaped(self.labels_note, 1_000))
+        lines += [f"  {r['format']:<6} {escaped(r['class']):<24} {r['files']:>7} files {r['images']:>8} images"
                   for r in self.rows()]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files:")
-            lines += [f"  {s.path}: {s.reason}" for s in self.skipped]
-        lines += [f"note: {path}: {note}" for path, note in self.notes]
+            lines += [f"  {escaped(s.path, 400)}: {escaped(s.reason, 400)}" for s in self.skipped]
+        lines += [f"note: {escaped(path, 400)}: {escaped(note, 400)}" for path, note in self.notes]
         if self.dropped_samples:
             lines.append(f"dropped {sum(self.dropped_samples.values()):,} samples of files that failed while "
                          "decoding:")
-            lines += [f"  {key}: {n:,} samples" for key, n in self.dropped_samples.most_common(10)]
+            lines += [f"  {escaped(key, 400)}: {n:,} samples" for key, n in self.dropped_samples.most_common(10)]
         return "\n".join(lines)
 
 
@@ -333,8 +336,8 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
             if progress is not None and (done % 50 == 0 or done == len(files)):
                 progress(done, len(files))
         if not scanner.items:
-            detail = f"; {len(report.skipped)} files skipped, e.g. {report.skipped[0].path}: " \
-                     f"{report.skipped[0].reason}" if report.skipped else ""
+            detail = f"; {len(report.skipped)} files skipped, e.g. {escaped(report.skipped[0].path, 400)}: " \
+                     f"{escaped(report.skipped[0].reason, 400)}" if report.skipped else ""
             raise InputFolderError(f"{source}: no readable image found{detail}")
         items = scanner.items
         export_reason = _dicom_export_reason(items, scanner.dicomdir_at_root)
