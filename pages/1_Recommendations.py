@@ -42,7 +42,8 @@ if opinion["agree"] is not None:
     verdict = ("both agree" if opinion["agree"] else
                f"{SECOND_OPINION.upper()} puts **{md(opinion['second_opinion_first'])}** first")
     st.markdown(f"Second opinion ({SECOND_OPINION.upper()}, other maths on the same histograms): {verdict}. "
-                f"The second source is {opinion['margin_pct']:.1f} % farther than the first.")
+                + (f"The second source is {opinion['margin_pct']:.1f} % farther than the first."
+                   if opinion["margin_pct"] is not None else "The first source is at distance 0 (identical)."))
 report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(distance)
 if report:
     st.caption(f"How far this ranking can be trusted, measured on the catalogue ({distance}, probe "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -191,7 +192,20 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _label_of(relative: PurePosixPath) -> str:
-    return relative.parts[0] if len(relative.parts) > 1 else NO_CLASS
+    """The class of a file: its first-level folder, in Unicode NFC (an NFD spelling, as macOS writes names, is the
+    same class)."""
+    return unicodedata.normalize("NFC", relative.parts[0]) if len(relative.parts) > 1 else NO_CLASS
+
+
+def _is_dicom_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file carrying the DICOM magic ('DICM' at byte 128); never opens a FIFO."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def _dicom_export_reason(items: list[ImageItem], dicomdir_at_root: bool) -> str | None:
@@ -247,8 +261,8 @@ class _Scanner:
 
     def add_file(self, path: Path, key: str, label: str) -> None:
         name = path.name
-        if name.upper() == "DICOMDIR" and label == NO_CLASS:  # NO_CLASS: the file lies at the input's top level
-            self.dicomdir_at_root = True
+        if name.upper() == "DICOMDIR" and label == NO_CLASS and _is_dicom_file(path):  # NO_CLASS: at the top level
+            self.dicomdir_at_root = True  # an empty or foreign file merely named so does not make an export
         if name.startswith("._") or name.lower() in _SYSTEM_NAMES:
             self.report.skip(key, "system or hidden metadata file")
             return
