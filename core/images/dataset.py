@@ -373,6 +373,22 @@ def _add_archive(archive: Path, key: str, target: Path, placed_in: PurePosixPath
         return
     for member, reason in result.refused:
         scanner.report.skip(f"{key}!{member}", reason)
-    for path in sorted(result.extracted):
-        member = PurePosixPath(path.relative_to(target.resolve()).as_posix())
-        scanner.add_file(path, f"{key}!{member.as_posix()}", _label_of(placed_in / member))
+    members = {path: PurePosixPath(path.relative_to(target.resolve()).as_posix()) for path in result.extracted}
+    wrapper = _wrapper_folder(list(members.values())) if not placed_in.parts else None
+    if wrapper is not None:
+        scanner.report.notes.append((key, f"the single top-level folder '{wrapper}' is taken as a wrapper: classes "
+                                          "come from the folders inside it"))
+    for path in sorted(members):
+        member = members[path]
+        labelled = PurePosixPath(*member.parts[1:]) if wrapper is not None else placed_in / member
+        scanner.add_file(path, f"{key}!{member.as_posix()}", _label_of(labelled))
+
+
+def _wrapper_folder(members: list[PurePosixPath]) -> str | None:
+    """The one folder every member of an archive lies in (what 'compress folder' makes), or None. macOS's
+    __MACOSX metadata folder does not count."""
+    tops = {member.parts[0] for member in members if member.parts and member.parts[0] != "__MACOSX"}
+    inside = [member for member in members if member.parts and member.parts[0] != "__MACOSX"]
+    if len(tops) == 1 and inside and all(len(member.parts) > 1 for member in inside):
+        return tops.pop()
+    return None

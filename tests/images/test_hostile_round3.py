@@ -78,3 +78,18 @@ def test_knowledge_that_is_not_an_object_is_a_clear_error(tmp_path, content):
 def test_second_opinion_at_distance_zero_is_not_nan():
     table = pd.DataFrame({"task": ["twin", "next"], "distance": [0.0, 0.1], "kind": ["medical", "medical"]})
     assert second_opinion(table)["margin_pct"] is None
+
+
+def test_a_single_top_level_folder_in_a_zip_is_a_wrapper_not_a_class(tmp_path):
+    wrapped, plain = tmp_path / "alz40.zip", tmp_path / "plain.zip"
+    with zipfile.ZipFile(wrapped, "w") as handle:
+        for i, label in enumerate(("mild", "moderate", "none", "very_mild")):
+            handle.writestr(f"alz40/{label}/{i}.png", png_bytes(i))
+    with zipfile.ZipFile(plain, "w") as handle:
+        handle.writestr("benign/1.png", png_bytes(1))
+        handle.writestr("malignant/2.png", png_bytes(2))
+    with open_dataset(wrapped) as dataset:
+        assert dataset.report.class_counts() == {"mild": 1, "moderate": 1, "none": 1, "very_mild": 1}
+        assert "'alz40' is taken as a wrapper" in dataset.report.to_text()
+    with open_dataset(plain) as dataset:  # two top-level folders are the classes, as before
+        assert dataset.report.class_counts() == {"benign": 1, "malignant": 1}
