@@ -5,6 +5,8 @@ import streamlit as st
 
 from core.catalogue.families import families_report, family_of
 from core.catalogue.validity import summary_line
+from core.report.measured import caption as measured_caption
+from core.report.measured import measured_gains
 from core.report.recommend import (
     SECOND_OPINION,
     bootstrap_for,
@@ -15,6 +17,7 @@ from core.report.recommend import (
 )
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
+from ui.resources import get_transfer_results
 from ui.tables import recommendation_table
 from ui.text import csv_bytes, md
 
@@ -63,6 +66,10 @@ if bootstrap is not None:
 else:
     st.caption("This fingerprint was loaded from a file, so no per-sample bootstrap is possible.")
 
+measured = get_transfer_results()
+table = table.merge(measured_gains(measured, list(table["task_id"])), on="task_id", how="left")
+if measured is not None:
+    st.caption(md(measured_caption(measured, top["task"])))
 recommendation_table(table)
 with st.expander(f"Non-medical controls ({len(controls)}): reference points, not candidate sources"):
     st.markdown(

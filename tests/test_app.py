@@ -163,6 +163,10 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     assert table["licence"].str.len().min() > 0
     mias = table[table["task"].str.contains("mini-MIAS")]
     assert mias["caution"].str.contains("shares images").all()
+    # measured on this catalogue: the gains of each source for BUSI (rank 1, the reference; none for itself)
+    assert "measured on this catalogue" in text and "Breast ultrasound (BUSI)" in text
+    assert table["measured_gain_nearest"].iloc[1:].notna().all() and table["measured_gain_nearest"].isna().iloc[0]
+    assert table["measured_gain_mean"].notna().all()
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
@@ -198,6 +202,11 @@ def test_catalogue_explorer_needs_no_upload():
     validity = find_table(at, "probe", "distance", "largest hub", "halves find themselves")
     assert list(validity["probe"].unique()) == ["preact (default)", "postact"] and len(validity) == 8
     assert len(find_table(at, "candidate", "end-bin mass")) == 6
+    transfer = find_table(at, "ranking", "weighted tau (mean over targets)", "first-ranked gain > 0")
+    rankings = {"bkld-small", "bkld-large", "vdna", "p2l", "same modality first", "random order"}
+    assert rankings <= set(transfer["ranking"])
+    measured = ranking["measured gain (this catalogue)"]  # busi_3class is a measured target
+    assert measured.notna().sum() == 16  # every legal source (the other 16 medical tasks), none for the controls
 
 
 def test_map_selection_is_parsed_from_plotly_events():

@@ -50,3 +50,16 @@ def get_classifier(probe: str | None = None) -> tuple:
     """(classifier weight (1000, m) float32, 1,000 ImageNet class names) of the backbone, once per process."""
     from core.report.feature_meaning import classifier_weight, imagenet_class_names
     return classifier_weight(get_backbone(probe)), imagenet_class_names()
+
+
+def get_transfer_results():
+    """The gains measured on the app's catalogue (``transfer/results.json``), or None when it ships none."""
+    return _transfer_results(catalogue_root())
+
+
+@st.cache_resource(show_spinner="Reading the measured transfer results…")
+def _transfer_results(root: str):
+    from pathlib import Path
+
+    from core.transfer.results import load_results
+    return load_results(Path(root) / "transfer" / "results.json")
