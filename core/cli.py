@@ -26,7 +26,7 @@ from core.errors import (
 from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.paper import DEFAULT_PAPER
-from core.text import printable
+from core.text import csv_safe_frame, escaped, printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 EXIT_TERMINATED = 143
@@ -192,7 +192,7 @@ def cmd_compare(args) -> int:
         print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
     export = shown[EXPORT_COLUMNS]  # the --top candidates and every control, at its place
     if args.csv:
-        export.to_csv(Path(args.csv), index=False)
+        csv_safe_frame(export).to_csv(Path(args.csv), index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
     if args.json:
         rows = json.loads(export.to_json(orient="records"))
@@ -314,7 +314,7 @@ def cmd_cotrain(args) -> int:
         Path(args.json).write_text(json.dumps(plan, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
-        plan_table(plan).to_csv(args.csv, index=False)
+        csv_safe_frame(plan_table(plan)).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
     return EXIT_OK
 
@@ -497,16 +497,16 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except InputFolderError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_INPUT
     except (FingerprintFileError, IncompatibleFingerprintsError, CatalogueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_FINGERPRINT
     except WeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_WEIGHTS
     except (FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as err:  # last resort (OSError, MemoryError, a bug): one line, never a traceback
         if os.environ.get("TFE_DEBUG"):

@@ -23,6 +23,7 @@ from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions, get_transfer_results
 from ui.tables import recommendation_table
 from ui.task_images import example_strip
+from ui.text import csv_bytes, md
 from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Recommendations")
@@ -50,8 +51,8 @@ recommendation_table(ranked, scale=distance_scale(catalogue, ranked, fingerprint
 st.markdown("**What the closest public tasks' images look like**")
 for task_id in table["task_id"].head(3):
     example_strip(catalogue, task_id)
-st.download_button("Download the ranking (CSV)", ranked_with_references(full_table)[EXPORT_COLUMNS].to_csv(
-    index=False).encode(), file_name="recommendations.csv", mime="text/csv", key="download_csv")
+st.download_button("Download the ranking (CSV)", csv_bytes(ranked_with_references(full_table)[EXPORT_COLUMNS]),
+                   file_name="recommendations.csv", mime="text/csv", key="download_csv")
 
 with st.expander("Details: how firm the ranking is, second opinion, families, validity"):
     closeness = how_close(catalogue, full_table, fingerprint, distance)

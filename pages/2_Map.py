@@ -8,6 +8,7 @@ from core.catalogue.taskmap import place_on_map
 from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, map_ranks, selected_task
 from ui import figures, pages, session
 from ui.common import footer, page_setup
+from ui.text import md
 
 catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
@@ -45,5 +46,5 @@ if chosen is not None:
     st.session_state[session.SELECTED_TASK] = chosen
     if fingerprint is not None:
         st.switch_page(pages.WHY_SIMILAR)
-    st.success(f"Selected: {catalogue.task(chosen).name}")
+    st.success(f"Selected: {md(catalogue.task(chosen).name)}")
 footer()

@@ -11,6 +11,7 @@ from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations
 from ui import figures
 from ui.common import footer, page_setup, task_filter
 from ui.resources import get_transfer_results
+from ui.text import md
 
 catalogue = page_setup("Catalogue explorer")
 st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
@@ -71,7 +72,7 @@ with validity_tab:
         st.dataframe(pd.DataFrame(report_table(report)), hide_index=True, key="validity_table")
         explained = report["probes"][report["default_probe"]][report["default_distance"]]["controls_nearer"]
         for task_id, why in explained.get("explanations", {}).items():
-            st.caption(f"A control is nearer for **{catalogue.task(task_id).name}**: {why}")
+            st.caption(f"A control is nearer for **{md(catalogue.task(task_id).name)}**: {md(why)}")
         st.markdown("**Candidates the default was chosen from** (bKLD small; measured when the catalogue was built)")
         st.dataframe(pd.DataFrame(candidates_table(report)), hide_index=True, key="candidates_table")
         transfer = report.get("measured_transfer")

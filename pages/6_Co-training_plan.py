@@ -10,6 +10,7 @@ from core.report.cotrain import USES, plan_for, plan_table, with_verdict
 from core.report.recommend import recommendations
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
+from ui.text import csv_bytes, md
 from ui.verdict import bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Co-training plan")
@@ -31,7 +32,7 @@ plan = with_verdict(plan, verdict, ranking)
 show_verdict(verdict)
 st.markdown("The plan follows the ranking, so it is only as good as the ranking above.")
 for warning in plan["warnings"]:
-    st.warning(warning)
+    st.warning(md(warning))
 table = plan_table(plan)
 
 st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
@@ -79,6 +80,6 @@ if plan["skipped"]:
 one, two = st.columns(2)
 one.download_button("Download plan (JSON)", json.dumps(plan, indent=1).encode(), file_name="cotrain_plan.json",
                     mime="application/json", key="download_plan_json")
-two.download_button("Download plan (CSV)", table.to_csv(index=False).encode(), file_name="cotrain_plan.csv",
+two.download_button("Download plan (CSV)", csv_bytes(table), file_name="cotrain_plan.csv",
                     mime="text/csv", key="download_plan_csv")
 footer()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.features.sampling import SamplingProtocol
-from tests.helpers import app, find_table, no_exceptions, require_shared
+from tests.helpers import app, find_table, no_exceptions, require_shared, shown
 
 
 def upload_tuples(folder: Path, prefix: str = "") -> list[tuple[str, bytes, str]]:
@@ -89,12 +89,12 @@ def test_broken_zip_and_broken_fingerprint_give_messages_naming_the_file(tmp_pat
     at.file_uploader(key="zip_upload").set_value([("scans.zip", b"PK\x03\x04 broken", "application/zip")]).run()
     at.button(key="go_zip").click().run()
     no_exceptions(at)
-    assert any("scans.zip" in e.value for e in at.error)
+    assert any("scans.zip" in shown(e.value) for e in at.error)
     at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
     at.file_uploader(key="fingerprint_upload").set_value([("theirs.npz", b"garbage", "application/zip")]).run()
     at.button(key="go_load").click().run()
     no_exceptions(at)
-    assert any("theirs.npz" in e.value for e in at.error)
+    assert any("theirs.npz" in shown(e.value) for e in at.error)
     assert "fingerprint" not in at.session_state
 
 
@@ -152,7 +152,7 @@ def test_local_folder_path_fingerprints(tmp_path):
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
     at = app("pages/1_Recommendations.py", fingerprint=user_fingerprint).run()
     no_exceptions(at)
-    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    text = " ".join(shown(m.value) for m in at.markdown) + " ".join(shown(c.value) for c in at.caption)
     assert "Second opinion (VDNA" in text and "% farther than the first" in text
     assert "only of sampling noise" in text and "image-disjoint halves find their own task 17 of 17" in text
     verdict = [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
@@ -258,7 +258,7 @@ def test_bad_shared_fingerprints_are_refused_with_the_reason(name, catalogue):
     at.file_uploader(key="fingerprint_upload").set_value([(name, content, "application/zip")]).run()
     at.button(key="go_load").click().run()
     no_exceptions(at)
-    messages = " ".join(e.value for e in at.error)
+    messages = " ".join(shown(e.value) for e in at.error)
     assert re.search(pattern, messages) and name in messages, messages
     assert "fingerprint" not in at.session_state
 
@@ -289,4 +289,4 @@ def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compar
     assert at.selectbox(key="probe_choice").value == "postact" and "fingerprint" in at.session_state
     at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped
     no_exceptions(at)
-    assert "fingerprint" not in at.session_state and any("compute it again" in i.value for i in at.info)
+    assert "fingerprint" not in at.session_state and any("compute it again" in shown(i.value) for i in at.info)

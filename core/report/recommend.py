@@ -106,7 +106,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
     candidates = table[table["kind"] != "control"]
     first = candidates.iloc[0]
     margin = (float(candidates["distance"].iloc[1]) / float(first["distance"]) - 1.0) * 100.0 \
-        if len(candidates) > 1 and first["distance"] > 0 else float("nan")
+        if len(candidates) > 1 and first["distance"] > 0 else None  # None: no ratio to a distance of 0
     result = {"first": first["task"], "margin_pct": margin, "agree": None, "second_opinion_first": None}
     if "second_opinion_rank" in candidates:
         other = candidates.loc[candidates["second_opinion_rank"] == 1, "task"]
