@@ -23,7 +23,7 @@ from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions, get_transfer_results
 from ui.tables import recommendation_table
 from ui.task_images import example_strip
-from ui.text import csv_bytes, md
+from ui.text import csv_bytes
 from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Recommendations")
