@@ -23,7 +23,7 @@ from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions, get_transfer_results
 from ui.tables import recommendation_table
 from ui.task_images import example_strip
-from ui.text import csv_bytes
+from ui.text import csv_bytes, md
 from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Recommendations")
@@ -60,9 +60,10 @@ with st.expander("Details: how firm the ranking is, second opinion, families, va
     st.caption(TERMS["twin distance"])
     opinion = second_opinion(full_table)
     if opinion["agree"] is not None:
-        said = ("both agree" if opinion["agree"] else f"it puts **{opinion['second_opinion_first']}** first")
-        st.markdown(f"Second opinion (VDNA): {said}. The second source is {opinion['margin_pct']:.1f} % farther "
-                    "than the first.")
+        said = ("both agree" if opinion["agree"] else f"it puts **{md(opinion['second_opinion_first'])}** first")
+        margin = (f"The second source is {opinion['margin_pct']:.1f} % farther than the first."
+                  if opinion["margin_pct"] is not None else "The first source is identical to your task (distance 0).")
+        st.markdown(f"Second opinion (VDNA): {said}. {margin}")
         st.caption(TERMS["VDNA"])
     report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(distance)
     if report:
@@ -70,8 +71,8 @@ with st.expander("Details: how firm the ranking is, second opinion, families, va
                     "More in Catalogue explorer → Validity report.")
     families = families_report(catalogue)
     family = family_of(catalogue, fingerprint, families)
-    members = ", ".join(catalogue.task(i).name for i in family["tasks"])
-    st.markdown(f"Your task's family: **{family['label']}** ({members}); {families['k']} "
+    members = md(", ".join(catalogue.task(i).name for i in family["tasks"]))
+    st.markdown(f"Your task's family: **{md(family['label'])}** ({members}); {families['k']} "
                 f"families in the catalogue, agreement with modality (adjusted Rand index, 1 = same grouping, "
                 f"0 = chance): {families['adjusted_rand_index']:.2f}.")
     st.caption(TERMS["family"])
