@@ -98,6 +98,11 @@ def _warn(lines: list[str]) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
+def _note(lines: list[str]) -> None:
+    for line in lines:
+        print(f"note: {line}", file=sys.stderr)
+
+
 def cmd_fingerprint(args) -> int:
     from core.catalogue.store import load_catalogue
     from core.features.backbones import check_device
@@ -198,8 +203,10 @@ def cmd_catalogue_build(args) -> int:
 
 
 def cmd_catalogue_refresh(args) -> int:
+    from core.catalogue.lock import recover
     from core.catalogue.store import load_catalogue, refresh_derived
 
+    _note(recover(Path(args.catalogue)))
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
     started = time.perf_counter()
     catalogue = refresh_derived(Path(args.catalogue))
@@ -209,6 +216,7 @@ def cmd_catalogue_refresh(args) -> int:
 
 
 def cmd_catalogue_add(args) -> int:
+    from core.catalogue.lock import recover
     from core.catalogue.store import TaskInfo, add_to_local_copy, task_id_for
     from core.fingerprint.fingerprint import Fingerprint
     from core.fingerprint.validation import MAX_NAME_CHARS
@@ -225,6 +233,7 @@ def cmd_catalogue_add(args) -> int:
     info = TaskInfo(id=task_id, name=name, modality=printable(args.modality), anatomy=printable(args.anatomy),
                     classes=fingerprint.meta.class_counts, n_images=sum(fingerprint.meta.class_counts.values()),
                     kind="user", source="added by the user", licence=printable(args.licence))
+    _note(recover(Path(args.local)))  # a previous run's leftovers, said before the (possibly long) addition
     catalogue = add_to_local_copy(fingerprint, info, Path(args.local), Path(args.catalogue), replace=args.replace)
     print(f"added '{name}' as {task_id} to {catalogue.root} ({len(catalogue.tasks)} tasks)", file=sys.stderr)
     return EXIT_OK

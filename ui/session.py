@@ -1,8 +1,6 @@
 """Per-session state: the user's fingerprint and read report, and a private temporary folder for uploads."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import streamlit as st
@@ -10,6 +8,7 @@ import streamlit as st
 from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.fingerprint import Fingerprint
 from core.images.dataset import ReadReport
+from core.scratch import ScratchFolder
 
 FINGERPRINT = "fingerprint"
 REPORT = "report"
@@ -59,11 +58,13 @@ class UploadFolder:
     """A private temporary folder for one computation; removed on exit whatever happens."""
 
     def __enter__(self) -> Path:
-        self.path = Path(tempfile.mkdtemp(prefix="tfe-upload-"))
+        self.scratch = ScratchFolder("tfe-upload-")  # also removes folders left by killed app processes
+        self.path = self.scratch.path / "upload"  # beside the owner lock, which is not an upload
+        self.path.mkdir()
         return self.path
 
     def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        self.scratch.remove()
 
 
 def safe_relative(name: str) -> PurePosixPath | None:

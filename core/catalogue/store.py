@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
+from core.catalogue.lock import recover, writer_lock
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
@@ -235,9 +236,15 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     if not root.is_dir():
         retired = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
         if retired:
+            try:
+                recover(root)  # a write killed between its two renames: its previous catalogue is put back
+            except CatalogueError:
+                pass  # read-only location, or a writer holds the lock: say where the previous catalogue is
+        if retired and not root.is_dir():
             raise CatalogueError(f"{root}: missing; a write was interrupted and left the previous catalogue at "
                                  f"{retired[-1]}: rename it to {root.name}")
-        raise CatalogueError(f"{root}: no catalogue folder here")
+        if not root.is_dir():
+            raise CatalogueError(f"{root}: no catalogue folder here")
     manifest = _read_json(root / "catalogue.json")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"), list) or not all(
             isinstance(manifest.get(key), str) for key in ("edges_id", "weights_sha256", "backbone", "probe")):
@@ -336,7 +343,14 @@ def replace_folder(root: Path, write: Callable[[Path], None], carry_from: Path |
                    produced: tuple[str, ...] = ()) -> None:
     """Replace folder ``root`` by what ``write`` puts into a fresh staging folder beside it (same file system), plus
     the entries of ``carry_from`` not named in ``produced``. Only two renames touch ``root``; if the process dies
-    between them, the previous folder remains as ``.NAME.old-*`` beside it (load_catalogue says so)."""
+    between them, the previous folder remains as ``.NAME.old-*`` beside it, and the next writer (or reader) renames
+    it back (core.catalogue.lock). Runs under the folder's writer lock."""
+    with writer_lock(root):
+        _replace_folder_locked(root, write, carry_from, produced)
+
+
+def _replace_folder_locked(root: Path, write: Callable[[Path], None], carry_from: Path | None,
+                           produced: tuple[str, ...]) -> None:
     parent = root.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
@@ -373,6 +387,11 @@ def refresh_derived(root: Path) -> Catalogue:
     to the distance code; no images needed). Fingerprints, edges and metadata are left as they are."""
     from core.catalogue.taskmap import fit_map
 
+    with writer_lock(Path(root)):
+        return _refresh_locked(Path(root), fit_map)
+
+
+def _refresh_locked(root: Path, fit_map: Callable) -> Catalogue:
     catalogue = load_catalogue(root)
     small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
     coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
@@ -386,12 +405,19 @@ def refresh_derived(root: Path) -> Catalogue:
 def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DEFAULT_LOCAL_CATALOGUE,
                       shipped: Path = DEFAULT_CATALOGUE, replace: bool = False) -> Catalogue:
     """Add a user's fingerprint to a local copy of the catalogue (made from ``shipped`` on first use), recompute
-    its distances and map. The shipped catalogue is never written."""
-    from core.catalogue.taskmap import fit_map
-
+    its distances and map. The shipped catalogue is never written. The whole read-modify-write runs under the local
+    catalogue's writer lock, so concurrent additions all land; a copy left by a write killed between its two renames
+    is restored first (the local copy is only made from ``shipped`` when no previous local catalogue exists)."""
     local, shipped = Path(local).resolve(), Path(shipped).resolve()
     if local == shipped:
         raise CatalogueError("the local catalogue must be a different folder from the shipped one")
+    with writer_lock(local):
+        return _add_locked(fingerprint, task, local, shipped, replace)
+
+
+def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: Path, replace: bool) -> Catalogue:
+    from core.catalogue.taskmap import fit_map
+
     first_use = not (local / "catalogue.json").exists()
     if first_use and local.exists() and (not local.is_dir() or any(local.iterdir())):
         raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")

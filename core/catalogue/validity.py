@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.stats import spearmanr
 
+from core.catalogue.lock import writer_lock
+
 from core.distances.bank import SourceBank, mean_for, stack
 from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
 
@@ -276,9 +278,10 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
 def write_report(root: Path, report: dict) -> Path:
     """Write ``validity.json`` atomically (a temporary file beside it, then a rename)."""
     path = Path(root) / "validity.json"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    with writer_lock(Path(root)):  # not into a folder another writer is about to retire
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, path)
     return path
 
 

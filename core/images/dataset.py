@@ -9,9 +9,7 @@ archive. Nothing here stops on a broken file: it is listed as skipped with its r
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +22,7 @@ from core.images.archive import extract_zip
 from core.images.readers import ImageReader, default_readers, reader_for
 from core.images.readers.dicom import patient_and_study
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
+from core.scratch import ScratchFolder
 
 NO_CLASS = "(no class)"
 _SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
@@ -105,7 +104,7 @@ class ImageDataset:
     archives were extracted into and removes it on close."""
 
     def __init__(self, items: list[ImageItem], report: ReadReport, readers: list[ImageReader],
-                 temporary: Path | None = None) -> None:
+                 temporary: ScratchFolder | None = None) -> None:
         self.items = sorted(items, key=lambda item: (item.key, item.frame))
         self.report = report
         self.readers = readers
@@ -127,7 +126,7 @@ class ImageDataset:
 
     def close(self) -> None:
         if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary.remove()
             self._temporary = None
 
     def __enter__(self) -> "ImageDataset":
@@ -299,13 +298,13 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
     report = ReadReport()
     readers = default_readers(slice_axis)
     scanner = _Scanner(readers, report)
-    temporary: Path | None = None
+    temporary: ScratchFolder | None = None
 
     def extraction_folder() -> Path:
         nonlocal temporary
-        if temporary is None:
-            temporary = Path(tempfile.mkdtemp(prefix="fingerprint-zip-", dir=workdir))
-        return temporary
+        if temporary is None:  # also removes what killed runs left in the same place (core.scratch)
+            temporary = ScratchFolder("fingerprint-zip-", workdir)
+        return temporary.path
 
     try:
         if not source.exists():
@@ -343,7 +342,7 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
             items = _without_labels(items, report, export_reason)
     except BaseException:
         if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.remove()
         raise
     return ImageDataset(items, report, readers, temporary)
 

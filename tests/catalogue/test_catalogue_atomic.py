@@ -46,7 +46,7 @@ def test_a_failing_write_leaves_the_catalogue_as_it_was(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="too long"):
         add_to_local_copy(make_fingerprint(seed=6), user_task("second"), local, shipped)
     assert snapshot(local) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "shipped"]  # no staging folders left
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["local", "shipped"]
     assert load_catalogue(local).ids[-1] == "user_first"
 
 
@@ -58,11 +58,16 @@ def test_local_copy_carries_over_other_files_and_keeps_the_shipped_one_untouched
     assert snapshot(shipped) == before
 
 
-def test_interrupted_swap_is_reported_with_where_the_old_catalogue_is(tmp_path):
+def test_interrupted_swap_is_restored_by_a_reader_or_reported_with_where_the_old_catalogue_is(tmp_path):
+    from core.catalogue.lock import writer_lock
+
     root = make_catalogue(tmp_path / "cat")
-    root.rename(tmp_path / ".cat.old-abc")
-    with pytest.raises(CatalogueError, match=r"\.cat\.old-abc"):
-        load_catalogue(root)
+    with writer_lock(root):  # a writer is at work (here: this thread): the reader does not touch the folders
+        root.rename(tmp_path / ".cat.old-abc")  # ... and is between its two renames
+        with pytest.raises(CatalogueError, match=r"\.cat\.old-abc"):
+            load_catalogue(root)
+    assert load_catalogue(root).ids == ["task_0", "task_1"]  # no writer: the previous catalogue is put back
+    assert not (tmp_path / ".cat.old-abc").exists()
 
 
 def test_cli_add_with_a_250_character_name_then_compare_replace_refresh(tmp_path, capsys):
