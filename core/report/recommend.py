@@ -16,15 +16,18 @@ from core.fingerprint.fingerprint import Fingerprint
 
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                    bootstrap: BootstrapResult | None = None) -> pd.DataFrame:
+                    bootstrap: BootstrapResult | None = None, computed: dict[str, np.ndarray] | None = None
+                    ) -> pd.DataFrame:
     """Candidate sources for ``target``, nearest first, then the non-medical controls (no rank: they are reference
     points, not candidates). Columns: rank, task_id, task, distance (directed, source -> target), task facts.
 
     ``bootstrap`` (from :func:`bootstrap_for`, over the candidates): the 95 % interval of each candidate's distance,
-    how often its rank holds and how often it comes first.
+    how often its rank holds and how often it comes first. ``computed``: distance name -> (T,) distances from every
+    catalogue task to ``target`` already at hand (``catalogue.distances_to``), not computed again.
     """
     spec_of(distance)  # refuses an unknown name
-    values, _ = catalogue.distances_to(target, distance)
+    computed = computed or {}
+    values = computed[distance] if distance in computed else catalogue.distances_to(target, distance)[0]
     candidates = catalogue.candidate_ids
     rows = []
     for index, info in enumerate(catalogue.tasks):
@@ -47,7 +50,8 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     ranks[:n_candidates] = np.arange(1, n_candidates + 1)
     table.insert(0, "rank", ranks)
     if distance != SECOND_OPINION:
-        second, _ = catalogue.distances_to(target, SECOND_OPINION)
+        second = (computed[SECOND_OPINION] if SECOND_OPINION in computed
+                  else catalogue.distances_to(target, SECOND_OPINION)[0])
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
@@ -85,11 +89,7 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    from core.catalogue.validity import facts_of, nearest_legal_source
-
-    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    own = [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
-           for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
+    own = catalogue.derived(("own excess", distance), lambda: own_excess(catalogue, distance))
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
     excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0
@@ -105,6 +105,16 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
                    f"their own nearest source ({threshold:.4f}). Treat the ranking as weak evidence. For scale, the "
                    f"non-medical controls: {scale}.")
     return Closeness(excess <= threshold, nearest, excess, threshold, controls, message, tuple(map(float, own)))
+
+
+def own_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> list[float]:
+    """Each catalogue medical task's distance to its own nearest legal source above its twin distance: the
+    catalogue's reference for :func:`how_close` (depends on the catalogue alone)."""
+    from core.catalogue.validity import facts_of, nearest_legal_source
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    return [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
+            for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
 
 
 def second_opinion(table: pd.DataFrame) -> dict:

@@ -18,15 +18,16 @@ from core.fingerprint.fingerprint import Fingerprint
 USER_ID = "__your_task__"
 
 
-def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
-              ) -> tuple[list[str], list[str], np.ndarray]:
-    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last."""
+def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
+              user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last.
+    ``user_distances``: (to the user, from the user), each (T,), when already computed."""
     ids, names = list(catalogue.ids), [t.name for t in catalogue.tasks]
     matrix = catalogue.matrix(distance)
     if user is None:
         return ids, names, matrix
-    to_user, _ = catalogue.distances_to(user, distance)
-    from_user = catalogue.distances_from(user, distance)
+    to_user, from_user = user_distances or (catalogue.distances_to(user, distance)[0],
+                                            catalogue.distances_from(user, distance))
     full = np.zeros((len(ids) + 1, len(ids) + 1))
     full[:-1, :-1] = matrix
     full[:-1, -1] = to_user
@@ -70,10 +71,11 @@ def selected_task(selection: object, valid_ids: list[str]) -> str | None:
 
 
 def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                        top: int = 20) -> tuple[pd.DataFrame, float, int]:
+                        top: int = 20, contributions: np.ndarray | None = None) -> tuple[pd.DataFrame, float, int]:
     """Top features by contribution to bKLD(source -> target), with each one's share and the cumulative share of the
-    total. Returns the table, the total distance and how many features make half of it."""
-    contributions = contributions_to(target, source, distance)
+    total. Returns the table, the total distance and how many features make half of it. ``contributions``: the
+    (m,) contributions when already computed (:func:`contributions_to`)."""
+    contributions = contributions_to(target, source, distance) if contributions is None else contributions
     total = float(contributions.sum())
     order = np.argsort(contributions)[::-1]
     cumulative = np.cumsum(contributions[order]) / total if total > 0 else np.zeros(len(order))
@@ -131,15 +133,15 @@ class HeatmapView:
 
 
 def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
-                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance"
-                 ) -> HeatmapView:
+                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance",
+                 user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> HeatmapView:
     """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
     (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
     symmetrised: removes the per-target offset of bKLD, see core.catalogue.families)."""
     from core.catalogue.validity import modality_family
     from core.distances.maths import target_ranks
 
-    ids, names, directed = with_user(catalogue, user, distance)
+    ids, names, directed = with_user(catalogue, user, distance, user_distances)
     modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
         (["your task"] if user is not None else [])
     basis = target_ranks(directed) if colour == "rank" else directed  # what is coloured is what is clustered
