@@ -15,8 +15,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.errors import (CatalogueError, FingerprintFileError, IncompatibleFingerprintsError, InputFolderError,
-                         WeightsError)
+from core.errors import (
+    CatalogueError,
+    FingerprintFileError,
+    IncompatibleFingerprintsError,
+    InputFolderError,
+    WeightsError,
+)
+from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
+from core.images.readers.nifti import DEFAULT_SLICE_AXIS
+from core.paper import DEFAULT_PAPER
 from core.text import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -124,7 +132,8 @@ def cmd_fingerprint(args) -> int:
     backbone = _backbone(args)
     if backbone.weights_sha256 != catalogue.weights_sha256:
         raise IncompatibleFingerprintsError(
-            f"{args.catalogue}: the catalogue was built with {catalogue.backbone} (weights {catalogue.weights_sha256[:12]}…) "
+            f"{args.catalogue}: the catalogue was built with {catalogue.backbone} "
+            f"(weights {catalogue.weights_sha256[:12]}…) "
             f"but you chose {backbone.spec.name} (weights {backbone.weights_sha256[:12]}…); fingerprints would not be "
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     started = time.perf_counter()
@@ -156,7 +165,7 @@ def cmd_compare(args) -> int:
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
-    _, warnings = catalogue.distances_to(target, args.distance)
+    warnings = catalogue.comparison_warnings(target)
     _warn(warnings + catalogue.version_warnings("features"))
     bootstrap = bootstrap_for(catalogue, target, args.distance)
     table = recommendations(catalogue, target, args.distance, bootstrap)
@@ -217,11 +226,9 @@ def cmd_catalogue_refresh(args) -> int:
 
 def cmd_catalogue_add(args) -> int:
     from core.catalogue.lock import recover
-    from core.catalogue.store import TaskInfo, add_to_local_copy, task_id_for
+    from core.catalogue.store import TaskInfo, add_to_local_copy, load_catalogue, task_id_for
     from core.fingerprint.fingerprint import Fingerprint
     from core.fingerprint.validation import MAX_NAME_CHARS
-
-    from core.catalogue.store import load_catalogue
 
     fingerprint = Fingerprint.load(args.fingerprint)
     _warn(load_catalogue(args.catalogue).version_warnings("map"))
@@ -343,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "CPU when installed, else torch); fingerprints of both are comparable")
 
     def sampling_options(sub, n_default):
-        sub.add_argument("--n", type=positive_int(), default=n_default, help=f"samples, with replacement (default {n_default})")
+        sub.add_argument("--n", type=positive_int(), default=n_default,
+                         help=f"samples, with replacement (default {n_default})")
         sub.add_argument("--seed", type=int, default=PAPER_SEED)
         sub.add_argument("--no-augment", action="store_true", help="centre crops, no flips")
 
@@ -352,10 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("-o", "--output", required=True, help="fingerprint file to write (.npz)")
     fp.add_argument("--name", help="task name stored in the fingerprint (default: folder name)")
     fp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="catalogue whose bin edges are used")
-    fp.add_argument("--slice-axis", type=int, default=2, choices=(0, 1, 2), help="NIfTI slicing axis")
+    fp.add_argument("--slice-axis", type=int, default=DEFAULT_SLICE_AXIS, choices=(0, 1, 2),
+                    help="NIfTI slicing axis")
     fp.add_argument("--batch-size", type=positive_int(MAX_BATCH_SIZE), default=None,
-                    help="crops per forward batch (default: the backend's: 16 for onnxruntime, 4 for torch on the CPU, "
-                         "8 for torch on a GPU)")
+                    help=f"crops per forward batch (default: the backend's: {ONNXRUNTIME_BATCH} for onnxruntime, "
+                         f"{TORCH_CPU_BATCH} for torch on the CPU, {TORCH_GPU_BATCH} for torch on a GPU)")
     fp.add_argument("--allow-partial", action="store_true",
                     help="write the fingerprint even when most samples were lost to unreadable files")
     fp.add_argument("--overwrite", action="store_true")
@@ -378,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = cat_commands.add_parser("build", help="build a catalogue from task folders with SOURCES.json")
     build.add_argument("source")
     build.add_argument("--out", required=True)
-    build.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),
+    build.add_argument("--paper", default=str(DEFAULT_PAPER),
                        help="the paper's published results (for measured knowledge)")
     build.add_argument("--no-controls", action="store_true")
     build.add_argument("--overwrite", action="store_true")
@@ -390,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
     refresh.set_defaults(handler=cmd_catalogue_refresh)
 
-    paper_default = str(Path(__file__).resolve().parents[2] / "shared" / "paper")
+    paper_default = str(DEFAULT_PAPER)
     validate = cat_commands.add_parser("validate", help="recompute the validity report from stored fingerprints")
     validate.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
     validate.add_argument("--paper", default=paper_default, help="the paper's published results (agreement)")
@@ -423,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cot.add_argument("--use", choices=("research", "commercial"),
                      help="keep only tasks whose stated licence allows this use (not verified = left out)")
-    cot.add_argument("--paper", default=str(Path(__file__).resolve().parents[2] / "shared" / "paper"),
+    cot.add_argument("--paper", default=str(DEFAULT_PAPER),
                      help="the paper's published results (for the measured co-training effects)")
     cot.add_argument("--json", help="write the plan to this JSON file")
     cot.add_argument("--csv", help="write the plan's table to this CSV file")

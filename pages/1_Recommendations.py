@@ -5,8 +5,14 @@ import streamlit as st
 
 from core.catalogue.families import families_report, family_of
 from core.catalogue.validity import summary_line
-from core.report.recommend import (SECOND_OPINION, bootstrap_for, how_close, knowledge_tables, recommendations,
-                                   second_opinion)
+from core.report.recommend import (
+    SECOND_OPINION,
+    bootstrap_for,
+    how_close,
+    knowledge_tables,
+    recommendations,
+    second_opinion,
+)
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.tables import recommendation_table
@@ -32,8 +38,8 @@ closeness = how_close(catalogue, full_table, fingerprint, distance)
 (st.caption if closeness.close else st.warning)(closeness.message)
 opinion = second_opinion(full_table)
 if opinion["agree"] is not None:
-    verdict = ("both agree" if opinion["agree"] else f"{SECOND_OPINION.upper()} puts **{opinion['second_opinion_first']}** "
-               "first")
+    verdict = ("both agree" if opinion["agree"] else
+               f"{SECOND_OPINION.upper()} puts **{opinion['second_opinion_first']}** first")
     st.markdown(f"Second opinion ({SECOND_OPINION.upper()}, other maths on the same histograms): {verdict}. "
                 f"The second source is {opinion['margin_pct']:.1f} % farther than the first.")
 report = catalogue.validity.get("probes", {}).get(catalogue.probe, {}).get(distance)

@@ -15,7 +15,7 @@ from ui.resources import get_classifier
 SHOWN = 5  # top features explained one by one
 catalogue = page_setup("Why similar?")
 fingerprint = need_fingerprint()
-values, _ = catalogue.distances_to(fingerprint)
+values = catalogue.distances_to(fingerprint)
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
 nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations

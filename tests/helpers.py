@@ -98,3 +98,12 @@ def rewrite(data: bytes, member: str, payload: bytes) -> bytes:
         for info in src.infolist():
             dst.writestr(info, payload if info.filename == member else src.read(info))
     return out.getvalue()
+
+
+def fingerprint_of(counts: np.ndarray, mean: np.ndarray, name: str = "t", postact_mean: np.ndarray | None = None):
+    """A Fingerprint around given fine counts (m, 1000) and mean (m,), for tests of the distances."""
+    from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
+    n = int(np.asarray(counts).sum(axis=1).max())
+    meta = FingerprintMeta(name=name, backbone="b", weights_sha256="w", feature_dim=len(mean), edges_id="e",
+                           n_samples=n, protocol={"n": n, "augment": True, "pipeline": "p"})
+    return Fingerprint(np.asarray(counts, dtype=np.uint32), np.asarray(mean, dtype=np.float64), meta, postact_mean)

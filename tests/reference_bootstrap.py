@@ -1,42 +1,51 @@
-"""The bootstrap as it was before it was vectorised (issue 21): one SourceBank pass per resample. Kept only as the
-reference that the vectorised core.distances.bootstrap is checked against (tests/distances/test_bootstrap_vectorised.py)."""
+"""The bootstrap as it was before issue 21 vectorised it over resamples (core/distances/bootstrap.py at the merge
+of issue 23: every resample's full fine histogram, compared by SourceBank.distances_many), with the bias-shifted
+resampled values the verdict reads. Kept only as the reference the vectorised bootstrap is checked against."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
+from core.distances.bank import SourceBank, bank_for
 from core.distances.bootstrap import BootstrapResult
-from core.distances.bank import SourceBank, mean_for, stack
-from core.distances.registry import DEFAULT_DISTANCE, spec_of
+from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.binning import N_BINS_LARGE, count_bins
-from core.fingerprint.fingerprint import Fingerprint, check_comparable
+from core.fingerprint.fingerprint import Fingerprint
+
+#: resamples of the target's samples: 50 is what the app shows (issue 21's latency budget)
+DEFAULT_RESAMPLES = 50
+#: resamples whose fine counts are held at once (each m x 1000 float64)
+_RESAMPLES_AT_ONCE = 10
 
 
-def loop_bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = DEFAULT_DISTANCE,
-                        n_resamples: int = 50, seed: int = 0) -> BootstrapResult:
-    """Resample the target's samples with replacement and recompute every distance (histograms and mean).
+def loop_bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | SourceBank,
+                             distance: str = DEFAULT_DISTANCE, n_resamples: int = DEFAULT_RESAMPLES,
+                             seed: int = 0) -> BootstrapResult:
+    """Resample the target's samples with replacement and recompute every distance (histograms and mean); the
+    resamples are compared as many targets at once (:meth:`SourceBank.distances_many`). ``sources``: fingerprints,
+    or a prepared bank of ``distance`` (e.g. the catalogue's).
 
     Needs the per-sample data kept when fingerprinting with ``keep_samples=True``.
     """
     if target.sample_bins is None or target.sample_features is None:
         raise ValueError("this fingerprint kept no per-sample bins (loaded from a file?): no bootstrap possible")
-    for source in sources:
-        check_comparable(target, source)
-    bank = SourceBank(distance, *stack(sources, distance))
-    full = bank.distances(target.counts, mean_for(distance, target))
+    bank = sources if isinstance(sources, SourceBank) else bank_for(distance, sources)
+    full = bank.distances(target)
     per_sample = target.sample_features
-    if spec_of(distance).uses_postact_mean and target.sample_postact is not None:
+    if bank.spec.uses_postact_mean and target.sample_postact is not None:
         per_sample = target.sample_postact
     full_rank = np.argsort(np.argsort(full))
     rng = np.random.default_rng(seed)
     n = len(target.sample_bins)
-    values = np.empty((n_resamples, len(sources)))
-    for r in range(n_resamples):
-        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        resampled = count_bins(target.sample_bins.astype(np.int64), N_BINS_LARGE, weights)
-        mean = weights @ per_sample / n
-        values[r] = bank.distances(resampled, mean)
+    bins = target.sample_bins.astype(np.int64)
+    values = np.empty((n_resamples, len(bank)))
+    for start in range(0, n_resamples, _RESAMPLES_AT_ONCE):
+        stop = min(start + _RESAMPLES_AT_ONCE, n_resamples)
+        weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+                            for _ in range(start, stop)])
+        resampled = np.stack([count_bins(bins, N_BINS_LARGE, w) for w in weights])
+        values[start:stop] = bank.distances_many(resampled, weights @ per_sample / n)
     ranks = np.argsort(np.argsort(values, axis=1), axis=1)
     q_low, q_high = np.percentile(values, [2.5, 97.5], axis=0)
     bias = values.mean(axis=0) - full

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from core.features.sampling import SamplingProtocol
-from tests.helpers import ROOT, app, find_table, no_exceptions, require_shared
+from tests.helpers import app, find_table, no_exceptions, require_shared
+
 
 def upload_tuples(folder: Path, prefix: str = "") -> list[tuple[str, bytes, str]]:
     return [(prefix + p.relative_to(folder).as_posix(), p.read_bytes(), "application/octet-stream")
@@ -134,6 +135,7 @@ def test_local_folder_input_only_when_bound_to_localhost(monkeypatch):
 @pytest.mark.slow
 def test_local_folder_path_fingerprints(tmp_path):
     from streamlit import config
+
     from tests.helpers import link_files
     config.set_option("server.address", "localhost")
     root = require_shared() / "covid_ct"

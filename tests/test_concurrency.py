@@ -1,17 +1,14 @@
 """Two sessions fingerprinting at the same time get their own, correct results."""
 from __future__ import annotations
 
-import pytest
-
 import threading
 
 import numpy as np
+import pytest
 
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.pipeline import fingerprint_folder
 from tests.helpers import link_files, require_shared
-
-
 
 pytestmark = pytest.mark.slow  # runs the real backbone over many images, builds a catalogue or starts a server
 

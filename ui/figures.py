@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 
 from core.report.views import USER_ID
 
-
 #: one hue per modality family; modalities within a family get shades of it and their own marker shape
 FAMILY_HUES = {"x-ray": "#1f77b4", "ct": "#17becf", "mri": "#3f51b5", "mammography": "#9467bd",
                "ultrasound": "#8c564b", "microscopy": "#d62728", "histopathology": "#e377c2",
@@ -40,8 +39,8 @@ def modality_styles(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
     """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality
-    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a star with
-    lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
+    (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a
+    star with lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
     catalogue = points[points["task_id"] != USER_ID]
     scatter = go.Scattergl if len(catalogue) > WEBGL_ABOVE else go.Scatter
     figure = go.Figure()
@@ -100,7 +99,8 @@ def heatmap(view) -> go.Figure:
     scale = [[edge, hue] for i, hue in enumerate(hues) for edge in (i / steps, (i + 1) / steps)]
     figure.add_trace(go.Heatmap(z=[[families.index(m)] for m in view.modality], y=labels, x=["modality"],
                                 colorscale=scale or "Greys", zmin=-0.5, zmax=steps - 0.5, showscale=False,
-                                hovertext=[[m] for m in view.modality], hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
+                                hovertext=[[m] for m in view.modality],
+                                hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
         z=view.symmetric.values, x=labels, y=labels, colorscale="Cividis_r", zmin=view.lo, zmax=view.hi,

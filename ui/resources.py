@@ -10,7 +10,6 @@ from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
-
 #: environment variable naming another catalogue folder for the app (e.g. a synthetic 150-task one for tests)
 CATALOGUE_VARIABLE = "TFE_CATALOGUE"
 

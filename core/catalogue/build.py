@@ -20,15 +20,20 @@ from core import __version__
 from core.catalogue.knowledge import build_knowledge
 from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
 from core.catalogue.taskmap import fit_map
-from core.catalogue.validity import (facts_from_tasks, load_paper_matrix, report_for_matrix, validity_report,
-                                     write_report)
-from core.distances.bank import SourceBank
+from core.catalogue.validity import (
+    facts_from_tasks,
+    load_paper_matrix,
+    report_for_matrix,
+    validity_report,
+    write_report,
+)
+from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.environment import library_versions
 from core.features.extract import FeatureBatch, extract_all
 from core.features.sampling import SamplingProtocol
-from core.fingerprint.binning import BinEdges, bin_indices, count_bins, reference_edges
+from core.fingerprint.binning import BinEdges, reference_edges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
 from core.images.dataset import open_dataset
 
@@ -71,12 +76,16 @@ def write_control_images(task_id: str, folder: Path) -> None:
 DISPLAY_NAMES = {
     "bccd_cells": "Blood cell types (BCCD)", "brain_mri_4class": "Brain tumour MRI (4 classes)",
     "busi_3class": "Breast ultrasound (BUSI)", "covid_ct": "COVID-19 CT slices",
-    "covid_xray_3class": "COVID-19 chest X-ray (3 classes)", "fundus_eye_disease_4class": "Eye disease fundus (4 classes)",
+    "covid_xray_3class": "COVID-19 chest X-ray (3 classes)",
+    "fundus_eye_disease_4class": "Eye disease fundus (4 classes)",
     "knee_oa_kl_5class": "Knee osteoarthritis KL grade", "lc25000_lung": "Lung histopathology (LC25000)",
-    "mias_pathology_3class": "Mammography pathology (mini-MIAS)", "mias_tissue_3class": "Mammography tissue (mini-MIAS)",
+    "mias_pathology_3class": "Mammography pathology (mini-MIAS)",
+    "mias_tissue_3class": "Mammography tissue (mini-MIAS)",
     "ph2_3class": "Dermoscopy lesions (PH2)", "pneumoniamnist": "Pneumonia X-ray 28 px (PneumoniaMNIST)",
-    "herlev_pap_7class": "Pap smear cells (Herlev, 7 classes)", "iqothnccd_lung_ct_3class": "Lung cancer CT (IQ-OTH/NCCD)",
-    "isic2017_melanoma_2class": "Melanoma dermoscopy (ISIC 2017)", "oral_histo_oscc_2class": "Oral cancer histopathology (OSCC)",
+    "herlev_pap_7class": "Pap smear cells (Herlev, 7 classes)",
+    "iqothnccd_lung_ct_3class": "Lung cancer CT (IQ-OTH/NCCD)",
+    "isic2017_melanoma_2class": "Melanoma dermoscopy (ISIC 2017)",
+    "oral_histo_oscc_2class": "Oral cancer histopathology (OSCC)",
     "wbc_type_4class": "White blood cell types (4 classes)",
 }
 
@@ -170,7 +179,7 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
         _write_probe_folder(folder, dict(manifest, probe=probe), tasks, extracted, backbone, protocol, probe,
                             with_halves=default, extra_files={**sources_file, **(knowledge if default else {})})
         log(f"  probe {probe}: written to {folder}")
-    candidates = _candidate_figures(tasks, extracted, probes, paper)
+    candidates = _candidate_figures(tasks, extracted, backbone, protocol, probes, paper)
     write_report(out, validity_report(load_catalogue(out), paper, candidates))
     elapsed = time.perf_counter() - started
     log(f"catalogue of {len(tasks)} tasks written to {out} in {elapsed:.0f} s")
@@ -212,10 +221,11 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
     return accumulator.fingerprint(meta)
 
 
-def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures], probes: tuple[str, ...],
-                       paper: Path | None) -> dict:
+def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures], backbone: LoadedBackbone,
+                       protocol: SamplingProtocol, probes: tuple[str, ...], paper: Path | None) -> dict:
     """bKLD small's figures for every probe with two reference sets for the bin edges (all tasks, medical only):
-    the candidates the default was chosen from. Computed in memory; only the shipped probes are stored."""
+    the candidates the default was chosen from. Computed in memory (fingerprints made as the shipped ones are, then
+    compared through the same source bank); only the shipped probes are stored."""
     facts = facts_from_tasks(tasks)
     paper_matrix = load_paper_matrix(paper)
     reference_sets = {"all tasks": tasks, "medical tasks only": [t for t in tasks if t.kind == "medical"]}
@@ -223,21 +233,17 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
     for probe in probes:
         for label, reference in reference_sets.items():
             edges = reference_edges([extracted[t.id].batch.probes[probe] for t in reference])
-            counts, means, half_a, half_b = [], [], [], []
+            whole, half_a, half_b = [], [], []
             for info in tasks:
                 task = extracted[info.id]
-                values = task.batch.probes[probe]
                 in_a = task.half_mask()
-                counts.append(count_bins(bin_indices(values, edges)))
-                means.append(values.mean(axis=0))
-                half_a.append((count_bins(bin_indices(values[in_a], edges)), values[in_a].mean(axis=0)))
-                half_b.append((count_bins(bin_indices(values[~in_a], edges)), values[~in_a].mean(axis=0)))
-            bank = SourceBank(DEFAULT_DISTANCE, np.stack(counts), np.stack(means))
-            halves_bank = SourceBank(DEFAULT_DISTANCE, np.stack([c for c, _ in half_a]),
-                                     np.stack([m for _, m in half_a]))
-            halves = np.stack([halves_bank.distances(c, m) for c, m in half_b], axis=1)
-            end_bins = float(np.mean([(c[:, 0].sum() + c[:, -1].sum()) / c.sum() for c in counts]))
+                whole.append(_fingerprint(info.name, task, edges, backbone, protocol, probe))
+                half_a.append(_fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a))
+                half_b.append(_fingerprint(f"{info.name} (half B)", task, edges, backbone, protocol, probe, ~in_a))
+            halves = bank_for(DEFAULT_DISTANCE, half_a).distances_to_each(half_b).T
+            end_bins = float(np.mean([(f.counts[:, 0].sum() + f.counts[:, -1].sum()) / f.counts.sum()
+                                      for f in whole]))
             figures[f"{probe}, edges from {label}"] = dict(
-                report_for_matrix(bank.pairwise(), facts, halves, paper_matrix), end_bin_mass=round(end_bins, 3),
-                distance=DEFAULT_DISTANCE)
+                report_for_matrix(bank_for(DEFAULT_DISTANCE, whole).pairwise(), facts, halves, paper_matrix),
+                end_bin_mass=round(end_bins, 3), distance=DEFAULT_DISTANCE)
     return figures

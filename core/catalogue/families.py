@@ -5,9 +5,10 @@ Method: each target's sources are ranked by the directed distance (0 = itself, 1
 ranks are symmetrised, R = (R + R^T) / 2, and clustered with average linkage. Ranks, not raw values: bKLD carries a
 large per-target offset (how spread the target's own histograms are) that explains 99 % of the matrix's variance and
 would make the clustering isolate outliers instead of finding families (measured on the shipped catalogue: adjusted
-Rand index 0.015 on raw bKLD small, 0.40 on ranks); ranks are also what a user reads. The cut is the number of families k in 2..floor(T/2) with the largest mean silhouette (computed on the same
-distances); ties go to the smaller k. Agreement with modality is the adjusted Rand index (ARI: 1 = the same partition,
-about 0 = chance, negative = worse than chance) between the families and the *modality families* (the modality text
+Rand index 0.015 on raw bKLD small, 0.40 on ranks); ranks are also what a user reads. The cut is the number of families
+k in 2..floor(T/2) with the largest mean silhouette (computed on the same distances); ties go to the smaller k.
+Agreement with modality is the adjusted Rand index (ARI: 1 = the same partition, about 0 = chance, negative = worse than
+chance) between the families and the *modality families* (the modality text
 before any '(' lower-cased: 'X-ray (knee, AP)' -> 'x-ray').
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from core.catalogue.validity import modality_family
+from core.catalogue.modality import modality_family
 from core.distances.maths import symmetrise, target_ranks
 from core.distances.registry import DEFAULT_DISTANCE
 
@@ -116,7 +117,7 @@ def family_of(catalogue, target, report: dict) -> dict:
     """The family of a user's fingerprint in ``report`` (from :func:`families_report`), by :func:`assign_family`
     on the symmetrised ranks between it and every catalogue task (:func:`user_ranks`, the families' own scale):
     the family's entry of ``report['families']``."""
-    to_user, _ = catalogue.distances_to(target, report["distance"])
+    to_user = catalogue.distances_to(target, report["distance"])
     ranks = user_ranks(catalogue.matrix(report["distance"]), to_user,
                        catalogue.distances_from(target, report["distance"]))
     labels = np.array([report["assignment"][i] for i in catalogue.ids])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.paper import PAPER_BKLD_SMALL
+
 SCENARIOS = {  # paper file key -> what a user borrows
     "arch": "architecture",
     "pretrain": "pretraining data",
@@ -74,7 +76,7 @@ def build_knowledge(paper: Path, links: dict[str, str]) -> dict:
                  False: pd.read_csv(paper / "transfer" / "load_baseline_experiment_AUROC_False_True.csv",
                                     index_col=0)}
     transfers = {key: pd.read_csv(paper / "transfer" / name, index_col=0) for key, name in _TRANSFER_FILES.items()}
-    published = pd.read_csv(paper / "distances" / "KLD-PP_NS-W_TS-100-BINS.csv", index_col=0)
+    published = pd.read_csv(paper / PAPER_BKLD_SMALL, index_col=0)
 
     def baseline(task: str) -> tuple[float, int] | None:
         shrunk = bool(infos.loc[task, "shrinkable_800"]) if task in infos.index else False

@@ -27,13 +27,12 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from core.distances.bank import CompactBkldBank, SourceBank, mean_for, stack
 from core.catalogue.lock import recover, writer_lock
+from core.distances.bank import SourceBank, bank_for
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
@@ -150,22 +149,10 @@ class Catalogue:
                 return info
         raise KeyError(f"no task '{task_id}' in the catalogue; known: {', '.join(self.ids)}")
 
-    @cached_property
-    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
-        """(T, m, 1000) counts and (T, m) probe means in task order."""
-        return self.stacked_for(DEFAULT_DISTANCE)
-
-    def stacked_for(self, distance: str) -> tuple[np.ndarray, np.ndarray]:
-        """(T, m, 1000) counts and (T, k) means that ``distance`` uses, in task order."""
-        return stack([self.fingerprints[i] for i in self.ids], distance)
-
-    def bank(self, distance: str) -> SourceBank | CompactBkldBank:
-        """The catalogue as sources for ``distance``, prepared once. bKLD: :class:`CompactBkldBank` (float32
-        probabilities, built one task at a time: 1,000 tasks fit in 512 MB for bKLD small); others: SourceBank."""
+    def bank(self, distance: str) -> SourceBank:
+        """The catalogue's tasks as sources for ``distance``, prepared once per catalogue object."""
         if distance not in self._banks:
-            self._banks[distance] = (CompactBkldBank(distance, [self.fingerprints[i] for i in self.ids])
-                                     if spec_of(distance).softmaxed_source
-                                     else SourceBank(distance, *self.stacked_for(distance)))
+            self._banks[distance] = bank_for(distance, [self.fingerprints[i] for i in self.ids])
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
@@ -185,19 +172,18 @@ class Catalogue:
                 entry[1], entry[2] = compute(), True
         return entry[1]
 
-    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> tuple[np.ndarray, list[str]]:
-        """Directed distance from every catalogue task (source) to ``target``: (T,) and warnings."""
-        warnings = check_comparable(target, self.fingerprints[self.ids[0]])
-        return self.bank(distance).distances(target.counts, mean_for(distance, target)), warnings
+    def comparison_warnings(self, target: Fingerprint) -> list[str]:
+        """Softer differences between ``target`` and the catalogue (sample size); raises
+        IncompatibleFingerprintsError when they cannot be compared at all."""
+        return check_comparable(target, self.fingerprints[self.ids[0]])
+
+    def distances_to(self, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
+        """Directed distance from every catalogue task (source) to ``target``, (T,) in task order."""
+        return self.bank(distance).distances(target)
 
     def distances_from(self, source: Fingerprint, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
-        """Directed distance from ``source`` to every catalogue task as target: (T,)."""
-        bank = self.bank(distance)
-        if isinstance(bank, CompactBkldBank):
-            return bank.distances_from(source.counts, mean_for(distance, source))
-        counts, means = self.stacked_for(distance)
-        bank = SourceBank(distance, source.counts[None], mean_for(distance, source)[None])
-        return np.array([bank.distances(counts[t], means[t])[0] for t in range(len(self.tasks))])
+        """Directed distance from ``source`` to every catalogue task as target, (T,) in task order."""
+        return self.bank(distance).distances_from(source)
 
 
 def task_id_for(name: str, prefix: str = "user_") -> str:
@@ -316,9 +302,8 @@ def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
 
 
 def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Full directed matrices [source, target] for bKLD small and large."""
-    counts, means = stack(fingerprints)
-    return SourceBank(BKLD_SMALL, counts, means).pairwise(), SourceBank(BKLD_LARGE, counts, means).pairwise()
+    """The stored matrices: directed [source, target] bKLD small and large among ``fingerprints``."""
+    return bank_for(BKLD_SMALL, fingerprints).pairwise(), bank_for(BKLD_LARGE, fingerprints).pairwise()
 
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
-from core.distances.bank import CompactBkldBank
+from core.distances.bank import bank_for
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL
 from core.fingerprint.binning import N_BINS_LARGE
 from core.fingerprint.fingerprint import Fingerprint
+
 
 def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator, centre: np.ndarray,
                           n_samples: int = 200) -> Fingerprint:
@@ -38,9 +39,10 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
                               n_samples: int = 200, compute_large: bool = False) -> Path:
     """Write a catalogue of ``n_tasks`` synthetic tasks to ``root`` with ``like``'s edges, backbone, weights and
     probe. Modalities and licences cycle through ``like``'s; every 50th task is a non-medical control. Tasks of one
-    modality share a histogram centre (plus noise), so the distances have structure. bKLD small is computed
-    (:class:`CompactBkldBank`); bKLD large only with ``compute_large`` (its bank needs T x m x 1000 float32;
-    otherwise the stored bkld_large is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality (no UMAP fit at this size)."""
+    modality share a histogram centre (plus noise), so the distances have structure. bKLD small is computed; bKLD
+    large only with ``compute_large`` (its source bank holds T x m x 1000 float64; otherwise the stored bkld_large
+    is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality (no UMAP
+    fit at this size)."""
     rng = np.random.default_rng(seed)
     template = like.fingerprints[like.ids[0]]
     modalities = sorted({t.modality for t in like.tasks if t.kind == "medical"})
@@ -61,9 +63,9 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
         coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)
         tasks.append(info)
     ordered = [fingerprints[t.id] for t in tasks]
-    small = CompactBkldBank(BKLD_SMALL, ordered).pairwise()
+    small = bank_for(BKLD_SMALL, ordered).pairwise()
     computed_large = compute_large
-    large = CompactBkldBank(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
+    large = bank_for(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
     manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
                 "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
                 "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",

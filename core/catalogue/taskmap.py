@@ -4,9 +4,9 @@ as fallback; new tasks are placed onto the fixed map without moving it.
 Ranks, not raw values: each target's bKLD values carry an offset of their own, and a map of the raw symmetrised
 matrix kept the nearest task within the 5 nearest on the map for only 5 of 19 tasks; on ranks, 18 of 19.
 
-Placement is the weighted mean (1 / symmetrised rank, core.report.views.map_ranks) of the 3 nearest tasks' coordinates (UMAP's own starting point for
-``transform``). UMAP's ``transform`` itself placed a task's exact twin at a median of 35 % of the map's width away
-from it on the 14-task catalogue, so it is not used.
+Placement is the weighted mean (1 / symmetrised rank, core.report.views.map_ranks) of the 3 nearest tasks' coordinates
+(UMAP's own starting point for ``transform``). UMAP's ``transform`` itself placed a task's exact twin at a median of 35
+% of the map's width away from it on the 14-task catalogue, so it is not used.
 """
 from __future__ import annotations
 

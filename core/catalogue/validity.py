@@ -30,17 +30,13 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from core.catalogue.lock import writer_lock
-
-from core.distances.bank import SourceBank, mean_for, stack
+from core.catalogue.modality import modality_family
+from core.distances.bank import bank_for
 from core.distances.registry import DEFAULT_DISTANCE, REPORTED_DISTANCES
+from core.paper import PAPER_BKLD_SMALL
 
 if TYPE_CHECKING:
     from core.catalogue.store import Catalogue
-
-
-def modality_family(modality: str) -> str:
-    """'X-ray (knee, AP)' -> 'x-ray': the modality without its qualifier, lower case."""
-    return modality.split("(")[0].strip().lower()
 
 
 @dataclass(frozen=True)
@@ -201,7 +197,6 @@ def summary_line(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the report of a catalogue folder
-PAPER_BKLD_SMALL = "distances/KLD-PP_NS-W_TS-100-BINS.csv"
 
 
 def load_paper_matrix(paper_dir: Path | None) -> dict[str, dict[str, float]] | None:
@@ -231,13 +226,10 @@ def halves_matrix(catalogue: "Catalogue", distance: str) -> np.ndarray | None:
            for half in ("a", "b")):
         return None
     present = [i for i in catalogue.ids if (i, "a") in halves]
-    sources = [halves[(i, "a")] for i in present]
-    bank = SourceBank(distance, *stack(sources, distance))
-    matrix = np.full((len(catalogue.ids), len(catalogue.ids)), np.inf)
     rows = [catalogue.ids.index(i) for i in present]
-    for task_id in present:
-        target = halves[(task_id, "b")]
-        matrix[rows, catalogue.ids.index(task_id)] = bank.distances(target.counts, mean_for(distance, target))
+    matrix = np.full((len(catalogue.ids), len(catalogue.ids)), np.inf)
+    matrix[np.ix_(rows, rows)] = bank_for(distance, [halves[(i, "a")] for i in present]).distances_to_each(
+        [halves[(i, "b")] for i in present]).T
     return matrix
 
 
@@ -294,7 +286,8 @@ def report_table(report: dict) -> list[dict]:
             figures = distances[distance]
             rows.append({
                 "probe": probe + (" (default)" if probe == default else ""), "distance": distance,
-                "control nearer (tasks)": f"{figures['controls_nearer']['count']} of {figures['controls_nearer']['of']}",
+                "control nearer (tasks)": (f"{figures['controls_nearer']['count']} of "
+                                           f"{figures['controls_nearer']['of']}"),
                 "largest hub": f"{figures['hub']['largest']} ({figures['hub']['source']})",
                 "halves find themselves": (f"{figures['halves_found']['count']} of {figures['halves_found']['of']}"
                                            if "halves_found" in figures else "at build only (candidates)"),

@@ -26,11 +26,13 @@ from scipy import sparse
 from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
-from core.distances.bank import mean_for, stack
+from core.distances.bank import SourceBank
 from core.distances.registry import DEFAULT_DISTANCE, DistanceSpec, spec_of
 from core.fingerprint.binning import N_BINS_LARGE, coarsen, count_bins
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
+#: resamples of the target's samples: 50 is what the app shows (issue 21's latency budget)
+DEFAULT_RESAMPLES = 50
 #: resamples handled together (bounds the (chunk, K) temporaries)
 CHUNK = 10
 
@@ -108,13 +110,16 @@ class _Occupied:
 
 
 class BootstrapSources:
-    """The source side of one distance, prepared once for bootstrapping any number of targets against S sources.
-    ``counts`` (S, m, 1000) fine counts; ``means`` (S, k) the means the distance uses (:func:`mean_for`)."""
+    """The source side of one distance, prepared once for bootstrapping any number of targets against the S
+    ``sources`` (fingerprints; their fine counts are stacked, (S, m, 1000))."""
 
-    def __init__(self, distance: str | DistanceSpec, counts: np.ndarray, means: np.ndarray) -> None:
+    def __init__(self, distance: str | DistanceSpec, sources: Sequence[Fingerprint]) -> None:
+        if not sources:
+            raise ValueError("a bootstrap needs at least one source fingerprint")
         self.spec = spec_of(distance)
-        self.counts = np.asarray(counts)
-        self.means = np.asarray(means, dtype=np.float64)
+        self.sources = list(sources)
+        self.counts = np.stack([s.counts for s in self.sources])
+        self.means = np.stack([self.spec.mean_of(s) for s in self.sources]).astype(np.float64)
         self.n_bins = self.spec.n_bins or N_BINS_LARGE
         binned = self.counts if self.n_bins == self.counts.shape[-1] else coarsen(self.counts, self.n_bins)
         self.binned = binned.reshape(len(binned), -1)  # (S, m * B) integer counts
@@ -140,7 +145,7 @@ class BootstrapSources:
         if self.spec.uses_postact_mean and target.sample_postact is not None:
             per_sample = target.sample_postact
         occupied = _Occupied.of(target.sample_bins, self.n_bins)
-        full_mean = np.asarray(mean_for(self.spec.name, target), dtype=np.float64)
+        full_mean = np.asarray(self.spec.mean_of(target), dtype=np.float64)
         full_p = self._binned(target.counts)[occupied.keys] / target.meta.n_samples
         n = len(target.sample_bins)
         full = self._values(occupied, [full_p[None]], full_mean[None])[0]
@@ -215,18 +220,23 @@ class BootstrapSources:
         return (constant[None] - cumulative @ slopes + exact) / m
 
 
-def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint], distance: str = DEFAULT_DISTANCE,
-                        n_resamples: int = 50, seed: int = 0, prepared: BootstrapSources | None = None
-                        ) -> BootstrapResult:
-    """Resample the target's samples with replacement and recompute every distance (histograms and mean).
+def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | SourceBank | BootstrapSources,
+                        distance: str = DEFAULT_DISTANCE, n_resamples: int = DEFAULT_RESAMPLES,
+                        seed: int = 0) -> BootstrapResult:
+    """Resample the target's samples with replacement and recompute every distance (histograms and mean), all
+    resamples at once (see the module's docstring). ``sources``: fingerprints, a bank of ``distance`` (e.g. the
+    catalogue's) or their :class:`BootstrapSources` prepared once.
 
-    Needs the per-sample data kept when fingerprinting with ``keep_samples=True``. ``prepared``: the sources'
-    side made once (:class:`BootstrapSources` of ``sources``), e.g. for a catalogue.
+    Needs the per-sample data kept when fingerprinting with ``keep_samples=True``.
     """
     if target.sample_bins is None or target.sample_features is None:
         raise ValueError("this fingerprint kept no per-sample bins (loaded from a file?): no bootstrap possible")
-    for source in sources:
-        check_comparable(target, source)
-    prepared = prepared or BootstrapSources(distance, *stack(sources, distance))
-    full, values = prepared.distances(target, resample_weights(len(target.sample_bins), n_resamples, seed))
+    if not isinstance(sources, BootstrapSources):
+        listed = sources.sources if isinstance(sources, SourceBank) else list(sources)
+        for source in listed:
+            check_comparable(target, source)
+        sources = BootstrapSources(sources.spec if isinstance(sources, SourceBank) else distance, listed)
+    else:
+        check_comparable(target, sources.sources[0])
+    full, values = sources.distances(target, resample_weights(len(target.sample_bins), n_resamples, seed))
     return summarise(values, full)

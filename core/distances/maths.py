@@ -1,34 +1,30 @@
 """bKLD (METHOD.md section 4) and the paper's competitors P2L and VDNA (section 5), as pure functions on arrays.
 
 Direction: ``target`` receives knowledge (the user's task), ``sources`` are candidates. Lower = more transferable.
-All functions accept one source (m, B) or many stacked (S, m, B) and then return one value per source.
+Each distance is written once, in float64, for many targets against many sources at a time: a (R, S) [target,
+source] result. One target is R = 1. The reference forms the tests compare against live in ``tests/reference.py``.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import softmax
+from scipy.stats import rankdata
 
 
 def log_softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """log softmax along ``axis`` (max-shifted, so it cannot overflow); ~10x faster than scipy's logsumexp on
-    (14, 1280, 1000) arrays."""
+    """log softmax along ``axis``, max-shifted so that it cannot overflow."""
     values = np.asarray(values, dtype=np.float64)
     shifted = values - values.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def feature_weights(mean_target: np.ndarray | None, n_features: int) -> np.ndarray:
-    """w_f: softmax over features of the target's mean feature vector (bKLD small), or all ones when None."""
+    """w_f / sum(w), (m,): softmax over features of the target's mean feature vector (bKLD small), or uniform
+    weights when ``mean_target`` is None (bKLD large)."""
     if mean_target is None:
-        return np.ones(n_features)
-    return softmax(np.asarray(mean_target, dtype=np.float64))
-
-
-def _per_feature_kl(p_target: np.ndarray, q_sources: np.ndarray) -> np.ndarray:
-    """KL_f = sum_b P_t log(P_t / softmax_b(Q_s)), 0 log 0 = 0. p: (m, B); q: (S, m, B) -> (S, m)."""
-    p = np.asarray(p_target, dtype=np.float64)
-    q = np.asarray(q_sources, dtype=np.float64)
-    return per_feature_kl_from_log(p, log_softmax(q, axis=-1))
+        return np.full(n_features, 1.0 / n_features)
+    weights = softmax(np.asarray(mean_target, dtype=np.float64))
+    return weights / weights.sum()
 
 
 def plogp(p: np.ndarray) -> np.ndarray:
@@ -36,57 +32,42 @@ def plogp(p: np.ndarray) -> np.ndarray:
     return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
 
 
-def per_feature_kl_from_log(p_target: np.ndarray, log_q_sources: np.ndarray) -> np.ndarray:
-    """KL_f from the sources' log softmax_b(Q_s), computed once for many targets. p: (m, B); log q: (S, m, B)."""
-    return plogp(p_target)[None, :] - np.einsum("fb,sfb->sf", p_target, log_q_sources)
+def bkld_contributions(p_target: np.ndarray, log_q_source: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-feature terms w_f KL_f of bKLD(source -> target), (m,); they sum to the distance.
 
-
-def bkld_contributions(p_target: np.ndarray, q_sources: np.ndarray,
-                       mean_target: np.ndarray | None = None) -> np.ndarray:
-    """Per-feature terms w_f KL_f / sum(w), shape (S, m) (or (m,) for one source); they sum to the bKLD.
-
-    p_target: (m, B) target histogram, rows sum to 1. q_sources: (m, B) or (S, m, B) source histograms.
-    mean_target: (m,) target mean features for bKLD small; None gives bKLD large (w_f = 1).
+    p_target: (m, B) target histogram, rows sum to 1; log_q_source: (m, B) log softmax_b of the source histogram;
+    weights: (m,) normalised feature weights (:func:`feature_weights`). KL_f = sum_b P_t log(P_t / softmax_b(Q_s)).
     """
-    single = np.ndim(q_sources) == 2
-    q = np.asarray(q_sources)[None] if single else np.asarray(q_sources)
-    if q.shape[1:] != np.shape(p_target):
-        raise ValueError(f"source histograms {q.shape[1:]} do not match the target's {np.shape(p_target)}")
-    weights = feature_weights(mean_target, q.shape[1])
-    terms = _per_feature_kl(p_target, q) * (weights / weights.sum())[None, :]
-    return terms[0] if single else terms
+    return weights * (plogp(p_target) - (p_target * log_q_source).sum(axis=-1))
 
 
-def bkld(p_target: np.ndarray, q_sources: np.ndarray, mean_target: np.ndarray | None = None) -> np.ndarray | float:
-    """bKLD(source -> target); a float for one source, (S,) for stacked sources. See :func:`bkld_contributions`."""
-    contributions = bkld_contributions(p_target, q_sources, mean_target)
-    return float(contributions.sum()) if contributions.ndim == 1 else contributions.sum(axis=-1)
+def bkld_many(p_targets: np.ndarray, weights: np.ndarray, log_q_sources: np.ndarray) -> np.ndarray:
+    """bKLD(source -> target) for R targets and S sources, (R, S): the sum over features of
+    :func:`bkld_contributions`, as one matrix product. Since sum_b P_t = 1 for every feature, the target enters as
+    its weighted histogram w_f P_t[f, b] (R, m*B), the sources as their log-softmax histograms (S, m*B).
+
+    p_targets: (R, m, B); weights: (R, m) normalised; log_q_sources: (S, m, B)."""
+    n_targets, n_sources = len(p_targets), len(log_q_sources)
+    offset = (weights * plogp(p_targets)).sum(axis=1)
+    weighted = (p_targets * weights[:, :, None]).reshape(n_targets, -1)
+    return offset[:, None] - weighted @ log_q_sources.reshape(n_sources, -1).T
 
 
-def p2l(mean_target: np.ndarray, mean_sources: np.ndarray) -> np.ndarray | float:
-    """KL(norm(mu_t) || norm(mu_s)) / m on L1-normalised mean feature vectors. (m,) or (S, m) sources."""
-    single = np.ndim(mean_sources) == 1
-    mu_s = np.atleast_2d(np.asarray(mean_sources, dtype=np.float64))
-    mu_t = np.asarray(mean_target, dtype=np.float64)
-    p = mu_t / mu_t.sum()
+def p2l_many(mean_targets: np.ndarray, mean_sources: np.ndarray) -> np.ndarray:
+    """KL(norm(mu_t) || norm(mu_s)) / m on L1-normalised mean feature vectors, (R, S). (R, m) and (S, m) means,
+    non-negative; a zero target entry contributes 0."""
+    mu_t = np.asarray(mean_targets, dtype=np.float64)
+    mu_s = np.asarray(mean_sources, dtype=np.float64)
+    p = mu_t / mu_t.sum(axis=1, keepdims=True)
     q = mu_s / mu_s.sum(axis=1, keepdims=True)
     tiny = np.finfo(np.float64).tiny
-    terms = np.where(p > 0, p * (np.log(np.maximum(p, tiny)) - np.log(np.maximum(q, tiny))), 0.0)
-    values = terms.sum(axis=1) / mu_t.shape[0]
-    return float(values[0]) if single else values
+    return (plogp(p)[:, None] - p @ np.log(np.maximum(q, tiny)).T) / mu_t.shape[1]
 
 
-def vdna(p_target: np.ndarray, p_sources: np.ndarray) -> np.ndarray | float:
-    """Binned EMD: mean over features of sum_b |cumsum_b(P_s - P_t)|; symmetric. (m, B) or (S, m, B) sources."""
-    single = np.ndim(p_sources) == 2
-    q = np.asarray(p_sources, dtype=np.float64)[None] if single else np.asarray(p_sources, dtype=np.float64)
-    values = np.abs(np.cumsum(q - np.asarray(p_target, dtype=np.float64)[None], axis=-1)).sum(axis=-1).mean(axis=-1)
-    return float(values[0]) if single else values
-
-
-def vdna_from_cdfs(cdf_target: np.ndarray, cdf_sources: np.ndarray) -> np.ndarray:
-    """VDNA from cumulative histograms, the sources' computed once: (m, B) target, (S, m, B) sources -> (S,)."""
-    return np.abs(cdf_sources - cdf_target[None]).sum(axis=-1).mean(axis=-1)
+def vdna_many(cdf_targets: np.ndarray, cdf_sources: np.ndarray) -> np.ndarray:
+    """VDNA, binned EMD: mean over features of sum_b |cumsum_b(P_s - P_t)|, symmetric, (R, S), from cumulative
+    histograms (R, m, B) and (S, m, B); one target at a time (the sum of absolute values has no product form)."""
+    return np.stack([np.abs(cdf_sources - cdf[None]).sum(axis=-1).mean(axis=-1) for cdf in cdf_targets])
 
 
 def symmetrise(directed: np.ndarray) -> np.ndarray:
@@ -100,5 +81,4 @@ def target_ranks(directed: np.ndarray) -> np.ndarray:
     """(T, T) [source, target] distances -> each target's (column's) ranks of its sources: 0 for the smallest (the
     task itself), 1 for its nearest source, ...; ties share the lower rank. Removes each target's offset: raw bKLD
     values are not comparable across targets (a peaked target scores low against everything)."""
-    from scipy.stats import rankdata
     return rankdata(np.asarray(directed, dtype=np.float64), method="min", axis=0) - 1.0

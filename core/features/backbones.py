@@ -8,81 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.errors import WeightsError
+from core.features.specs import (
+    DEFAULT_BACKBONE,
+    POSTACT,
+    BackboneSpec,
+    ProbeSpec,
+    pooled_probes,
+    postact_only,
+    registry,
+)
 
-DEFAULT_BACKBONE = "tf_efficientnet_lite0"
-_REGISTRY_FILE = Path(__file__).with_name("backbones.json")
-#: the probe P2L always uses: timm's pooled pre-logits (post-activation, non-negative, as P2L needs)
-POSTACT = "postact"
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """A layer whose average-pooled output is a feature vector. ``module``: dotted module path inside the timm
-    model whose output is pooled (captured by a forward hook), or None for timm's own pooled pre-logits."""
-
-    name: str
-    module: str | None
-    feature_dim: int | None
-    about: str = ""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Everything that identifies a backbone's features: architecture, weights, input normalisation."""
-
-    name: str
-    timm_tag: str
-    feature_dim: int | None
-    weights_sha256: str | None
-    package_file: tuple[str, str] | None
-    key_mapping: str  # "by_order" (foreign key names, same order) or "timm" (timm's own names)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    licence: str = ""
-    probes: dict[str, ProbeSpec] = field(default_factory=dict)
-    default_probe: str = POSTACT
-
-    def probe(self, name: str | None) -> ProbeSpec:
-        """The named probe (None: the default); a clear error naming the known ones otherwise."""
-        name = name or self.default_probe
-        if name not in self.probes:
-            raise WeightsError(f"backbone '{self.name}' has no probe '{name}'; known probes: "
-                               f"{', '.join(self.probes)}")
-        return self.probes[name]
-
-
-def _postact_only(feature_dim: int | None) -> dict[str, ProbeSpec]:
-    return {POSTACT: ProbeSpec(POSTACT, None, feature_dim, "timm's pooled pre-logits")}
-
-
-@lru_cache(maxsize=1)
-def registry() -> dict[str, BackboneSpec]:
-    """The known backbones, read from ``backbones.json`` (config kept apart from code)."""
-    raw = json.loads(_REGISTRY_FILE.read_text())
-    specs = {}
-    for name, entry in raw.items():
-        if name.startswith("_"):
-            continue
-        specs[name] = BackboneSpec(
-            name=name, timm_tag=entry["timm_tag"], feature_dim=entry.get("feature_dim"),
-            weights_sha256=entry.get("weights_sha256"),
-            package_file=tuple(entry["package_file"]) if entry.get("package_file") else None,
-            key_mapping=entry.get("key_mapping", "timm"), mean=tuple(entry["mean"]), std=tuple(entry["std"]),
-            licence=entry.get("licence", ""),
-            probes={probe: ProbeSpec(probe, spec.get("module"), spec.get("feature_dim"), spec.get("about", ""))
-                    for probe, spec in entry.get("probes", {}).items()} or _postact_only(entry.get("feature_dim")),
-            default_probe=entry.get("default_probe", POSTACT))
-    return specs
+__all__ = ["DEFAULT_BACKBONE", "POSTACT", "BackboneSpec", "LoadedBackbone", "ProbeSpec", "load_backbone", "registry"]
 
 
 def sha256_of(path: Path) -> str:
@@ -141,8 +85,8 @@ class LoadedBackbone:
 
     def engine(self, probes: tuple[str, ...] | None = None):
         """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default
-        :meth:`run_probes`) with this backbone's backend; made on first use for each probe set (an ONNX model is exported, cached and
-        checked against PyTorch then) and kept."""
+        :meth:`run_probes`) with this backbone's backend; made on first use for each probe set (an ONNX model is
+        exported, cached and checked against PyTorch then) and kept."""
         from core.features.inference import make_engine
         probes = probes or self.run_probes()
         if probes not in self._engines:
@@ -173,11 +117,6 @@ class LoadedBackbone:
         """This backbone's probe features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
         return self.probe_features(batch, (self.probe,))[self.probe]
 
-    @torch.inference_mode()
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """ImageNet class scores (N, 1000); only meaningful when the weights include the classifier."""
-        return self.model(batch)
-
 
 def check_device(preference: str) -> None:
     """Raise ValueError (one line saying what to use instead) unless ``preference`` is "auto", "cpu", "mps",
@@ -197,30 +136,6 @@ def check_device(preference: str) -> None:
             raise ValueError("--device mps: Apple MPS is not available here; use --device cpu or auto")
         return
     raise ValueError(f"--device {preference!r}: choose auto, cpu, cuda, cuda:N or mps")
-
-
-def pooled_probes(model: torch.nn.Module, spec: BackboneSpec, batch: torch.Tensor,
-                  probes: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """{probe: (N, dim) pooled features} of a normalised batch (N, 3, 224, 224) from one forward pass of a timm
-    ``model``; probes inside the network are pooled by forward hooks. Also traced for the ONNX export (so no
-    inference-mode decorator here)."""
-    captured: dict[str, torch.Tensor] = {}
-    handles = []
-    for name in probes:
-        module_path = spec.probe(name).module
-        if module_path is None:
-            continue
-        module = model.get_submodule(module_path)
-
-        def pool(_module, _inputs, output, name=name):  # pooled at once: a later in-place activation
-            captured[name] = output.mean(dim=(2, 3))      # (ReLU6(inplace=True)) would change the tensor
-        handles.append(module.register_forward_hook(pool))
-    try:
-        pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {name: (pooled if spec.probe(name).module is None else captured[name]) for name in probes}
 
 
 def choose_device(preference: str = "auto") -> torch.device:
@@ -275,9 +190,10 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     backend = resolve_backend_choice(backend)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", (0.485, 0.456, 0.406),
-                                                (0.229, 0.224, 0.225), probes=_postact_only(None))
+    spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", IMAGENET_DEFAULT_MEAN,
+                                                IMAGENET_DEFAULT_STD, probes=postact_only(None))
     probe_name = spec.probe(probe).name  # an unknown probe fails before the weights are hashed
     if weights is None:
         if spec.package_file is None:

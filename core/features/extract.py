@@ -1,8 +1,8 @@
 """Streaming feature extraction, one batch at a time, so memory does not grow with n. Decoding, resizing and cropping
 run in a background thread, at most 4 batches ahead, overlapping the forward pass (ONNX Runtime releases the GIL;
 with PyTorch eager on 2 cores a concurrent decoder stalls the forward pass, so there it runs in line), and one batch
-waits queued behind the running one. A file that fails to decode is listed in the dataset's report and its samples are dropped; the run goes
-on."""
+waits queued behind the running one. A file that fails to decode is listed in the dataset's report and its
+samples are dropped; the run goes on."""
 from __future__ import annotations
 
 import os

@@ -2,8 +2,8 @@
 
 * ``torch``: PyTorch eager, the reference; the only backend on a GPU.
 * ``onnxruntime``: an ONNX export of the *verified* weights run by ONNX Runtime on the CPU: one image and one thread
-  per run, as many runs at once as there are cores (on 2 cores 1.6x one two-thread run of 8 images; the whole
-  pipeline against PyTorch eager: bench/extract.py). The model is exported on first use into a cache folder, never
+  per run, as many runs at once as there are cores (speed against PyTorch eager: bench/extract.py and the README's
+  'Speed'). The model is exported on first use into a cache folder, never
   downloaded, and every time it is loaded it is checked against PyTorch on real photos: beyond
   :data:`TOLERANCE` it is refused (a damaged cache file is re-exported once) and the run falls back to PyTorch.
 
@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from core.features.backbones import BackboneSpec, pooled_probes
+from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
 from core.features.onnx_export import EXPORT_RECIPE, export_onnx
 from core.features.preprocess import CROP, prepare, to_model_input
+from core.features.specs import BackboneSpec, pooled_probes
 
 if TYPE_CHECKING:
     from core.features.backbones import LoadedBackbone
@@ -42,9 +43,7 @@ BACKEND_CHOICES = ("auto", "onnxruntime", "torch")
 #: largest max abs difference of any pooled feature between the ONNX model and PyTorch on the check images; the
 #: features' bin edges are ~1e-2 to 1e-1 wide, measured differences are ~1e-5
 TOLERANCE = 1e-3
-#: images per ONNX Runtime run. Small runs keep a run's activations in the core's cache: on 2 cores, two concurrent
-#: single-thread runs of 1 image gave 344 img/s, of 2 images 301, of 4 images 266, and one two-thread run of 8 images
-#: 214 (medians of 5 interleaved repeats, ONNX Runtime 1.32, plain export)
+#: images per ONNX Runtime run: small runs keep a run's activations in the core's cache (measurements: README 'Speed')
 RUN_SIZE = 1
 CACHE_ENV = "TFE_CACHE_DIR"
 log = logging.getLogger(__name__)
@@ -138,9 +137,8 @@ class TorchEngine:
 
     @property
     def batch_size(self) -> int:
-        """4 on the CPU: the whole torch pipeline on 2 cores ran at 172 img/s with batches of 4, 110 with 8, 81
-        with 16 (medians of 4 interleaved repeats); 8 on a GPU, as before (not measured here)."""
-        return 4 if self.backbone.device.type == "cpu" else 8
+        """Crops per forward batch: :data:`TORCH_CPU_BATCH` on the CPU, :data:`TORCH_GPU_BATCH` on a GPU."""
+        return TORCH_CPU_BATCH if self.backbone.device.type == "cpu" else TORCH_GPU_BATCH
 
     def __init__(self, backbone: "LoadedBackbone", probes: tuple[str, ...], note: str = "") -> None:
         self.backbone, self.probes, self.note = backbone, probes, note
@@ -177,10 +175,7 @@ class OnnxEngine:
     ``InferenceSession.run`` is thread-safe). Rows come back in the order of the batch."""
 
     name = "onnxruntime"
-    #: batches of 16 keep both workers busier between batches than 8 (whole pipeline on 2 cores, n = 160, the plain
-    #: export, before a batch was queued behind the running one: 8: 281 img/s, 16: 300, 32: 304; medians of 5
-    #: interleaved repeats); 16 keeps the crops in flight small
-    batch_size = 16
+    batch_size = ONNXRUNTIME_BATCH
 
     def __init__(self, session, probes: tuple[str, ...], verification: Verification, workers: int = 1) -> None:
         if workers < 1:

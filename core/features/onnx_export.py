@@ -1,6 +1,6 @@
 """Making the ONNX model of a backbone: uint8 crops in, pooled probes out, exported from the *verified* weights.
 
-The export is shaped for ONNX Runtime on the CPU (measured on 2 cores, one image per run, bench/extract.py):
+The export is shaped for ONNX Runtime on the CPU, one image per run (measured with bench/extract.py, see the README):
 
 1. timm's TensorFlow-style "same" padding (``Conv2dSame``: the 5 stride-2 convolutions of EfficientNet-Lite0) pads
    by an amount computed from the input's size at run time; exported as such it costs 30 shape-arithmetic nodes
@@ -11,7 +11,7 @@ The export is shaped for ONNX Runtime on the CPU (measured on 2 cores, one image
    and no layout reorder around it is left.
 
 Both steps are exact: the features are bit-identical to the plain export's, and every load is still checked
-against PyTorch (core/features/inference.py). Single-thread img/s: plain export 194, this one 234.
+against PyTorch (core/features/inference.py).
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.features.backbones import pooled_probes
 from core.features.preprocess import CROP
+from core.features.specs import pooled_probes
 
 if TYPE_CHECKING:
     from core.features.backbones import LoadedBackbone

@@ -60,13 +60,6 @@ class PreparedImage:
         out[...] = source[top:top + CROP, left:left + CROP]
 
 
-def crop(prepared: np.ndarray, top: int, left: int, flip: bool) -> np.ndarray:
-    """A (224, 224, 3) crop of a prepared image; ``flip`` mirrors it left-right (reference for PreparedImage)."""
-    window = prepared[top:top + CROP, left:left + CROP]
-    window = window[:, ::-1] if flip else window
-    return np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
-
-
 def to_model_input(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
                    device: torch.device) -> torch.Tensor:
     """(N, 224, 224, 3) uint8 -> normalised float32 tensor (N, 3, 224, 224) in channels-last memory layout."""

@@ -11,6 +11,9 @@ import numpy as np
 
 from core.features.preprocess import CROP, PIPELINE_ID, RESIZED
 
+#: most samples per task: 16 x the uint16 range (the per-sample bin indices are uint16)
+MAX_SAMPLES = 65_535 * 16
+
 PAPER_N = 10_000
 CATALOGUE_N = 2_000
 PAPER_SEED = 42
@@ -28,8 +31,9 @@ class SamplingProtocol:
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n must be a positive number of samples, got {self.n!r}")
-        if self.n > 65_535 * 16:
-            raise ValueError(f"n = {self.n:,} is more than this tool supports (1,048,560); the paper uses 10,000")
+        if self.n > MAX_SAMPLES:
+            raise ValueError(f"n = {self.n:,} is more than this tool supports ({MAX_SAMPLES:,}); the paper uses "
+                             "10,000")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 

@@ -27,12 +27,35 @@ import numpy as np
 
 from core import __version__
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
-from core.fingerprint.binning import (N_BINS_LARGE, N_BINS_SMALL, BinEdges, bin_indices, count_bins,
-                                      histogram_probabilities)
-from core.fingerprint.validation import (COUNT_DTYPES, MAX_CLASSES, MAX_FEATURE_DIM, MAX_FILE_BYTES, MAX_NAME_CHARS,
-                                         MAX_SAMPLES, MEAN_DTYPES, FieldRule, check_members, count_map, hex_digest,
-                                         int_range, member_limits, nested, one_of, read_meta_json, read_npy, text,
-                                         validate_fields)
+from core.features.sampling import MAX_SAMPLES
+from core.fingerprint.binning import (
+    N_BINS_LARGE,
+    N_BINS_SMALL,
+    BinEdges,
+    bin_indices,
+    count_bins,
+    histogram_probabilities,
+)
+from core.fingerprint.validation import (
+    COUNT_DTYPES,
+    MAX_CLASSES,
+    MAX_FEATURE_DIM,
+    MAX_FILE_BYTES,
+    MAX_NAME_CHARS,
+    MEAN_DTYPES,
+    FieldRule,
+    check_members,
+    count_map,
+    hex_digest,
+    int_range,
+    member_limits,
+    nested,
+    one_of,
+    read_meta_json,
+    read_npy,
+    text,
+    validate_fields,
+)
 from core.text import printable, printable_counts
 
 FORMAT_VERSION = 2

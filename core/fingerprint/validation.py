@@ -2,7 +2,8 @@
 
 Everything is checked before anything is allocated from what the file declares: member sizes, JSON size and nesting
 depth, every metadata field's type and range (one :class:`FieldRule` per field, see
-``core.fingerprint.fingerprint.META_RULES``), the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte count) before their data is read. Every problem raises
+``core.fingerprint.fingerprint.META_RULES``), the ``.npy`` headers (dtype, shape = feature_dim x 1000, byte
+count) before their data is read. Every problem raises
 :class:`FingerprintFileError` with one line naming the file and the field.
 """
 from __future__ import annotations
@@ -25,8 +26,6 @@ MAX_JSON_DEPTH = 8
 MAX_MEMBERS = 8
 #: widest feature vector accepted (timm backbones in use have 512-2048; 8192 leaves room)
 MAX_FEATURE_DIM = 8192
-#: most samples a fingerprint can hold (SamplingProtocol's limit)
-MAX_SAMPLES = 65_535 * 16
 MAX_NAME_CHARS = 256
 MAX_CLASSES = 10_000
 MAX_CLASS_COUNT = 10**9

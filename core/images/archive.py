@@ -88,7 +88,8 @@ def extract_zip(archive: Path, destination: Path, max_total_bytes: int = MAX_TOT
                     target.unlink(missing_ok=True)
                 clash = " (clashes with another member of the same name)" if isinstance(
                     err, (FileExistsError, NotADirectoryError, IsADirectoryError)) else ""
-                result.refused.append((info.filename, f"cannot extract{clash} ({err.strerror if isinstance(err, OSError) and err.strerror else err})"))
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+                result.refused.append((info.filename, f"cannot extract{clash} ({reason})"))
                 continue
             result.extracted.append(target)
     return result

@@ -23,15 +23,16 @@ import numpy as np
 import pandas as pd
 
 from core.catalogue.store import Catalogue
-from core.distances.bootstrap import BootstrapResult, BootstrapSources, resample_weights, summarise
-from core.distances.maths import bkld_contributions
+from core.distances.bootstrap import (DEFAULT_RESAMPLES, BootstrapResult, BootstrapSources, resample_weights,
+                                      summarise)
+from core.distances.bank import contributions_to
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, SECOND_OPINION, WITH_CONTRIBUTIONS, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 from core.report.recommend import Closeness, how_close, recommendations
 from core.report.verdict import Verdict, verdict_for
 
 #: bootstrap resamples and seed: the pages' figures (as bootstrap_for's defaults)
-N_RESAMPLES = 50
+N_RESAMPLES = DEFAULT_RESAMPLES
 SEED = 0
 
 
@@ -73,7 +74,7 @@ def quick_table(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAU
 def bootstrap_sources(catalogue: Catalogue, distance: str) -> BootstrapSources:
     """Every catalogue task as a bootstrap source for ``distance``, prepared once per catalogue."""
     return catalogue.derived(("bootstrap sources", distance),
-                             lambda: BootstrapSources(distance, *catalogue.stacked_for(distance)))
+                             lambda: BootstrapSources(distance, [catalogue.fingerprints[i] for i in catalogue.ids]))
 
 
 def bootstrap_all(catalogue: Catalogue, target: Fingerprint, distance: str, n_resamples: int = N_RESAMPLES,
@@ -90,10 +91,10 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
             n_resamples: int = N_RESAMPLES, seed: int = SEED) -> Ranking:
     """The ranked table, its bootstrap, closeness cue and verdict for one distance (see :class:`Ranking`)."""
     spec_of(distance)
-    to_user = catalogue.distances_to(target, distance)[0]
+    to_user = catalogue.distances_to(target, distance)
     computed = {distance: to_user}
     if distance != SECOND_OPINION:
-        computed[SECOND_OPINION] = catalogue.distances_to(target, SECOND_OPINION)[0]
+        computed[SECOND_OPINION] = catalogue.distances_to(target, SECOND_OPINION)
     ids = catalogue.ids
     candidates = [ids.index(i) for i in catalogue.candidate_ids]
     controls = [t.id for t in catalogue.tasks if t.kind == "control"]
@@ -119,7 +120,7 @@ def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:
     from core.catalogue.taskmap import place_on_map
 
     matrix = catalogue.matrix(DEFAULT_DISTANCE)
-    ranks = user_ranks(matrix, catalogue.distances_to(target, DEFAULT_DISTANCE)[0],
+    ranks = user_ranks(matrix, catalogue.distances_to(target, DEFAULT_DISTANCE),
                        catalogue.distances_from(target, DEFAULT_DISTANCE))
     families = catalogue.derived(("families", DEFAULT_DISTANCE), lambda: families_report(catalogue))
     labels = np.array([families["assignment"][i] for i in catalogue.ids])
@@ -129,12 +130,9 @@ def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:
 
 
 def contributions(catalogue: Catalogue, target: Fingerprint, distance: str) -> np.ndarray:
-    """(T, m) per-feature contributions to bKLD(catalogue task -> target); each row sums to that distance."""
-    spec = spec_of(distance)
-    if not spec.has_contributions:
-        raise ValueError("per-feature contributions exist for bKLD small and large only")
-    sources = np.stack([catalogue.fingerprints[i].probabilities(spec.n_bins) for i in catalogue.ids])
-    return bkld_contributions(target.probabilities(spec.n_bins), sources, target.mean if spec.weighted else None)
+    """(T, m) per-feature contributions to bKLD(catalogue task -> target), rows in task order; each row sums to that
+    distance (:func:`core.distances.bank.contributions_to` for every task)."""
+    return np.stack([contributions_to(target, catalogue.fingerprints[i], distance) for i in catalogue.ids])
 
 
 def part_names(first_distance: str = DEFAULT_DISTANCE) -> list[tuple]:

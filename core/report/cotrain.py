@@ -21,8 +21,8 @@ import pandas as pd
 
 from core.catalogue.store import TaskInfo
 from core.distances.registry import DEFAULT_DISTANCE
+from core.paper import DEFAULT_PAPER
 
-DEFAULT_PAPER = Path(__file__).resolve().parents[3] / "shared" / "paper"
 MULTI_TASK_FILE = "load_multi_task_experiment_AUROC_True_True.csv"
 BASELINE_FILES = ("load_baseline_experiment_AUROC_True_True.csv",   # 800-image targets (used first)
                   "load_baseline_experiment_AUROC_False_True.csv")  # full-size targets
@@ -223,7 +223,8 @@ def plan_table(plan: dict) -> pd.DataFrame:
 def plan_for(catalogue, target, distance: str = DEFAULT_DISTANCE, k: int = 3, use: str | None = None,
              effects: dict[str, CotrainEffect] | None = None) -> dict:
     """:func:`cotraining_plan` for a catalogue (``core.catalogue.store.Catalogue``) and a user's fingerprint,
-    recording the user's task name, the distance and any comparability warnings. ``effects``: see :func:`read_cotrain_effects`."""
-    values, warnings = catalogue.distances_to(target, distance)
+    recording the user's task name, the distance and any comparability warnings. ``effects``: see
+    :func:`read_cotrain_effects`."""
+    values, warnings = catalogue.distances_to(target, distance), catalogue.comparison_warnings(target)
     plan = cotraining_plan(values, catalogue.tasks, k, use, effects)
     return {"user_task": target.name, "distance": distance, **plan, "warnings": list(warnings)}

@@ -10,7 +10,7 @@ import pandas as pd
 from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.store import Catalogue
 from core.distances.bank import twin_distance
-from core.distances.bootstrap import BootstrapResult, bootstrap_distances
+from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, bootstrap_distances
 from core.distances.registry import DEFAULT_DISTANCE, SECOND_OPINION, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 
@@ -27,7 +27,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     """
     spec_of(distance)  # refuses an unknown name
     computed = computed or {}
-    values = computed[distance] if distance in computed else catalogue.distances_to(target, distance)[0]
+    values = computed[distance] if distance in computed else catalogue.distances_to(target, distance)
     candidates = catalogue.candidate_ids
     rows = []
     for index, info in enumerate(catalogue.tasks):
@@ -51,7 +51,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     table.insert(0, "rank", ranks)
     if distance != SECOND_OPINION:
         second = (computed[SECOND_OPINION] if SECOND_OPINION in computed
-                  else catalogue.distances_to(target, SECOND_OPINION)[0])
+                  else catalogue.distances_to(target, SECOND_OPINION))
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
@@ -89,7 +89,7 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    own = catalogue.derived(("own excess", distance), lambda: own_excess(catalogue, distance))
+    own = catalogue.derived(("own excess", distance), lambda: catalogue_excess(catalogue, distance))
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
     excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0
@@ -107,7 +107,7 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
     return Closeness(excess <= threshold, nearest, excess, threshold, controls, message, tuple(map(float, own)))
 
 
-def own_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> list[float]:
+def catalogue_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> list[float]:
     """Each catalogue medical task's distance to its own nearest legal source above its twin distance: the
     catalogue's reference for :func:`how_close` (depends on the catalogue alone)."""
     from core.catalogue.validity import facts_of, nearest_legal_source
@@ -133,7 +133,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                  n_resamples: int = 50, seed: int = 0) -> BootstrapResult | None:
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> BootstrapResult | None:
     """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
     when the fingerprint kept no samples, e.g. loaded from a file)."""
     if target.sample_bins is None:

@@ -26,7 +26,7 @@ def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DE
     matrix = catalogue.matrix(distance)
     if user is None:
         return ids, names, matrix
-    to_user, from_user = user_distances or (catalogue.distances_to(user, distance)[0],
+    to_user, from_user = user_distances or (catalogue.distances_to(user, distance),
                                             catalogue.distances_from(user, distance))
     full = np.zeros((len(ids) + 1, len(ids) + 1))
     full[:-1, :-1] = matrix
@@ -173,7 +173,7 @@ def map_ranks(catalogue: Catalogue, user: Fingerprint | None = None, task_id: st
 
     if user is None:
         return symmetrise(target_ranks(catalogue.matrix(DEFAULT_DISTANCE)))[catalogue.ids.index(task_id)]
-    to_user, _ = catalogue.distances_to(user, DEFAULT_DISTANCE)
+    to_user = catalogue.distances_to(user, DEFAULT_DISTANCE)
     from_user = catalogue.distances_from(user, DEFAULT_DISTANCE)
     return user_ranks(catalogue.matrix(DEFAULT_DISTANCE), to_user, from_user)
 
@@ -182,8 +182,9 @@ def map_annotations(points: pd.DataFrame, symmetric_to: np.ndarray | None, label
                     MAP_LABEL_ALL_UP_TO, label_nearest: int = MAP_LABEL_NEAREST, lines_to: int = 3) -> pd.DataFrame:
     """``points`` (from :func:`map_frame`) plus 'label' (the task name, or '' when not labelled), 'family' (modality
     family; 'control' for controls) and 'nearest' (1..lines_to for the tasks nearest the user's task, else 0).
-    symmetric_to: (T,) symmetrised ranks (:func:`map_ranks`) of the user's (or a selected) task to the catalogue tasks in row order,
-    or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest`` nearest ones."""
+    symmetric_to: (T,) symmetrised ranks (:func:`map_ranks`) of the user's (or a selected) task to the catalogue
+    tasks in row order, or None. Every task is labelled up to ``label_all_up_to`` tasks, else the ``label_nearest``
+    nearest ones."""
     from core.catalogue.validity import modality_family
 
     out = points.copy()

@@ -1,17 +1,15 @@
 """The catalogue build command is reproducible: the same inputs and seed give byte-identical files."""
 from __future__ import annotations
 
-import pytest
-
 import json
 
 import numpy as np
+import pytest
 
 from core.catalogue.build import build_catalogue
 from core.catalogue.store import load_catalogue
 from core.features.sampling import SamplingProtocol
 from tests.helpers import PAPER, link_files, require_shared
-
 
 
 @pytest.mark.slow

@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from core.catalogue.families import (assign_family, cluster_families, families_from_matrix, families_report, family_of,
-                                     format_families, modality_family)
+from core.catalogue.families import (
+    assign_family,
+    cluster_families,
+    families_from_matrix,
+    families_report,
+    family_of,
+    format_families,
+    modality_family,
+)
 from core.cli import EXIT_OK, main
 
 
@@ -100,7 +107,7 @@ class FakeCatalogue:
         return np.array([[0.0, 1, 5, 5], [1, 0, 5, 5], [5, 5, 0, 1], [5, 5, 1, 0]])
 
     def distances_to(self, target, distance):
-        return np.array([9.0, 9.0, 1.0, 5.0]), []  # source -> user
+        return np.array([9.0, 9.0, 1.0, 5.0])  # source -> user
 
     def distances_from(self, target, distance):
         return np.array([1.0, 1.0, 5.0, 1.0])  # user -> target

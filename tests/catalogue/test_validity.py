@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.catalogue.validity import (TaskFacts, controls_nearer, halves_found, hubness, modality_family,
-                                     paper_agreement, same_modality_first)
+from core.catalogue.validity import (
+    TaskFacts,
+    controls_nearer,
+    halves_found,
+    hubness,
+    modality_family,
+    paper_agreement,
+    same_modality_first,
+)
 from core.features.environment import library_versions, version_drift
 
 # four medical tasks (two X-ray, two CT; m1 and m2 built on the same images) and one control

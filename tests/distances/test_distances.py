@@ -1,22 +1,45 @@
-"""bKLD, P2L and VDNA against independent scipy computations and numbers worked by hand."""
+"""bKLD, P2L and VDNA: the one implementation (core.distances.maths through the source bank) against independent
+scipy computations (tests/reference.py) and numbers worked by hand."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import softmax
 from scipy.stats import entropy, wasserstein_distance
 
-from core.distances.bank import distance_from_arrays, distances_to
-from core.distances.maths import bkld, bkld_contributions, p2l, symmetrise, vdna
-from tests.helpers import random_histograms
+from core.distances.bank import bank_for
+from core.distances.maths import (
+    bkld_contributions,
+    bkld_many,
+    feature_weights,
+    log_softmax,
+    p2l_many,
+    symmetrise,
+    vdna_many,
+)
+from tests.helpers import fingerprint_of, random_histograms
+from tests.reference import bkld as reference_bkld
+
+
+def bkld(p_target: np.ndarray, q_sources: np.ndarray, mean_target: np.ndarray | None) -> np.ndarray | float:
+    """The one bKLD (core.distances.maths.bkld_many) for one target: a float for one source, (S,) for many."""
+    single = np.ndim(q_sources) == 2
+    q = np.asarray(q_sources)[None] if single else np.asarray(q_sources)
+    values = bkld_many(p_target[None], feature_weights(mean_target, p_target.shape[0])[None],
+                       log_softmax(q, axis=-1))[0]
+    return float(values[0]) if single else values
+
+
+def vdna(p_target: np.ndarray, p_sources: np.ndarray) -> float:
+    return float(vdna_many(np.cumsum(p_target, axis=-1)[None], np.cumsum(p_sources, axis=-1)[None])[0, 0])
+
+
+def p2l(mean_target: np.ndarray, mean_sources: np.ndarray) -> np.ndarray:
+    return p2l_many(mean_target[None], mean_sources)[0]
 
 
 def scipy_bkld(p_target: np.ndarray, q_source: np.ndarray, mean_target: np.ndarray | None) -> float:
     """METHOD.md section 4 written the slow way with scipy: per-feature KL(P_t || softmax(Q_s))."""
-    m = p_target.shape[0]
-    kl = np.array([entropy(p_target[f], softmax(q_source[f])) for f in range(m)])
-    w = np.ones(m) if mean_target is None else softmax(mean_target)
-    return float((w * kl).sum() / w.sum())
+    return reference_bkld(p_target, q_source, mean_target)
 
 
 @pytest.mark.parametrize("n_bins", [100, 1000])
@@ -51,7 +74,8 @@ def test_contributions_sum_to_distance_and_vectorised_equals_loop():
     p = random_histograms(rng, 30, 100)
     sources = np.stack([random_histograms(rng, 30, 100) for _ in range(5)])
     mean = rng.random(30)
-    contributions = bkld_contributions(p, sources, mean)
+    weights = feature_weights(mean, 30)
+    contributions = np.stack([bkld_contributions(p, log_softmax(q), weights) for q in sources])
     assert contributions.shape == (5, 30)
     np.testing.assert_allclose(contributions.sum(axis=1), bkld(p, sources, mean), rtol=1e-12)
     np.testing.assert_allclose(bkld(p, sources, mean), [bkld(p, s, mean) for s in sources], rtol=1e-12)
@@ -67,8 +91,9 @@ def test_self_distance_is_zero_for_identical_fingerprints_only():
     rng = np.random.default_rng(5)
     counts = rng.integers(0, 5, size=(3, 8, 1000))
     means = rng.random((3, 8))
+    sources = [fingerprint_of(c, m, postact_mean=m) for c, m in zip(counts, means)]
     for name in ("bkld-small", "bkld-large", "p2l", "vdna"):
-        values = distance_from_arrays(name, counts[1], means[1], counts, means)
+        values = bank_for(name, sources).distances(sources[1])
         assert values[1] == 0.0
         assert values[0] > 0 and values[2] > 0
     # the raw formula alone is not zero for identical inputs (only the source is softmaxed)
@@ -123,7 +148,7 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
     sources = [fingerprint(rng.integers(0, width, size=(n, m)), rng.random((n, m)), keep=False)
                for width in (300, 600, 1000)]
     result = bootstrap_distances(target, sources, "bkld-small", n_resamples=40, seed=1)
-    full = distances_to(target, sources, "bkld-small")
+    full = bank_for("bkld-small", sources).distances(target)
     assert np.all(result.low <= full) and np.all(full <= result.high) and np.all(result.high > result.low)
     assert np.all((0 <= result.rank_stability) & (result.rank_stability <= 1))
     assert result.top1_share.sum() == pytest.approx(1.0)
@@ -131,20 +156,41 @@ def test_bootstrap_interval_contains_the_estimate_and_ranks_are_shares():
 
 
 @pytest.mark.parametrize("name", ["bkld-small", "bkld-large", "p2l", "vdna"])
-def test_prepared_sources_equal_the_pure_functions(name):
-    from core.distances.bank import SourceBank
+def test_bank_equals_the_reference_forms(name):
+    """Every distance through the one bank (one target, many targets, pairwise, from a source) against
+    tests/reference.py, written per source and per feature with scipy."""
     from core.fingerprint.binning import coarsen
+    from tests import reference
     rng = np.random.default_rng(10)
     counts = rng.integers(0, 4, size=(4, 6, 1000))
-    means = rng.random((4, 6))
-    target_counts, target_mean = rng.integers(0, 4, size=(6, 1000)), rng.random(6)
+    means = rng.random((4, 6)) + 0.1
+    sources = [fingerprint_of(c, m, postact_mean=m) for c, m in zip(counts, means)]
+    target = fingerprint_of(rng.integers(0, 4, size=(6, 1000)), rng.random(6) + 0.1, "target")
+    target = fingerprint_of(target.counts, target.mean, "target", postact_mean=target.mean)
     bins = 100 if name == "bkld-small" else 1000
-    p = coarsen(target_counts, bins) / coarsen(target_counts, bins).sum(axis=1, keepdims=True)
-    q = coarsen(counts, bins) / coarsen(counts, bins).sum(axis=2, keepdims=True)
-    expected = {"bkld-small": lambda: bkld(p, q, target_mean), "bkld-large": lambda: bkld(p, q, None),
-                "p2l": lambda: p2l(target_mean, means), "vdna": lambda: vdna(p, q)}[name]()
-    np.testing.assert_allclose(SourceBank(name, counts, means).distances(target_counts, target_mean), expected,
-                               rtol=1e-12)
+
+    def probabilities(c: np.ndarray) -> np.ndarray:
+        return coarsen(c, bins) / coarsen(c, bins).sum(axis=-1, keepdims=True)
+
+    def expected(t, s_list) -> np.ndarray:
+        q = np.stack([probabilities(s.counts) for s in s_list])
+        return {"bkld-small": lambda: reference.bkld(probabilities(t.counts), q, t.mean),
+                "bkld-large": lambda: reference.bkld(probabilities(t.counts), q, None),
+                "p2l": lambda: reference.p2l(t.mean, np.stack([s.mean for s in s_list])),
+                "vdna": lambda: reference.vdna(probabilities(t.counts), q)}[name]()
+
+    bank = bank_for(name, sources)
+    np.testing.assert_allclose(bank.distances(target), expected(target, sources), rtol=1e-12)
+    many = bank.distances_to_each([target, sources[2]])
+    np.testing.assert_allclose(many[0], expected(target, sources), rtol=1e-12)
+    assert many[1, 2] == 0.0
+    pairwise = bank.pairwise()
+    for t in range(4):
+        others = [s for s in range(4) if s != t]
+        np.testing.assert_allclose(pairwise[others, t], expected(sources[t], [sources[s] for s in others]),
+                                   rtol=1e-12)
+    np.testing.assert_allclose(bank.distances_from(target),
+                               [expected(s, [target])[0] for s in sources], rtol=1e-12)
 
 
 def test_log_softmax_matches_scipy():

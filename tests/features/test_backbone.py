@@ -15,7 +15,8 @@ def top_classes(backbone, image: np.ndarray, k: int = 3) -> list[int]:
     prepared = prepare(image)
     offset = (prepared.shape[0] - CROP) // 2
     batch = np.ascontiguousarray(prepared[None, offset:offset + CROP, offset:offset + CROP])
-    logits = backbone.logits(to_model_input(batch, backbone.spec.mean, backbone.spec.std, backbone.device))
+    with torch.inference_mode():  # the full model: pooled features through the shipped ImageNet classifier
+        logits = backbone.model(to_model_input(batch, backbone.spec.mean, backbone.spec.std, backbone.device))
     return torch.topk(logits, k).indices[0].tolist()
 
 

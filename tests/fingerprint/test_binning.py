@@ -49,7 +49,13 @@ def test_edges_identity_changes_with_values_and_invalid_edges_are_refused():
 
 
 def test_gray_images_give_the_same_crops_as_their_rgb_replica():
-    from core.features.preprocess import PreparedImage, crop, prepare
+    from core.features.preprocess import CROP, PreparedImage, prepare
+
+    def crop(prepared: np.ndarray, top: int, left: int, flip: bool) -> np.ndarray:
+        """The reference for PreparedImage: a (224, 224, 3) crop, mirrored left-right when ``flip``."""
+        window = prepared[top:top + CROP, left:left + CROP]
+        window = window[:, ::-1] if flip else window
+        return np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
     gray = np.random.default_rng(2).integers(0, 256, size=(131, 347), dtype=np.uint8)
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
     for top, left, flip in ((0, 0, False), (32, 5, True), (16, 16, False)):

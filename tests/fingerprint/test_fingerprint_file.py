@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.distances.bank import distances_to
+from core.distances.bank import bank_for
 from core.errors import FingerprintFileError, IncompatibleFingerprintsError
 from core.fingerprint.fingerprint import FORMAT_VERSION, Fingerprint, FingerprintMeta, check_comparable
 from tests.helpers import rewrite
@@ -130,7 +130,7 @@ def test_other_backbone_is_refused_with_what_differs():
     mine = make_fingerprint()
     other = make_fingerprint(seed=1, backbone="resnet34", weights_sha256="cd" * 32)
     with pytest.raises(IncompatibleFingerprintsError, match="backbone: 'tf_efficientnet_lite0' vs 'resnet34'"):
-        distances_to(mine, [other])
+        bank_for("bkld-small", [other]).distances(mine)
 
 
 def test_other_edges_and_augmentation_are_refused_but_other_n_only_warns():

@@ -7,13 +7,14 @@ import shutil
 import numpy as np
 import pytest
 
-from core.distances.bank import distances_to
+from core.distances.bank import bank_for
 from core.features.sampling import SamplingProtocol, plan_samples
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
 from core.images.dataset import open_dataset
 from tests.helpers import PIPELINE_TASKS, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
+
 
 def test_sample_plan_is_seeded_and_uses_replacement():
     a, b = plan_samples(10, SamplingProtocol(n=500, seed=3)), plan_samples(10, SamplingProtocol(n=500, seed=3))
@@ -88,8 +89,8 @@ def test_each_half_is_nearest_to_its_own_other_half(half_fingerprints):
     nearer to its own other half than to the other tasks' halves (4 tasks of 4 modalities)."""
     hits = {}
     for task in PIPELINE_TASKS:
-        values = distances_to(half_fingerprints[(task, "b")], [half_fingerprints[(t, "a")] for t in PIPELINE_TASKS],
-                              "bkld-small")
+        values = bank_for("bkld-small", [half_fingerprints[(t, "a")] for t in PIPELINE_TASKS]).distances(
+            half_fingerprints[(task, "b")])
         hits[task] = PIPELINE_TASKS[int(np.argmin(values))]
     assert hits == {task: task for task in PIPELINE_TASKS}
 

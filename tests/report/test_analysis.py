@@ -40,7 +40,7 @@ def assert_same_table(new: pd.DataFrame, old: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("distance", list(DISTANCES))
 def test_a_precomputed_ranking_shows_what_the_pages_computed_before(catalogue, user, distance, monkeypatch):
-    import core.distances.bootstrap as bootstrap_module
+    import core.distances.bootstrap as bootstrap_module  # noqa: F401 (patched below)
     import core.report.recommend as recommend_module
     from core.report.recommend import bootstrap_for, how_close, recommendations
     from core.report.verdict import verdict_from_catalogue

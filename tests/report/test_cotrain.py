@@ -10,8 +10,19 @@ import pytest
 
 from core.catalogue.store import TaskInfo
 from core.cli import EXIT_OK, EXIT_USAGE, main
-from core.report.cotrain import (NOT_VERIFIED, OPEN, PAPER_MISSING, RESEARCH_ONLY, cotrain_effects, cotraining_plan,
-                                 licence_allows, licence_short, plan_for, plan_table, read_cotrain_effects)
+from core.report.cotrain import (
+    NOT_VERIFIED,
+    OPEN,
+    PAPER_MISSING,
+    RESEARCH_ONLY,
+    cotrain_effects,
+    cotraining_plan,
+    licence_allows,
+    licence_short,
+    plan_for,
+    plan_table,
+    read_cotrain_effects,
+)
 
 
 def task(task_id: str, licence: str = "CC BY 4.0", kind: str = "medical", shares: list | None = None,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.distances.bank import CompactBkldBank, contributions_to
+from core.distances.bank import contributions_to
 from core.report.views import USER_ID, filter_tasks, heatmap_view, map_annotations, map_frame
 from tests.helpers import app, find_table, no_exceptions
 
@@ -24,17 +24,15 @@ def synthetic(catalogue, tmp_path_factory):
     return load_catalogue(root)
 
 
-def test_compact_bank_equals_the_exact_distances(catalogue):
+def test_catalogue_bank_gives_the_stored_columns_and_rows(catalogue):
     for distance in ("bkld-small", "bkld-large"):
-        bank = CompactBkldBank(distance, [catalogue.fingerprints[i] for i in catalogue.ids])
-        np.testing.assert_allclose(bank.pairwise(), catalogue.matrix(distance), atol=1e-6)
         target = catalogue.fingerprints["busi_3class"]
-        values = bank.distances(target.counts, target.mean)
-        assert values[catalogue.ids.index("busi_3class")] == 0.0  # the task itself, exactly
-        np.testing.assert_allclose(values, catalogue.matrix(distance)[:, catalogue.ids.index("busi_3class")],
-                                   atol=1e-6)
-        np.testing.assert_allclose(catalogue.distances_from(target, distance),
-                                   catalogue.matrix(distance)[catalogue.ids.index("busi_3class")], atol=1e-6)
+        at = catalogue.ids.index("busi_3class")
+        values = catalogue.distances_to(target, distance)
+        assert values[at] == 0.0  # the task itself, exactly
+        np.testing.assert_allclose(values, catalogue.matrix(distance)[:, at], rtol=1e-12)
+        np.testing.assert_allclose(catalogue.distances_from(target, distance), catalogue.matrix(distance)[at],
+                                   rtol=1e-12)
 
 
 def test_heatmap_colours_only_the_off_diagonal_range(catalogue):

@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UnreadableImageError
-from core.images.readers.base import (MAX_PIXELS, MAX_VOLUME_BYTES, MAX_VOLUME_PIXELS, ImageReader, robust_range,
-                                      to_uint8_window)
+from core.images.readers.base import (
+    MAX_PIXELS,
+    MAX_VOLUME_BYTES,
+    MAX_VOLUME_PIXELS,
+    ImageReader,
+    robust_range,
+    to_uint8_window,
+)
 
 try:
     import nibabel
