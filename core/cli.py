@@ -186,7 +186,7 @@ def cmd_compare(args) -> int:
     print(how_close(catalogue, table, target, args.distance).message)
     if bootstrap is None:
         print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
-    export = ranked[EXPORT_COLUMNS]
+    export = shown[EXPORT_COLUMNS]  # the --top candidates and every control, at its place
     if args.csv:
         export.to_csv(Path(args.csv), index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
@@ -271,7 +271,9 @@ def cmd_cotrain(args) -> int:
 
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects, with_verdict
+    from core.report.recommend import bootstrap_for, recommendations
+    from core.report.verdict import verdict_from_catalogue
 
     for path in (Path(p) for p in (args.json, args.csv) if p):
         problem = output_problem(path, args.overwrite)
@@ -281,6 +283,10 @@ def cmd_cotrain(args) -> int:
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    ranking = recommendations(catalogue, target, args.distance, bootstrap)
+    plan = with_verdict(plan, verdict_from_catalogue(catalogue, ranking, target, args.distance, bootstrap), ranking)
+    print(printable(plan["caveat"], 1000))
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"co-training plan for '{target.name}' by {args.distance} (nearest first; no controls, no shared images"
@@ -288,6 +294,8 @@ def cmd_cotrain(args) -> int:
     for row in plan["tasks"]:
         print(f"{row['order']:>3}  {row['task_id']}  {row['distance']:.6f}  {row['n_classes']} classes  "
               f"{row['images']:,} images  licence: {row['licence']} ({row['licence_stated']})")
+        if row["note"]:
+            print(f"     caution: {row['note']} (the control {plan['reference_control']['task']} is as near)")
         if row["paper_cotrain"]:
             print(f"     paper: {row['paper_cotrain']}")
     totals = plan["totals"]

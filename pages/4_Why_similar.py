@@ -13,6 +13,9 @@ from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier
 
 SHOWN = 5  # top features explained one by one
+#: the feature table's headers in words
+FEATURE_COLUMNS = {"feature": "feature", "contribution": "part of the distance", "share": "share of the distance",
+                   "cumulative_share": "share, running total", "classes": "ImageNet classes it points to"}
 catalogue = page_setup("Why similar?")
 fingerprint = need_fingerprint()
 values = catalogue.distances_to(fingerprint)
@@ -64,5 +67,5 @@ for row in frame.head(SHOWN).itertuples():
                                           f"f{feature}: both histograms; shaded = the 5 bins adding most"),
                        key=f"histogram_{feature}")
 with st.expander("All 20 top features"):
-    st.dataframe(frame, hide_index=True, key="contributions_table")
+    st.dataframe(frame.rename(columns=FEATURE_COLUMNS), hide_index=True, key="contributions_table")
 footer()

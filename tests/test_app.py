@@ -155,18 +155,27 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
     assert "Second opinion (VDNA" in text and "% farther than the first" in text
     assert "only of sampling noise" in text and "image-disjoint halves find their own task 17 of 17" in text
-    table = find_table(at, "rank", "interval_low")
-    assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
-    assert (table["distance"].diff().dropna() >= 0).all()
-    assert {"interval_low", "interval_high", "rank_holds", "first_place"} <= set(table.columns)
-    assert (table["interval_low"] <= table["distance"]).all() and (table["distance"] <= table["interval_high"]).all()
-    assert table["licence"].str.len().min() > 0
-    mias = table[table["task"].str.contains("mini-MIAS")]
-    assert mias["caution"].str.contains("shares images").all()
+    verdict = [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+    assert len(verdict) == 1
+    table = find_table(at, "rank", "raw distance, 95 % low")
+    assert table.iloc[0]["public task"] == "Breast ultrasound (BUSI)" and table.iloc[0]["rank"] == "1"
+    assert (table["raw distance"].diff().dropna() >= 0).all()  # controls sit at their place
+    references = table[table["rank"] == "reference"]
+    assert len(references) == 2 and references["public task"].str.endswith("— reference point").all()
+    assert {"first place", "rank holds"} <= set(table.columns)
+    medical = table[table["rank"] != "reference"]
+    assert (medical["raw distance, 95 % low"] <= medical["raw distance"]).all()
+    assert (medical["raw distance"] <= medical["raw distance, 95 % high"]).all()
+    outranked = medical["raw distance"] >= references["raw distance"].min()
+    assert (medical.loc[outranked, "caution"] == "not distinguishable from unrelated images").all()
+    assert table["licence as stated"].str.len().min() > 0
+    mias = table[table["public task"].str.contains("mini-MIAS")]
+    assert mias["shares images"].str.contains("shares images").all()
+    assert any(m.value.startswith("**Because your images resemble") for m in at.markdown)
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
-        assert len(find_table(at, "rank", "interval_low")) == 17
+        assert len(find_table(at, "rank", "raw distance, 95 % low")) == 19
 
 
 def test_pages_without_a_fingerprint_say_what_to_do():
@@ -182,9 +191,9 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
         no_exceptions(at)
     at = app("pages/4_Why_similar.py", fingerprint=user_fingerprint, selected_task="ph2_3class").run()
     assert at.selectbox(key="why_task").value == "ph2_3class"
-    table = find_table(at, "feature", "contribution", "cumulative_share")
-    assert len(table) == 20 and (table["contribution"].diff().dropna() <= 0).all()
-    assert np.isclose(table["share"].sum(), table["cumulative_share"].iloc[-1])
+    table = find_table(at, "feature", "part of the distance", "share, running total")
+    assert len(table) == 20 and (table["part of the distance"].diff().dropna() <= 0).all()
+    assert np.isclose(table["share of the distance"].sum(), table["share, running total"].iloc[-1])
 
 
 def test_catalogue_explorer_needs_no_upload():

@@ -50,3 +50,10 @@ def get_classifier(probe: str | None = None) -> tuple:
     """(classifier weight (1000, m) float32, 1,000 ImageNet class names) of the backbone, once per process."""
     from core.report.feature_meaning import classifier_weight, imagenet_class_names
     return classifier_weight(get_backbone(probe)), imagenet_class_names()
+
+
+@st.cache_resource(show_spinner="Reading the paper's per-repetition results…")
+def get_paper_repetitions(paper: str = str(DEFAULT_PAPER)) -> dict:
+    """The paper's per-repetition transfer results per scenario (empty when the paper folder is not there)."""
+    from core.report.next_steps import read_repetitions
+    return read_repetitions(paper)

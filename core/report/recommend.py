@@ -77,13 +77,6 @@ class Closeness:
     message: str
     own_excess: tuple[float, ...] = ()  # each catalogue medical task's excess over its own nearest legal source
 
-    @property
-    def excess_percentile(self) -> float:
-        """Share (0..1) of the catalogue's medical tasks that are nearer to their own nearest (different) source
-        than the user's task is to its nearest: 0 = closer than any two different catalogue tasks."""
-        if not self.own_excess:
-            return float("nan")
-        return float(np.mean(np.asarray(self.own_excess) <= self.excess))
 
 
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
@@ -156,9 +149,23 @@ def _evidence_line(catalogue: Catalogue, task_id: str) -> str:
     return "; ".join(parts)
 
 
+#: the paper's table headers in words
+KNOWLEDGE_COLUMNS = {"printable": "paper task", "modality": "modality", "auroc": "AUROC with transfer",
+                     "baseline_auroc": "AUROC trained alone", "delta": "change in AUROC",
+                     "repetitions": "repetitions", "bkld_small": "published distance (bKLD small)",
+                     "operation": "operation",
+                     "probability": "times applied per image (of the policy's 3 steps)"}
+#: what the augmentation figure is: the searched policy (FasterAutoAugment, as albumentations JSON) picks one of 10
+#: sub-policies per image, each a sequence of 3 steps that each apply one operation (NoOp = nothing); the figure
+#: adds, over the 3 steps, the chance that the step applies this operation: an expected count from 0 to 3
+POLICY_FIGURE = ("Each searched augmentation policy applies 3 steps in a row to every training image; the figure is "
+                 "how many of those 3 steps apply the operation on average (0 to 3; 'NoOp' = the step does nothing).")
+
+
 def knowledge_tables(catalogue: Catalogue, task_id: str) -> dict[str, pd.DataFrame]:
     """For a paper-linked task: per scenario, the best sources when it was the target and the targets it helped
-    most as a source, plus its paper neighbours. Empty dict for tasks without paper evidence."""
+    most as a source, plus its paper neighbours, with headers in words (:data:`KNOWLEDGE_COLUMNS`). Empty dict for
+    tasks without paper evidence."""
     entry = catalogue.knowledge.get("tasks", {}).get(task_id)
     if not entry:
         return {}
@@ -180,4 +187,21 @@ def knowledge_tables(catalogue: Catalogue, task_id: str) -> dict[str, pd.DataFra
     if entry.get("paper_neighbours"):
         tables["nearest paper tasks by the published bKLD"] = pd.DataFrame(entry["paper_neighbours"])[
             ["printable", "modality", "bkld_small"]]
-    return tables
+    return {title: frame.rename(columns=KNOWLEDGE_COLUMNS) for title, frame in tables.items()}
+
+
+def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
+                   distance: str = DEFAULT_DISTANCE) -> pd.Series:
+    """A readable scale for each row's distance: the share (0..1) of the catalogue's own pairs of different medical
+    tasks (source != target, no shared images) that are farther apart than this source is from the user's task.
+    Both sides are measured above the target's twin distance (:func:`twin_distance`), since raw bKLD values carry an
+    offset per target. 1.0 = nearer than any two different catalogue tasks; 0.0 = farther than all of them."""
+    from core.catalogue.validity import facts_of
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    pairs = np.array([matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
+                      for t in facts.medical for s in facts.legal_sources(t)])
+    if pairs.size == 0:
+        return pd.Series(np.nan, index=table.index)
+    excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
+    return pd.Series(1.0 - np.searchsorted(np.sort(pairs), excess, side="left") / pairs.size, index=table.index)

@@ -28,15 +28,21 @@ from core.distances.bootstrap import BootstrapResult
 #: the verdict's levels, strongest first (``Verdict.level`` is one of these)
 LEVELS = ("strong", "several about equally close", "weak", "nothing close")
 #: the first source (with its image-sharing siblings) must come first in at least this share of bootstrap re-draws
-MIN_FIRST_SHARE = 0.8
-#: ... and the next source must be at least this many half-widths of the first's 95 % interval farther
-MIN_MARGIN_SPREAD = 1.0
-#: a non-medical control within this many half-widths of the first medical source makes the match weak
-MIN_CONTROL_MARGIN_SPREAD = 1.0
+MIN_FIRST_SHARE = 0.9
+#: ... and the next source must be farther by at least this many standard deviations of the paired difference
+MIN_MARGIN_Z = 2.0
+#: a non-medical control nearer than this many standard deviations (paired) above the first makes the match weak
+MIN_CONTROL_Z = 2.0
+#: "a task of your kind": at most this share of the catalogue's medical tasks are nearer to their own nearest
+#: different task than the user's task is to its first source (``Closeness.excess_percentile``)
+MAX_EXCESS_PERCENTILE = 0.25
+#: "several about equally close": the next source (not sharing the first's images) is as close as at most this share
+#: of the catalogue's medical tasks are to their own nearest different task: it too is of your kind
+MAX_NEXT_EXCESS_PERCENTILE = 0.15
 #: without a bootstrap: the next source must be this much farther (per cent of the first's distance) for "strong"
-MIN_MARGIN_PCT_WITHOUT_BOOTSTRAP = 5.0
-#: ... and the nearest control this much farther for more than "weak"
-MIN_CONTROL_PCT_WITHOUT_BOOTSTRAP = 5.0
+MIN_MARGIN_PCT_WITHOUT_BOOTSTRAP = 0.5
+#: ... and a control nearer than this (per cent above the first) makes the match weak
+MIN_CONTROL_PCT_WITHOUT_BOOTSTRAP = 1.0
 
 #: a short explanation of each level, for a legend
 LEVEL_MEANINGS = {
@@ -63,6 +69,7 @@ class VerdictEvidence:
     control_margin_pct: float
     close: bool
     excess_percentile: float = float("nan")
+    next_excess_percentile: float = float("nan")
     first_share: float | None = None
     rank_worst: int | None = None
     margin_spread: float | None = None
@@ -111,13 +118,23 @@ def _z(farther: np.ndarray | None, nearer: np.ndarray | None, full_gap: float | 
     return full_gap / spread if spread > 0 else float(np.sign(full_gap)) * float("inf")
 
 
+def _share_nearer(own_excess: tuple[float, ...], excess: float | None) -> float:
+    """Share of the catalogue's medical tasks at most ``excess`` above their twin distance from their own nearest
+    different task (NaN without a reference)."""
+    if not own_excess or excess is None or not np.isfinite(excess):
+        return float("nan")
+    return float(np.mean(np.asarray(own_excess) <= max(excess, 0.0)))
+
+
 def evidence_of(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarray] | None = None,
-                shares_images: dict[str, list[str]] | None = None, excess_percentile: float = float("nan")
-                ) -> VerdictEvidence:
+                shares_images: dict[str, list[str]] | None = None, own_excess: tuple[float, ...] = (),
+                twin: float = float("nan")) -> VerdictEvidence:
     """Measure what the verdict needs from a ranking ``table`` (from :func:`core.report.recommend.recommendations`:
     candidates nearest first, then the controls). ``resampled``: task id -> (R,) its distance in each of R bootstrap
     re-draws of the user's samples, the same re-draws for every task (from :func:`resampled_distances`);
-    ``shares_images``: task id -> ids of tasks holding the same images (one source, not competitors)."""
+    ``shares_images``: task id -> ids of tasks holding the same images (one source, not competitors);
+    ``own_excess``: each catalogue medical task's distance to its own nearest different task above its twin
+    distance, and ``twin``: the user's twin distance (both from :class:`core.report.recommend.Closeness`)."""
     shares_images = shares_images or {}
     candidates = table[table["kind"] != "control"].reset_index(drop=True)
     controls = table[table["kind"] == "control"].sort_values("distance", kind="stable")
@@ -134,7 +151,8 @@ def evidence_of(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarra
                  next_source=None if next_row is None else str(next_row["task"]), next_distance=d_next,
                  margin_pct=_pct(d_next, d_first), control=None if control is None else str(control["task"]),
                  control_distance=d_control, control_margin_pct=_pct(d_control, d_first), close=bool(close),
-                 excess_percentile=float(excess_percentile),
+                 excess_percentile=_share_nearer(own_excess, d_first - twin),
+                 next_excess_percentile=_share_nearer(own_excess, None if d_next is None else d_next - twin),
                  controls_above=tuple(str(c) for c in controls.loc[controls["distance"] <= d_first, "task"]))
     ids = [i for i in candidates["task_id"] if resampled and i in resampled]
     if resampled and first["task_id"] in resampled and len(ids) > 1:
@@ -177,22 +195,36 @@ def resampled_distances(target, fingerprints: dict, distance: str, bootstrap: Bo
 
 
 def level_of(evidence: VerdictEvidence) -> str:
-    """The verdict's level from its evidence (thresholds: the module's constants)."""
+    """The verdict's level from its evidence (thresholds: the module's constants, chosen in
+    ``bench/verdict_calibration.py``)."""
     control_beats = evidence.control_distance is not None and evidence.control_distance <= evidence.first_distance
-    if evidence.control_margin_spread is not None:
-        control_near = evidence.control_margin_spread < MIN_CONTROL_MARGIN_SPREAD
-    else:
-        control_near = evidence.control_margin_pct < MIN_CONTROL_PCT_WITHOUT_BOOTSTRAP
+    control_near = _control_near(evidence)
     if control_beats or (control_near and not evidence.close):
         return "nothing close"
-    if control_near or not evidence.close:
+    if control_near or not evidence.close or not _of_your_kind(evidence):
         return "weak"
+    if evidence.next_excess_percentile <= MAX_NEXT_EXCESS_PERCENTILE:  # NaN compares False
+        return "several about equally close"
     if evidence.first_share is not None:
         firm = (evidence.first_share >= MIN_FIRST_SHARE
-                and (evidence.margin_spread is None or evidence.margin_spread >= MIN_MARGIN_SPREAD))
+                and (evidence.margin_spread is None or evidence.margin_spread >= MIN_MARGIN_Z))
     else:
         firm = evidence.margin_pct >= MIN_MARGIN_PCT_WITHOUT_BOOTSTRAP
     return "strong" if firm else "several about equally close"
+
+
+def _control_near(evidence: VerdictEvidence) -> bool:
+    """A non-medical control is not clearly farther than the first medical source."""
+    if evidence.control_distance is None:
+        return False
+    if evidence.control_margin_spread is not None:
+        return evidence.control_margin_spread < MIN_CONTROL_Z
+    return evidence.control_margin_pct < MIN_CONTROL_PCT_WITHOUT_BOOTSTRAP
+
+
+def _of_your_kind(evidence: VerdictEvidence) -> bool:
+    """As close as the catalogue's tasks are to their nearest different task, or closer (unknown: yes)."""
+    return not evidence.excess_percentile > MAX_EXCESS_PERCENTILE  # NaN (no reference) passes
 
 
 def _names(names: list[str]) -> str:
@@ -214,9 +246,13 @@ def sentence_of(level: str, evidence: VerdictEvidence) -> str:
         return (f"Several public tasks are about equally close to your images ({_names(group)}): which one comes "
                 "first changes when your images are re-drawn, so treat them as a group, not a single answer.")
     if level == "weak":
-        if evidence.close:
+        if _control_near(evidence):
             return (f"Weak match: the closest public task, {first}, is hardly closer to your images than a set of "
                     f"unrelated everyday images ({evidence.control}); use the ranking with caution.")
+        if evidence.close:
+            return (f"Weak match: the closest public task, {first}, is only as close to your images as different "
+                    "public tasks are to one another: a neighbour, not a task of your kind; use the ranking with "
+                    "caution.")
         return (f"Weak match: the closest public task, {first}, is farther from your images than catalogue tasks "
                 "usually are from their nearest neighbour; use the ranking with caution.")
     beaten_by = _names(list(evidence.controls_above) or [str(evidence.control)])
@@ -225,10 +261,10 @@ def sentence_of(level: str, evidence: VerdictEvidence) -> str:
 
 
 def verdict_for(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarray] | None = None,
-                shares_images: dict[str, list[str]] | None = None, excess_percentile: float = float("nan")
-                ) -> Verdict:
+                shares_images: dict[str, list[str]] | None = None, own_excess: tuple[float, ...] = (),
+                twin: float = float("nan")) -> Verdict:
     """The verdict on a ranking (arguments as :func:`evidence_of`)."""
-    evidence = evidence_of(table, close, resampled, shares_images, excess_percentile)
+    evidence = evidence_of(table, close, resampled, shares_images, own_excess, twin)
     level = level_of(evidence)
     return Verdict(level, sentence_of(level, evidence), evidence)
 
@@ -245,7 +281,8 @@ def verdict_from_catalogue(catalogue, table: pd.DataFrame, target, distance: str
     controls = [t.id for t in catalogue.tasks if t.kind == "control"]
     resampled = resampled_distances(target, catalogue.fingerprints, distance, bootstrap, catalogue.candidate_ids,
                                     controls, seed)
-    return verdict_for(table, closeness.close, resampled, shares, closeness.excess_percentile)
+    return verdict_for(table, closeness.close, resampled, shares, closeness.own_excess,
+                       closeness.nearest - closeness.excess)
 
 
 def outranked_by_control(table: pd.DataFrame) -> np.ndarray:

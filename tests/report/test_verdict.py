@@ -37,7 +37,7 @@ def test_a_clear_firm_first_place_is_strong():
     table = ranking({"a": 0.80, "b": 0.86, "c": 0.90}, {"digits": 0.95})
     resampled = {"a": draws(0.80, noise, 0.002, 1), "b": draws(0.86, noise, 0.002, 2),
                  "c": draws(0.90, noise, 0.002, 3), "digits": draws(0.95, noise, 0.002, 4)}
-    verdict = verdict_for(table, True, resampled, excess_percentile=0.0)
+    verdict = verdict_for(table, True, resampled, own_excess=(0.05, 0.1, 0.6, 1.0), twin=0.78)
     assert verdict.level == "strong", verdict
     assert verdict.evidence.first_share == 1.0 and verdict.evidence.rank_worst == 1
     assert verdict.sentence.startswith("Strong match: A is")
@@ -48,7 +48,7 @@ def test_first_places_shared_in_the_bootstrap_are_never_strong():
     table = ranking({"a": 0.800, "b": 0.801, "c": 0.90}, {"digits": 0.95})
     resampled = {"a": draws(0.800, noise, 0.01, 1), "b": draws(0.801, noise, 0.01, 2),
                  "c": draws(0.90, noise, 0.01, 3), "digits": draws(0.95, noise, 0.01, 4)}
-    verdict = verdict_for(table, True, resampled, excess_percentile=0.0)
+    verdict = verdict_for(table, True, resampled, own_excess=(0.05, 0.1, 0.6, 1.0), twin=0.78)
     assert 0.2 < verdict.evidence.first_share < 0.8
     assert verdict.level == "several about equally close"
     assert "B" in verdict.sentence and "A" in verdict.sentence
@@ -59,7 +59,7 @@ def test_tasks_sharing_images_count_as_one_source():
     table = ranking({"a": 0.800, "a_twin": 0.801, "c": 0.90}, {"digits": 0.95})
     resampled = {"a": draws(0.800, noise, 0.01, 1), "a_twin": draws(0.801, noise, 0.01, 2),
                  "c": draws(0.90, noise, 0.002, 3), "digits": draws(0.95, noise, 0.002, 4)}
-    verdict = verdict_for(table, True, resampled, {"a": ["a_twin"]}, excess_percentile=0.0)
+    verdict = verdict_for(table, True, resampled, {"a": ["a_twin"]}, own_excess=(0.05, 0.1, 0.6, 1.0), twin=0.78)
     assert verdict.evidence.first_share == 1.0 and verdict.evidence.next_source == "C"
     assert verdict.level == "strong"
 
@@ -97,3 +97,15 @@ def test_reference_rows_sit_at_their_rank_and_flag_what_they_outrank():
     assert list(ranked["task_id"]) == ["a", "faces", "b", "c", "digits"]
     assert list(ranked["reference_control"]) == [False, True, False, False, True]
     assert list(ranked["note"] == NOT_DISTINGUISHABLE) == [False, False, True, True, False]
+
+
+def test_a_next_source_as_close_as_catalogue_neighbours_makes_several_even_when_the_first_is_firm():
+    noise = np.random.default_rng(1).normal(0, 0.02, 50)
+    table = ranking({"a": 0.80, "b": 0.81, "c": 0.95}, {"digits": 0.99})
+    resampled = {"a": draws(0.80, noise, 0.001, 1), "b": draws(0.81, noise, 0.001, 2),
+                 "c": draws(0.95, noise, 0.001, 3), "digits": draws(0.99, noise, 0.001, 4)}
+    # catalogue tasks sit 0.05 .. 1.0 above their twin from their nearest neighbour; the user's twin is 0.78:
+    # a is 0.02 above (nearer than all), b 0.03 above (also nearer than all): both of the user's kind
+    verdict = verdict_for(table, True, resampled, own_excess=(0.05, 0.1, 0.6, 1.0), twin=0.78)
+    assert verdict.evidence.first_share == 1.0 and verdict.evidence.next_excess_percentile == 0.0
+    assert verdict.level == "several about equally close"
