@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.catalogue.families import families_report, family_of
 from core.catalogue.validity import summary_line
 from core.catalogue.knowledge import SCENARIOS
 from core.report.next_steps import next_steps
-from core.report.recommend import (POLICY_FIGURE, distance_scale, how_close, knowledge_tables, recommendations,
-                                   second_opinion)
+from core.report.recommend import POLICY_FIGURE, knowledge_tables, second_opinion
 from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions
 from ui.tables import recommendation_table
-from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
+from ui.verdict import TERMS, show_verdict
 
 catalogue = page_setup("Recommendations")
 fingerprint = need_fingerprint()
@@ -22,22 +20,20 @@ fingerprint = need_fingerprint()
 distance = distance_choice(st, "distance_choice")
 st.session_state[session.DISTANCE] = distance
 
-bootstrap = bootstrap_of(catalogue, fingerprint, distance)
-full_table = recommendations(catalogue, fingerprint, distance, bootstrap)
-verdict = verdict_of(catalogue, fingerprint, distance, full_table)
+ranking = session.ranking(catalogue, fingerprint, distance)
+bootstrap, full_table, verdict = ranking.bootstrap, ranking.table, ranking.verdict
 show_verdict(verdict)
 table = full_table[full_table["kind"] != "control"]
 top = table.iloc[0]
 st.markdown(f"Closest public task to **{fingerprint.name}**: **{top['task']}** ({top['modality']}). The grey rows "
             "are reference points: sets of everyday, non-medical images. A medical task ranked below one of them "
             "is not distinguishable from unrelated images for your task.")
-recommendation_table(ranked_with_references(full_table), scale=distance_scale(catalogue, full_table, fingerprint,
-                                                                                 distance))
+recommendation_table(ranked_with_references(full_table), scale=ranking.scale)
 st.download_button("Download the ranking (CSV)", ranked_with_references(full_table)[EXPORT_COLUMNS].to_csv(
     index=False).encode(), file_name="recommendations.csv", mime="text/csv", key="download_csv")
 
 with st.expander("Details: how firm the ranking is, second opinion, families, validity"):
-    closeness = how_close(catalogue, full_table, fingerprint, distance)
+    closeness = ranking.closeness
     st.markdown(closeness.message)
     st.caption(TERMS["twin distance"])
     opinion = second_opinion(full_table)
@@ -50,8 +46,8 @@ with st.expander("Details: how firm the ranking is, second opinion, families, va
     if report:
         st.markdown(f"How far this ranking can be trusted, measured on the catalogue itself: {summary_line(report)}. "
                     "More in Catalogue explorer → Validity report.")
-    families = families_report(catalogue)
-    family = family_of(catalogue, fingerprint, families)
+    placed = session.part(catalogue, fingerprint, ("placement",))
+    families, family = placed.families, placed.family
     members = ", ".join(catalogue.task(i).name for i in family["tasks"])
     st.markdown(f"Your task's family: **{family['label']}** ({members}); {families['k']} "
                 f"families in the catalogue, agreement with modality (adjusted Rand index, 1 = same grouping, "

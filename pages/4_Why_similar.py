@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.distances.registry import DISTANCES, WITH_CONTRIBUTIONS
+from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, WITH_CONTRIBUTIONS
 from core.report.feature_meaning import bin_contributions, feature_classes
 from core.report.views import contributions_frame, feature_histograms
 from ui import figures, session
@@ -18,7 +18,7 @@ FEATURE_COLUMNS = {"feature": "feature", "contribution": "part of the distance",
                    "cumulative_share": "share, running total", "classes": "ImageNet classes it points to"}
 catalogue = page_setup("Why similar?")
 fingerprint = need_fingerprint()
-values = catalogue.distances_to(fingerprint)
+values = session.ranking(catalogue, fingerprint, DEFAULT_DISTANCE).to_user
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
 nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations
@@ -30,7 +30,9 @@ st.session_state[session.SELECTED_TASK] = task_id
 variant = st.radio("bKLD", WITH_CONTRIBUTIONS, horizontal=True, key="why_distance",
                    format_func=lambda v: DISTANCES[v].short)
 source = catalogue.fingerprints[task_id]
-frame, total, half = contributions_frame(fingerprint, source, variant, top=20)
+every = session.part(catalogue, fingerprint, ("contributions", variant))
+frame, total, half = contributions_frame(fingerprint, source, variant, top=20,
+                                         contributions=every[catalogue.ids.index(task_id)])
 weight, names = get_classifier(catalogue.probe)
 frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), on="feature")
 top_share = float(frame["cumulative_share"].iloc[SHOWN - 1])

@@ -20,8 +20,16 @@ def catalogue_root() -> str:
 
 
 def get_catalogue(probe: str | None = None) -> Catalogue:
-    """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`."""
-    return _load(catalogue_root(), probe)
+    """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`; the default
+    probe named by its name is the same object as None."""
+    shipped = _load(catalogue_root(), None)
+    return shipped if probe in (None, shipped.probe) else _load(catalogue_root(), probe)
+
+
+def get_catalogues() -> dict[str, Catalogue]:
+    """probe -> catalogue, for the shipped probe and every alternate one (each loaded once per process)."""
+    shipped = get_catalogue()
+    return {shipped.probe: shipped, **{probe: get_catalogue(probe) for probe in shipped.alternate_probes()}}
 
 
 @st.cache_resource(show_spinner="Loading the catalogue…")

@@ -28,8 +28,8 @@ from core.distances.bootstrap import (DEFAULT_RESAMPLES, BootstrapResult, Bootst
 from core.distances.bank import contributions_to
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, SECOND_OPINION, WITH_CONTRIBUTIONS, spec_of
 from core.fingerprint.fingerprint import Fingerprint
-from core.report.recommend import Closeness, how_close, recommendations
-from core.report.verdict import Verdict, verdict_for
+from core.report.recommend import Closeness, distance_scale, how_close, recommendations
+from core.report.verdict import Verdict, verdict_from_catalogue
 
 #: bootstrap resamples and seed: the pages' figures (as bootstrap_for's defaults)
 N_RESAMPLES = DEFAULT_RESAMPLES
@@ -39,19 +39,18 @@ SEED = 0
 @dataclass(frozen=True)
 class Ranking:
     """One distance's answer for the user's task. ``table``: :func:`recommendations` with the bootstrap columns;
-    ``bootstrap``: over ``catalogue.candidate_ids`` (None for a fingerprint without samples); ``resampled``: task id
-    -> (R,) bias-shifted resampled distances, candidates and controls (the verdict's input); ``to_user`` /
+    ``bootstrap``: over ``catalogue.candidate_ids`` (None for a fingerprint without samples); ``to_user`` /
     ``from_user``: (T,) directed distances catalogue task -> user and user -> catalogue task (the heatmap's row and
-    column)."""
+    column); ``scale``: :func:`core.report.recommend.distance_scale` of the table's rows."""
 
     distance: str
     table: pd.DataFrame
     bootstrap: BootstrapResult | None
-    resampled: dict[str, np.ndarray]
     closeness: Closeness
     verdict: Verdict
     to_user: np.ndarray
     from_user: np.ndarray
+    scale: pd.Series | None = None
 
 
 @dataclass(frozen=True)
@@ -95,23 +94,17 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
     computed = {distance: to_user}
     if distance != SECOND_OPINION:
         computed[SECOND_OPINION] = catalogue.distances_to(target, SECOND_OPINION)
-    ids = catalogue.ids
-    candidates = [ids.index(i) for i in catalogue.candidate_ids]
-    controls = [t.id for t in catalogue.tasks if t.kind == "control"]
-    bootstrap, resampled = None, {}
+    candidates = [catalogue.ids.index(i) for i in catalogue.candidate_ids]
+    bootstrap = None
     drawn = bootstrap_all(catalogue, target, distance, n_resamples, seed)
     if drawn is not None:
         full, values = drawn
         bootstrap = summarise(values[:, candidates], full[candidates])
-        shifted = summarise(values, full).values  # the bias shift is per task: the same for any subset
-        resampled = {ids[k]: bootstrap.values[:, j] for j, k in enumerate(candidates)}
-        resampled.update({task_id: shifted[:, ids.index(task_id)] for task_id in controls})
     table = recommendations(catalogue, target, distance, bootstrap, computed)
-    closeness = how_close(catalogue, table, target, distance)
-    shares = {t.id: list(t.shares_images_with) for t in catalogue.tasks if t.shares_images_with}
-    verdict = verdict_for(table, closeness.close, resampled, shares, closeness.excess_percentile)
-    return Ranking(distance, table, bootstrap, resampled, closeness, verdict, to_user,
-                   catalogue.distances_from(target, distance))
+    return Ranking(distance, table, bootstrap, how_close(catalogue, table, target, distance),
+                   verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed), to_user,
+                   catalogue.distances_from(target, distance),
+                   distance_scale(catalogue, table, target, distance))
 
 
 def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:

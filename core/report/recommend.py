@@ -196,12 +196,18 @@ def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprin
     tasks (source != target, no shared images) that are farther apart than this source is from the user's task.
     Both sides are measured above the target's twin distance (:func:`twin_distance`), since raw bKLD values carry an
     offset per target. 1.0 = nearer than any two different catalogue tasks; 0.0 = farther than all of them."""
-    from core.catalogue.validity import facts_of
-
-    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    pairs = np.array([matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
-                      for t in facts.medical for s in facts.legal_sources(t)])
+    pairs = catalogue.derived(("scale pairs", distance), lambda: _pair_excess(catalogue, distance))
     if pairs.size == 0:
         return pd.Series(np.nan, index=table.index)
     excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
     return pd.Series(1.0 - np.searchsorted(np.sort(pairs), excess, side="left") / pairs.size, index=table.index)
+
+
+def _pair_excess(catalogue: Catalogue, distance: str) -> np.ndarray:
+    """The catalogue's pairs of different medical tasks, each source's distance above its target's twin distance
+    (the scale of :func:`distance_scale`; the catalogue's alone, so computed once per catalogue)."""
+    from core.catalogue.validity import facts_of
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
+    return np.array([matrix[s, t] - twins[t] for t in facts.medical for s in facts.legal_sources(t)])
