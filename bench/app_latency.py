@@ -30,6 +30,12 @@ PAGES = ["Recommendations", "Map", "Heatmap", "Why similar?", "Catalogue explore
 #: (what is measured, the option's label starts with) on the Recommendations page's distance menu
 DISTANCE_STEPS = [("bKLD large", "bKLD large"), ("P2L", "P2L"), ("VDNA", "VDNA"), ("back to bKLD small", "bKLD small")]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+#: the ranked table on Your task: a data frame after the heading "Closest public tasks to ..."
+FIRST_TABLE = """() => {
+  const heading = [...document.querySelectorAll('h3')].find(e => e.textContent.includes('Closest public tasks to'));
+  return !!heading && [...document.querySelectorAll('[data-testid="stDataFrame"]')].some(
+    table => heading.compareDocumentPosition(table) & Node.DOCUMENT_POSITION_FOLLOWING);
+}"""
 
 
 def load() -> str:
@@ -129,27 +135,28 @@ def main() -> None:
                 started = time.perf_counter()
                 button.click()
                 try:
-                    page.locator(".st-key-top_table").first.wait_for(timeout=300_000)
+                    page.wait_for_function(FIRST_TABLE, timeout=int(os.environ.get("APP_LATENCY_FIRST_S", "300")) * 1e3)
                 except Exception:
                     if os.environ.get("APP_LATENCY_LOG"):
                         page.screenshot(path=os.environ["APP_LATENCY_LOG"] + ".png", full_page=True)
+                        Path(os.environ["APP_LATENCY_LOG"] + ".html").write_text(page.content())
                     raise
                 note(f"first ranked table ({n_files} images)", time.perf_counter() - started)
                 settle(page, 300_000)
                 for _ in range(args.repeats):
                     for name in PAGES:
-                        note(f"page switch to {name}", timed(lambda: switch_page(page, name), page))
+                        note(f"page switch to {name}", timed(lambda name=name: switch_page(page, name), page))
                     switch_page(page, "Recommendations")
                     settle(page)
                     for what, option in DISTANCE_STEPS:
                         note(f"distance change: {what}",
-                             timed(lambda: choose(page, "Distance", option), page))
+                             timed(lambda option=option: choose(page, "Distance", option), page))
                     switch_page(page, "Your task")
                     settle(page)
                     page.get_by_text("Advanced: probe layer").click()
                     for what, option in (("to postact", "postact"), ("back to the default", "(default)")):
                         note(f"probe change {what}",
-                             timed(lambda: choose(page, "Layer whose pooled values", option), page))
+                             timed(lambda option=option: choose(page, "Layer whose pooled values", option), page))
                 browser.close()
         finally:
             process.terminate()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
 from ui.resources import get_catalogues
-from core.report.verdict import ranked_with_references
-from ui.verdict import show_verdict, verdict_of
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
+from ui.verdict import show_verdict, verdict_of
 
 catalogue = page_setup("Your task")
 get_catalogues()  # every probe's catalogue loaded before a fingerprint needs them (once per server process)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.catalogue.validity import summary_line
 from core.catalogue.knowledge import SCENARIOS
+from core.catalogue.validity import summary_line
 from core.report.next_steps import next_steps
 from core.report.recommend import POLICY_FIGURE, knowledge_tables, second_opinion
 from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references

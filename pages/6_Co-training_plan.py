@@ -6,11 +6,10 @@ import json
 import streamlit as st
 
 from core.distances.registry import DISTANCES
-
 from core.report.cotrain import USES, plan_for, plan_table, with_verdict
+from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
-from ui import session
 from ui.verdict import show_verdict
 
 catalogue = page_setup("Co-training plan")

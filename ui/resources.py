@@ -8,6 +8,7 @@ import streamlit as st
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
+from core.report.analysis import warm
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 #: environment variable naming another catalogue folder for the app (e.g. a synthetic 150-task one for tests)
@@ -37,6 +38,7 @@ def _load(root: str, probe: str | None) -> Catalogue:
     """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
     catalogue.bank(DEFAULT_DISTANCE)  # prepare the default distance's source terms once per server process
+    warm(catalogue)  # and the catalogue's figures every user's first ranking reads
     return catalogue
 
 

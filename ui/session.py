@@ -8,8 +8,8 @@ import streamlit as st
 
 from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.fingerprint import Fingerprint
-from core.report.analysis import Parts, compute_part, part_names
 from core.images.dataset import ReadReport
+from core.report.analysis import Parts, compute_part, part_names
 from core.scratch import ScratchFolder
 
 FINGERPRINT = "fingerprint"  # the fingerprint in use (of the probe in use)
@@ -24,7 +24,6 @@ PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the ca
 PROBE_WIDGET = "probe_choice"
 #: a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
 IMAGE_SAMPLE = "image_sample"
-IMAGE_SAMPLE_PROBE = "image_sample_probe"  # the probe its features are of
 
 
 def fingerprint() -> Fingerprint | None:
@@ -69,10 +68,9 @@ def image_sample():
     """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint,
     or features of another probe than the one in use)."""
     sample, current = st.session_state.get(IMAGE_SAMPLE), fingerprint()
-    if sample is None or current is None or st.session_state.get(IMAGE_SAMPLE_PROBE, current.meta.probe) != \
-            current.meta.probe:
+    if sample is None or current is None:
         return None
-    return sample
+    return sample.for_probe(current.meta.probe) if getattr(sample, "by_probe", None) else sample
 
 
 def analysis(catalogues: dict) -> Parts | None:

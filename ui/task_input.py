@@ -64,7 +64,6 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
-        st.session_state[session.IMAGE_SAMPLE_PROBE] = backbone.probe
     except Exception:  # optional; 'Why similar?' says when there are none
         pass
 

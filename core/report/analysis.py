@@ -23,12 +23,11 @@ import numpy as np
 import pandas as pd
 
 from core.catalogue.store import Catalogue
-from core.distances.bootstrap import (DEFAULT_RESAMPLES, BootstrapResult, BootstrapSources, resample_weights,
-                                      summarise)
 from core.distances.bank import contributions_to
+from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, BootstrapSources, resample_weights, summarise
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, SECOND_OPINION, WITH_CONTRIBUTIONS, spec_of
 from core.fingerprint.fingerprint import Fingerprint
-from core.report.recommend import Closeness, distance_scale, how_close, recommendations
+from core.report.recommend import Closeness, catalogue_excess, distance_scale, how_close, pair_excess, recommendations
 from core.report.verdict import Verdict, verdict_from_catalogue
 
 #: bootstrap resamples and seed: the pages' figures (as bootstrap_for's defaults)
@@ -126,6 +125,14 @@ def contributions(catalogue: Catalogue, target: Fingerprint, distance: str) -> n
     """(T, m) per-feature contributions to bKLD(catalogue task -> target), rows in task order; each row sums to that
     distance (:func:`core.distances.bank.contributions_to` for every task)."""
     return np.stack([contributions_to(target, catalogue.fingerprints[i], distance) for i in catalogue.ids])
+
+
+def warm(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> None:
+    """Compute the catalogue's own figures that every user's ranking under ``distance`` reads (bootstrap source
+    terms, closeness reference, distance scale), e.g. when the app loads the catalogue, before any user waits."""
+    bootstrap_sources(catalogue, distance)
+    catalogue_excess(catalogue, distance)
+    pair_excess(catalogue, distance)
 
 
 def part_names(first_distance: str = DEFAULT_DISTANCE) -> list[tuple]:

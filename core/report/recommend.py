@@ -82,7 +82,7 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    own = catalogue.derived(("own excess", distance), lambda: catalogue_excess(catalogue, distance))
+    own = catalogue_excess(catalogue, distance)
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
     excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0
@@ -102,7 +102,11 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
 
 def catalogue_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> list[float]:
     """Each catalogue medical task's distance to its own nearest legal source above its twin distance: the
-    catalogue's reference for :func:`how_close` (depends on the catalogue alone)."""
+    catalogue's reference for :func:`how_close` (depends on the catalogue alone: computed once per catalogue)."""
+    return catalogue.derived(("own excess", distance), lambda: _own_excess(catalogue, distance))
+
+
+def _own_excess(catalogue: Catalogue, distance: str) -> list[float]:
     from core.catalogue.validity import facts_of, nearest_legal_source
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
@@ -196,16 +200,20 @@ def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprin
     tasks (source != target, no shared images) that are farther apart than this source is from the user's task.
     Both sides are measured above the target's twin distance (:func:`twin_distance`), since raw bKLD values carry an
     offset per target. 1.0 = nearer than any two different catalogue tasks; 0.0 = farther than all of them."""
-    pairs = catalogue.derived(("scale pairs", distance), lambda: _pair_excess(catalogue, distance))
+    pairs = pair_excess(catalogue, distance)
     if pairs.size == 0:
         return pd.Series(np.nan, index=table.index)
     excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
     return pd.Series(1.0 - np.searchsorted(np.sort(pairs), excess, side="left") / pairs.size, index=table.index)
 
 
-def _pair_excess(catalogue: Catalogue, distance: str) -> np.ndarray:
+def pair_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
     """The catalogue's pairs of different medical tasks, each source's distance above its target's twin distance
     (the scale of :func:`distance_scale`; the catalogue's alone, so computed once per catalogue)."""
+    return catalogue.derived(("scale pairs", distance), lambda: _pair_excess(catalogue, distance))
+
+
+def _pair_excess(catalogue: Catalogue, distance: str) -> np.ndarray:
     from core.catalogue.validity import facts_of
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
