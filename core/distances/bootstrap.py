@@ -111,14 +111,16 @@ class _Occupied:
 
 class BootstrapSources:
     """The source side of one distance, prepared once for bootstrapping any number of targets against the S
-    ``sources`` (fingerprints; their fine counts are stacked, (S, m, 1000))."""
+    ``sources`` (fingerprints; their fine counts are stacked, (S, m, 1000), unless ``counts`` gives that stack, e.g.
+    one shared by every distance)."""
 
-    def __init__(self, distance: str | DistanceSpec, sources: Sequence[Fingerprint]) -> None:
+    def __init__(self, distance: str | DistanceSpec, sources: Sequence[Fingerprint],
+                 counts: np.ndarray | None = None) -> None:
         if not sources:
             raise ValueError("a bootstrap needs at least one source fingerprint")
         self.spec = spec_of(distance)
         self.sources = list(sources)
-        self.counts = np.stack([s.counts for s in self.sources])
+        self.counts = np.stack([s.counts for s in self.sources]) if counts is None else counts
         self.means = np.stack([self.spec.mean_of(s) for s in self.sources]).astype(np.float64)
         self.n_bins = self.spec.n_bins or N_BINS_LARGE
         binned = self.counts if self.n_bins == self.counts.shape[-1] else coarsen(self.counts, self.n_bins)

@@ -71,8 +71,9 @@ def quick_table(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAU
 
 def bootstrap_sources(catalogue: Catalogue, distance: str) -> BootstrapSources:
     """Every catalogue task as a bootstrap source for ``distance``, prepared once per catalogue."""
-    return catalogue.derived(("bootstrap sources", distance),
-                             lambda: BootstrapSources(distance, [catalogue.fingerprints[i] for i in catalogue.ids]))
+    sources = [catalogue.fingerprints[i] for i in catalogue.ids]
+    counts = catalogue.derived("stacked counts", lambda: np.stack([s.counts for s in sources]))  # one for all
+    return catalogue.derived(("bootstrap sources", distance), lambda: BootstrapSources(distance, sources, counts))
 
 
 def bootstrap_all(catalogue: Catalogue, target: Fingerprint, distance: str, n_resamples: int = N_RESAMPLES,
