@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "catalogue"
-PAGES = ["Recommendations", "Map", "Heatmap", "Why similar?", "Catalogue explorer", "Co-training plan", "Your task"]
+PAGES = ["Recommendations", "Map", "Heatmap", "Why this task?", "Catalogue explorer", "Co-training plan", "Your task"]
 #: (what is measured, the option's label starts with) on the Recommendations page's distance menu
 DISTANCE_STEPS = [("bKLD large", "bKLD large"), ("P2L", "P2L"), ("VDNA", "VDNA"), ("back to bKLD small", "bKLD small")]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"

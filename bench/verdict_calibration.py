@@ -26,7 +26,8 @@ def line(case, verdict) -> str:
         return "-" if value is None else format(value, fmt)
     return (f"{case.name:<52} {verdict.level:<28} share={num(e.first_share, '.2f')} rank97.5={e.rank_worst} "
             f"margin_z={num(e.margin_spread, '.2f')} margin%={e.margin_pct:.1f} "
-            f"control_z={num(e.control_margin_spread, '.2f')} control%={e.control_margin_pct:.1f} close={e.close} excess_pct={e.excess_percentile:.2f} next_excess_pct={e.next_excess_percentile:.2f} "
+            f"control_z={num(e.control_margin_spread, '.2f')} control%={e.control_margin_pct:.1f} close={e.close} "
+            f"excess_pct={e.excess_percentile:.2f} next_excess_pct={e.next_excess_percentile:.2f} "
             f"first={e.first!r} next={e.next_source!r}")
 
 

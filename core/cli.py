@@ -313,6 +313,20 @@ def cmd_cotrain(args) -> int:
     return EXIT_OK
 
 
+def cmd_catalogue_thumbnails(args) -> int:
+    from core.catalogue.thumbnails import make_thumbnails
+
+    source, out = Path(args.source), Path(args.out)
+    for folder, what in ((source, "task folders"), (out, "catalogue")):
+        if not (folder / "SOURCES.json").is_file():
+            print(f"error: {folder}: no SOURCES.json (expected the {what} there)", file=sys.stderr)
+            return EXIT_INPUT
+    made = make_thumbnails(source, out, log=lambda message: print(message, file=sys.stderr))
+    print(f"thumbnails for {len(made)} tasks whose stated licence allows redistribution: "
+          f"{', '.join(made) or 'none'}")
+    return EXIT_OK
+
+
 def cmd_catalogue_families(args) -> int:
     import json
 
@@ -424,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="the shipped catalogue to copy from")
     add.add_argument("--replace", action="store_true")
     add.set_defaults(handler=cmd_catalogue_add)
+
+    thumbs = cat_commands.add_parser("thumbnails", help="example thumbnails of the tasks whose licence allows it")
+    thumbs.add_argument("source", help="task folders with SOURCES.json (e.g. ../shared/data/catalogue)")
+    thumbs.add_argument("--out", default=str(DEFAULT_CATALOGUE), help="the catalogue folder (default: shipped)")
+    thumbs.set_defaults(handler=cmd_catalogue_thumbnails)
 
     families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
                                        "index against modality)")

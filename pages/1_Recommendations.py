@@ -12,6 +12,7 @@ from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_paper_repetitions
 from ui.tables import recommendation_table
+from ui.task_images import example_strip
 from ui.verdict import TERMS, show_verdict
 
 catalogue = page_setup("Recommendations")
@@ -28,7 +29,12 @@ top = table.iloc[0]
 st.markdown(f"Closest public task to **{fingerprint.name}**: **{top['task']}** ({top['modality']}). The grey rows "
             "are reference points: sets of everyday, non-medical images. A medical task ranked below one of them "
             "is not distinguishable from unrelated images for your task.")
-recommendation_table(ranked_with_references(full_table), scale=ranking.scale)
+recommendation_table(ranked_with_references(full_table),
+                     scale=ranking.scale,
+                     sources={t.id: t.source for t in catalogue.tasks})
+st.markdown("**What the closest public tasks' images look like**")
+for task_id in table["task_id"].head(3):
+    example_strip(catalogue, task_id)
 st.download_button("Download the ranking (CSV)", ranked_with_references(full_table)[EXPORT_COLUMNS].to_csv(
     index=False).encode(), file_name="recommendations.csv", mime="text/csv", key="download_csv")
 

@@ -35,8 +35,8 @@ for warning in plan["warnings"]:
 table = plan_table(plan)
 
 st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
-            f"{DISTANCES[distance].label.split(':')[0]} (public task → your task), never a non-medical control, never two tasks "
-            "built on the same images.")
+            f"{DISTANCES[distance].label.split(':')[0]} (public task → your task), never a non-medical control, "
+            "never two tasks built on the same images.")
 totals = plan["totals"]
 a, b, c = st.columns(3)
 a.metric("tasks", totals["tasks"])
@@ -56,8 +56,8 @@ PLAN_COLUMNS = [("order", "order", "1 = nearest to your task"), ("task", "public
 present = [(c, h, t) for c, h, t in PLAN_COLUMNS if c in table.columns]
 display = table[[c for c, _, _ in present]].rename(columns={c: h for c, h, _ in present})
 st.dataframe(display, hide_index=True, key="cotrain_table", column_config={
-    h: (st.column_config.NumberColumn(h, format="%.4f", help=t) if c == "distance" else st.column_config.Column(h, help=t))
-    for c, h, t in present})
+    h: (st.column_config.NumberColumn(h, format="%.4f", help=t) if c == "distance"
+        else st.column_config.Column(h, help=t)) for c, h, t in present})
 for note in plan["notes"]:
     for info in catalogue.tasks:  # notes name tasks by id: show their names
         note = note.replace(info.id, info.name)

@@ -191,9 +191,13 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
         no_exceptions(at)
     at = app("pages/4_Why_similar.py", fingerprint=user_fingerprint, selected_task="ph2_3class").run()
     assert at.selectbox(key="why_task").value == "ph2_3class"
-    table = find_table(at, "feature", "part of the distance", "share, running total")
-    assert len(table) == 20 and (table["part of the distance"].diff().dropna() <= 0).all()
-    assert np.isclose(table["share of the distance"].sum(), table["share, running total"].iloc[-1])
+    table = find_table(at, "feature", "how much better this task explains it", "typical task's part")
+    advantage = table["how much better this task explains it"]
+    assert len(table) == 20 and (advantage.diff().dropna() <= 0).all() and (advantage.head(5) > 0).all()
+    assert np.allclose(advantage, table["typical task's part"] - table["this task's part of the distance"])
+    at.selectbox(key="why_task").set_value("control_sklearn_digits").run()
+    other = find_table(at, "feature", "how much better this task explains it")
+    assert set(other["feature"].head(5)) != set(table["feature"].head(5))  # the explanation follows the task
 
 
 def test_catalogue_explorer_needs_no_upload():

@@ -26,7 +26,8 @@ def page_text(at) -> list[str]:
                     texts.append(value)
     for kind in WIDGETS:
         for element in getattr(at, kind, []):
-            texts += [v for v in (getattr(element, "label", None), getattr(element, "help", None)) if isinstance(v, str)]
+            texts += [v for v in (getattr(element, "label", None), getattr(element, "help", None))
+                      if isinstance(v, str)]
             texts += [str(o) for o in getattr(element, "options", None) or []]
     for frame in at.dataframe:
         value = frame.value

@@ -15,7 +15,7 @@ PAGES = (
     (RECOMMENDATIONS, "Recommendations", ":material/leaderboard:"),
     (MAP, "Map", ":material/scatter_plot:"),
     (HEATMAP, "Heatmap", ":material/grid_on:"),
-    (WHY_SIMILAR, "Why similar?", ":material/query_stats:"),
+    (WHY_SIMILAR, "Why this task?", ":material/query_stats:"),
     (CATALOGUE_EXPLORER, "Catalogue explorer", ":material/menu_book:"),
     (COTRAIN_PLAN, "Co-training plan", ":material/group_work:"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.catalogue.thumbnails import source_link
 from core.report.cotrain import licence_short
 from ui.common import task_filter
 
@@ -41,6 +42,7 @@ RANKING_COLUMNS = [
     ("licence_short", "licence", "short form: open / research-only / not verified (a reading of what the source "
                                  "states, not legal advice)"),
     ("licence", "licence as stated", "hover a cell for the full text"),
+    ("where", "where to get it", "the public copy the catalogue's images came from"),
     ("caution", "shares images", "tasks built on the same images"),
     ("paper_evidence", "what the paper measured (as a source)", None),
     ("distance", "raw distance", "bKLD, directed (public task → yours); lower = closer. Values carry an offset of "
@@ -51,11 +53,14 @@ RANKING_COLUMNS = [
 PERCENT_COLUMNS = {"scale", "first_place", "rank_holds"}
 
 
-def recommendation_table(ranked: pd.DataFrame, scale: pd.Series | None = None) -> None:
+def recommendation_table(ranked: pd.DataFrame, scale: pd.Series | None = None,
+                         sources: dict[str, str] | None = None) -> None:
     """The ranking with the non-medical controls at their place as greyed reference rows
     (core.report.verdict.ranked_with_references), a modality filter and a name search, every column named in
     words with its explanation on hover; the raw distance is the last columns (narrow)."""
     frame = ranked.assign(licence_short=ranked["licence"].map(licence_short))
+    if sources is not None:
+        frame["where"] = [source_link(sources.get(i, "")) for i in ranked["task_id"]]
     if scale is not None:
         frame["scale"] = scale.to_numpy()
     frame["place"] = [REFERENCE_LABEL if ref else str(rank) for ref, rank in
@@ -70,6 +75,8 @@ def recommendation_table(ranked: pd.DataFrame, scale: pd.Series | None = None) -
         if column in PERCENT_COLUMNS:
             config[header] = st.column_config.ProgressColumn(header, min_value=0.0, max_value=1.0, format="percent",
                                                              help=tip)
+        elif column == "where":
+            config[header] = st.column_config.LinkColumn(header, help=tip, display_text="source")
         elif column.startswith(("distance", "interval")):
             config[header] = st.column_config.NumberColumn(header, format="%.4f", help=tip)
         elif tip:

@@ -56,7 +56,7 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
                  "report this with the message.")
         return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
-                           "'Why similar?' (this session only)…")
+                           "'Why this task?' (this session only)…")
     found = {base.probe: run.fingerprint}
     for probe, other in get_catalogues().items():  # every other probe from the same pass: switching is instant
         if probe not in found and probe == POSTACT and run.fingerprint.sample_postact is not None:
@@ -64,7 +64,7 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
-    except Exception:  # optional; 'Why similar?' says when there are none
+    except Exception:  # optional; 'Why this task?' says when there are none
         pass
 
 

@@ -28,7 +28,7 @@ from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, Bootstr
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, SECOND_OPINION, WITH_CONTRIBUTIONS, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 from core.report.recommend import Closeness, catalogue_excess, distance_scale, how_close, pair_excess, recommendations
-from core.report.verdict import Verdict, verdict_from_catalogue
+from core.report.verdict import Verdict, ranked_with_references, verdict_from_catalogue
 
 #: bootstrap resamples and seed: the pages' figures (as bootstrap_for's defaults)
 N_RESAMPLES = DEFAULT_RESAMPLES
@@ -40,7 +40,8 @@ class Ranking:
     """One distance's answer for the user's task. ``table``: :func:`recommendations` with the bootstrap columns;
     ``bootstrap``: over ``catalogue.candidate_ids`` (None for a fingerprint without samples); ``to_user`` /
     ``from_user``: (T,) directed distances catalogue task -> user and user -> catalogue task (the heatmap's row and
-    column); ``scale``: :func:`core.report.recommend.distance_scale` of the table's rows."""
+    column); ``scale``: :func:`core.report.recommend.distance_scale` of the rows in distance order, controls at
+    their place (:func:`core.report.verdict.ranked_with_references`, as the Recommendations page shows them)."""
 
     distance: str
     table: pd.DataFrame
@@ -104,7 +105,7 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
     return Ranking(distance, table, bootstrap, how_close(catalogue, table, target, distance),
                    verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed), to_user,
                    catalogue.distances_from(target, distance),
-                   distance_scale(catalogue, table, target, distance))
+                   distance_scale(catalogue, ranked_with_references(table), target, distance))
 
 
 def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:

@@ -14,7 +14,8 @@ import pandas as pd
 from core.catalogue.knowledge import SCENARIOS
 
 #: the paper's per-repetition AUROC per scenario: file in ``paper/transfer`` (columns r, s, t, p)
-TRANSFER_FILES = {"arch": "load_arch_experiment_AUROC_True_True.csv", "pretrain": "load_pretrain_experiment_AUROC_True.csv",
+TRANSFER_FILES = {"arch": "load_arch_experiment_AUROC_True_True.csv",
+                  "pretrain": "load_pretrain_experiment_AUROC_True.csv",
                   "augmentation": "load_augmentation_experiment_AUROC_True.csv",
                   "multi_task": "load_multi_task_experiment_AUROC_True_True.csv"}
 #: how the scenario's borrowing is phrased: what to try first, given the source that worked best

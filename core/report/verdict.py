@@ -165,7 +165,9 @@ def evidence_of(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarra
         wins = (values == values.min(axis=1, keepdims=True))
         contenders = [str(candidates.loc[candidates["task_id"] == i, "task"].iloc[0])
                       for k, i in enumerate(ids) if not in_group[k] and wins[:, k].mean() >= 0.05]
-        pick = (lambda i: resampled.get(i) if i is not None else None)
+
+        def pick(task_id: str | None) -> np.ndarray | None:
+            return resampled.get(task_id) if task_id is not None else None
         found.update(first_share=float((group_best < rest_best).mean()),
                      rank_worst=int(np.ceil(np.percentile(ranks[:, first_at], 97.5))),
                      margin_spread=_z(pick(None if next_row is None else next_row["task_id"]),
@@ -243,8 +245,12 @@ def sentence_of(level: str, evidence: VerdictEvidence) -> str:
         group = [first] + [c for c in evidence.contenders if c != first][:2]
         if len(group) == 1 and evidence.next_source:
             group.append(evidence.next_source)
-        return (f"Several public tasks are about equally close to your images ({_names(group)}): which one comes "
-                "first changes when your images are re-drawn, so treat them as a group, not a single answer.")
+        if evidence.first_share is not None and evidence.first_share < MIN_FIRST_SHARE:
+            why = "which one comes first changes when your images are re-drawn"
+        else:
+            why = f"{first} comes first, but the next is nearly as close"
+        return (f"Several public tasks are about equally close to your images ({_names(group)}): {why}, so treat "
+                "them as a group, not a single answer.")
     if level == "weak":
         if _control_near(evidence):
             return (f"Weak match: the closest public task, {first}, is hardly closer to your images than a set of "

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from core.report.verdict import (LEVELS, NOT_DISTINGUISHABLE, evidence_of, ranked_with_references, verdict_for)
+from core.report.verdict import LEVELS, NOT_DISTINGUISHABLE, evidence_of, ranked_with_references, verdict_for
 
 
 def ranking(candidates: dict[str, float], controls: dict[str, float]) -> pd.DataFrame:
@@ -109,3 +109,4 @@ def test_a_next_source_as_close_as_catalogue_neighbours_makes_several_even_when_
     verdict = verdict_for(table, True, resampled, own_excess=(0.05, 0.1, 0.6, 1.0), twin=0.78)
     assert verdict.evidence.first_share == 1.0 and verdict.evidence.next_excess_percentile == 0.0
     assert verdict.level == "several about equally close"
+    assert "A comes first, but the next is nearly as close" in verdict.sentence

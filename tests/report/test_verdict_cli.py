@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import json
 
-from core.report.verdict import LEVELS, NOT_DISTINGUISHABLE
 import pytest
 
+from core.report.verdict import LEVELS, NOT_DISTINGUISHABLE
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.slow  # four command-line runs, each loading the catalogue
