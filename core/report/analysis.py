@@ -138,9 +138,11 @@ def warm(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> None:
 
 
 def part_names(first_distance: str = DEFAULT_DISTANCE) -> list[tuple]:
-    """Every part, in the order a session prepares them: the chosen distance's ranking first."""
+    """Every part, in the order a session prepares them: the chosen distance's ranking first, then what the other
+    pages show at the default distance, then the other distances."""
     rankings = [("ranking", first_distance)] + [("ranking", d) for d in DISTANCES if d != first_distance]
-    return rankings[:1] + [("placement",)] + rankings[1:] + [("contributions", d) for d in WITH_CONTRIBUTIONS]
+    contributions = [("contributions", d) for d in WITH_CONTRIBUTIONS]
+    return rankings[:1] + [("placement",)] + contributions[:1] + rankings[1:] + contributions[1:]
 
 
 def compute_part(catalogue: Catalogue, target: Fingerprint, name: tuple) -> object:
