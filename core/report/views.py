@@ -71,11 +71,10 @@ def selected_task(selection: object, valid_ids: list[str]) -> str | None:
 
 
 def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                        top: int = 20, contributions: np.ndarray | None = None) -> tuple[pd.DataFrame, float, int]:
+                        top: int = 20) -> tuple[pd.DataFrame, float, int]:
     """Top features by contribution to bKLD(source -> target), with each one's share and the cumulative share of the
-    total. Returns the table, the total distance and how many features make half of it. ``contributions``: the
-    (m,) contributions when already computed (:func:`contributions_to`)."""
-    contributions = contributions_to(target, source, distance) if contributions is None else contributions
+    total. Returns the table, the total distance and how many features make half of it."""
+    contributions = contributions_to(target, source, distance)
     total = float(contributions.sum())
     order = np.argsort(contributions)[::-1]
     cumulative = np.cumsum(contributions[order]) / total if total > 0 else np.zeros(len(order))
