@@ -1,9 +1,10 @@
-"""Command line: ``python -m core fingerprint|compare|catalogue ...``.
+"""Command line: ``python -m core fingerprint|compare|catalogue|cotrain|cloud ...`` (cloud: core/cloud/cli.py).
 
 Exit codes (for scripts): 0 success; 1 unexpected error; 2 usage error (also: output path unusable); 3 input problem
 (folder or archive unusable, no readable image, too many samples lost); 4 fingerprint or catalogue invalid or
-incompatible; 5 backbone weights problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Options and output
-paths are checked before a run starts; no error ends in a traceback (set TFE_DEBUG=1 to see one).
+incompatible; 5 backbone weights problem; 6 the knowledge cloud refused or was unreachable; 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM). Options and output paths are checked before a run starts; no error ends in a traceback (set
+TFE_DEBUG=1 to see one).
 """
 from __future__ import annotations
 
@@ -32,11 +33,14 @@ EXIT_TERMINATED = 143
 MAX_BATCH_SIZE = 1024
 
 
-class Terminated(Exception):
-    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C."""
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C. A
+    BaseException, like KeyboardInterrupt: the broad ``except Exception`` that keeps one broken file from stopping a
+    run must not turn a termination into "one more unreadable file" and let the run finish and write."""
 
 
 def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up on the way out
     raise Terminated()
 
 
@@ -248,7 +252,7 @@ def cmd_catalogue_add(args) -> int:
 
 def cmd_catalogue_validate(args) -> int:
     from core.catalogue.store import load_catalogue
-    from core.catalogue.validity import summary_line, validity_report, write_report
+    from core.catalogue.validity import summary_line, transfer_table, validity_report, write_report
     from core.distances.registry import REPORTED_DISTANCES
 
     catalogue = load_catalogue(args.catalogue)
@@ -261,6 +265,8 @@ def cmd_catalogue_validate(args) -> int:
             line = summary_line(figures[distance])
             agreement = figures[distance].get("paper_agreement", {}).get("mean_spearman")
             print(f"  {distance:<10} {line}; agreement with the paper's bKLD: rho = {agreement}")
+    for row in transfer_table(report):  # measured transfer on this catalogue
+        print("measured transfer: " + "; ".join(f"{key} {value}" for key, value in row.items()))
     if args.write:
         print(f"wrote {write_report(catalogue.root, report)}", file=sys.stderr)
     return EXIT_OK
@@ -465,12 +471,18 @@ def build_parser() -> argparse.ArgumentParser:
     cot.add_argument("--csv", help="write the plan's table to this CSV file")
     cot.add_argument("--overwrite", action="store_true")
     cot.set_defaults(handler=cmd_cotrain)
+    from core.transfer.cli import add_commands as add_transfer_commands
+    add_transfer_commands(commands)
+
+    from core.cloud.cli import add_cloud_commands
+    add_cloud_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from core.cloud.cli import build_cloud_parser  # cloud commands alone skip the engine's imports (torch: seconds)
+    argv = sys.argv[1:] if argv is None else argv
+    args = (build_cloud_parser() if argv[:1] == ["cloud"] else build_parser()).parse_args(argv)
     if hasattr(signal, "SIGTERM"):
         try:
             signal.signal(signal.SIGTERM, _on_sigterm)

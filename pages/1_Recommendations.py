@@ -5,12 +5,14 @@ import streamlit as st
 
 from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.validity import summary_line
+from core.report.measured import caption as measured_caption
+from core.report.measured import measured_gains
 from core.report.next_steps import next_steps
 from core.report.recommend import POLICY_FIGURE, knowledge_tables, second_opinion
 from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
-from ui.resources import get_paper_repetitions
+from ui.resources import get_paper_repetitions, get_transfer_results
 from ui.tables import recommendation_table
 from ui.task_images import example_strip
 from ui.verdict import TERMS, show_verdict
@@ -29,8 +31,12 @@ top = table.iloc[0]
 st.markdown(f"Closest public task to **{fingerprint.name}**: **{top['task']}** ({top['modality']}). The grey rows "
             "are reference points: sets of everyday, non-medical images. A medical task ranked below one of them "
             "is not distinguishable from unrelated images for your task.")
-recommendation_table(ranked_with_references(full_table),
-                     scale=ranking.scale,
+measured = get_transfer_results()
+ranked = ranked_with_references(full_table)
+ranked = ranked.merge(measured_gains(measured, list(ranked["task_id"])), on="task_id", how="left")
+if measured is not None:
+    st.caption(measured_caption(measured, top["task"]))
+recommendation_table(ranked, scale=ranking.scale,
                      sources={t.id: t.source for t in catalogue.tasks})
 st.markdown("**What the closest public tasks' images look like**")
 for task_id in table["task_id"].head(3):

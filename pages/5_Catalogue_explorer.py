@@ -4,12 +4,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.catalogue.validity import candidates_table, report_table
+from core.catalogue.validity import candidates_table, report_table, transfer_table
 from core.distances.maths import symmetrise
 from core.report.recommend import knowledge_tables
 from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
 from ui import figures
 from ui.common import footer, page_setup, task_filter
+from ui.resources import get_transfer_results
 
 catalogue = page_setup("Catalogue explorer")
 st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
@@ -51,6 +52,9 @@ with neighbour_tab:
     column = catalogue.bkld_small[:, catalogue.ids.index(target)]
     ranking = pd.DataFrame({"source": [t.name for t in catalogue.tasks], "modality": [t.modality for t in
                             catalogue.tasks], "bKLD small (source → target)": column})
+    measured = get_transfer_results()
+    if measured is not None and target in measured.targets:
+        ranking["measured gain (this catalogue)"] = [measured.gain(i, target) for i in catalogue.ids]
     ranking = ranking[[i != target for i in catalogue.ids]].sort_values("bKLD small (source → target)")
     st.dataframe(ranking.head(50), hide_index=True, key="explorer_ranking")
     for title, frame in knowledge_tables(catalogue, target).items():
@@ -70,4 +74,9 @@ with validity_tab:
             st.caption(f"A control is nearer for **{catalogue.task(task_id).name}**: {why}")
         st.markdown("**Candidates the default was chosen from** (bKLD small; measured when the catalogue was built)")
         st.dataframe(pd.DataFrame(candidates_table(report)), hide_index=True, key="candidates_table")
+        transfer = report.get("measured_transfer")
+        if transfer:
+            st.markdown(f"**Does the ranking predict measured transfer?** ({transfer['label']}, "
+                        f"{len(transfer['targets'])} targets) {transfer['about']}")
+            st.dataframe(pd.DataFrame(transfer_table(report)), hide_index=True, key="transfer_table")
 footer()

@@ -8,7 +8,8 @@ from tests.helpers import ROOT
 
 #: raw column names and internal words that once reached the pages
 RAW_WORDS = ["printable", "baseline_auroc", "bkld_small", "bkld_large", "closer_than_best_candidate", "task_id",
-             "interval_low", "interval_high", "rank_holds", "first_place", "vdna_rank", "licence_short",
+             "interval_low", "interval_high", "rank_holds", "first_place", "vdna_rank", "second_opinion_rank",
+             "measured_gain_nearest", "measured_gain_mean", "licence_short",
              "paper_evidence", "paper_cotrain", "licence_stated", "n_classes", "reference_control",
              "cumulative_share", "top_operations", "as_source", "as_target", "most_helped", "best_sources"]
 #: file paths of the project

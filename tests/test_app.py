@@ -172,6 +172,11 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
     mias = table[table["public task"].str.contains("mini-MIAS")]
     assert mias["shares images"].str.contains("shares images").all()
     assert any(m.value.startswith("**Because your images resemble") for m in at.markdown)
+    # measured on this catalogue: the gains of each source for BUSI (rank 1, the reference; none for itself)
+    assert "measured on this catalogue" in text and "Breast ultrasound (BUSI)" in text
+    gains = medical["measured gain for nearest task"]
+    assert gains.iloc[1:].notna().all() and gains.isna().iloc[0]
+    assert medical["measured gain, mean over targets"].notna().all()
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)

@@ -67,3 +67,16 @@ def get_paper_repetitions(paper: str = str(DEFAULT_PAPER)) -> dict:
     """The paper's per-repetition transfer results per scenario (empty when the paper folder is not there)."""
     from core.report.next_steps import read_repetitions
     return read_repetitions(paper)
+
+
+def get_transfer_results():
+    """The gains measured on the app's catalogue (``transfer/results.json``), or None when it ships none."""
+    return _transfer_results(catalogue_root())
+
+
+@st.cache_resource(show_spinner="Reading the measured transfer results…")
+def _transfer_results(root: str):
+    from pathlib import Path
+
+    from core.transfer.results import load_results
+    return load_results(Path(root) / "transfer" / "results.json")

@@ -36,7 +36,8 @@ RANKING_COLUMNS = [
     ("first_place", "first place", "share of re-draws of your images in which this task comes first (bootstrap: "
                                    "your images are re-drawn at random and everything is measured again)"),
     ("rank_holds", "rank holds", "share of re-draws of your images in which this task keeps its rank"),
-    ("vdna_rank", "second opinion", "the task's rank under VDNA, another way of comparing the same histograms"),
+    ("second_opinion_rank", "second opinion",
+     "the task's rank under VDNA, another way of comparing the same histograms"),
     ("modality", "modality", None), ("anatomy", "anatomy", None), ("classes", "classes", None),
     ("images", "images", None),
     ("licence_short", "licence", "short form: open / research-only / not verified (a reading of what the source "
@@ -44,6 +45,12 @@ RANKING_COLUMNS = [
     ("licence", "licence as stated", "hover a cell for the full text"),
     ("where", "where to get it", "the public copy the catalogue's images came from"),
     ("caution", "shares images", "tasks built on the same images"),
+    ("measured_gain_nearest", "measured gain for nearest task",
+     "measured on this catalogue: AUROC gain of pretraining on this source before fine-tuning on the catalogue task "
+     "nearest to yours (rank 1), mean over seeds; empty for that task itself"),
+    ("measured_spread_nearest", "± (spread over seeds)", "standard deviation of that gain over the training seeds"),
+    ("measured_gain_mean", "measured gain, mean over targets",
+     "measured on this catalogue: this source's mean AUROC gain over every catalogue target it was measured on"),
     ("paper_evidence", "what the paper measured (as a source)", None),
     ("distance", "raw distance", "bKLD, directed (public task → yours); lower = closer. Values carry an offset of "
                                  "your task's own, so compare them only within this table"),
@@ -77,6 +84,10 @@ def recommendation_table(ranked: pd.DataFrame, scale: pd.Series | None = None,
                                                              help=tip)
         elif column == "where":
             config[header] = st.column_config.LinkColumn(header, help=tip, display_text="source")
+        elif column.startswith("measured_gain"):
+            config[header] = st.column_config.NumberColumn(header, format="%+.4f", help=tip)
+        elif column == "measured_spread_nearest":
+            config[header] = st.column_config.NumberColumn(header, format="%.4f", help=tip)
         elif column.startswith(("distance", "interval")):
             config[header] = st.column_config.NumberColumn(header, format="%.4f", help=tip)
         elif tip:

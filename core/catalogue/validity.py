@@ -260,11 +260,73 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
     }
     if candidates:
         report["candidates_measured_at_build"] = candidates
+    transfer = measured_transfer_report(catalogue)
+    if transfer:
+        report["measured_transfer"] = transfer
     from core.catalogue.families import families_report  # families build on this module's modality families
     families = families_report(catalogue)
     report["families"] = {key: families[key] for key in ("distance", "on", "criterion", "k", "silhouette",
                                                           "adjusted_rand_index", "families")}
     return report
+
+
+def measured_transfer_report(catalogue: "Catalogue", results_path: Path | None = None) -> dict | None:
+    """Every reported distance's ranking (each shipped probe) against the gains measured on this catalogue
+    (``results_path``, default ``transfer/results.json`` in the catalogue; :mod:`core.transfer.agreement`); None
+    when there are none."""
+    from core.catalogue.store import load_catalogue
+    from core.transfer.agreement import measured_agreement, seed_agreement
+    from core.transfer.results import LABEL, load_results
+
+    results = load_results(results_path or Path(catalogue.root) / "transfer" / "results.json")
+    if results is None or not results.targets:
+        return None
+    gains = {target: results.sources_for(target) for target in results.targets}
+    families = [modality_family(m) for m in facts_of(catalogue).modalities]
+    probes = {}
+    folders = {catalogue.probe: None, **catalogue.alternate_probes()}
+    for probe, folder in folders.items():
+        probe_catalogue = catalogue if folder is None else load_catalogue(folder)
+        matrices = {d: probe_catalogue.matrix(d) for d in REPORTED_DISTANCES}
+        probes[probe] = measured_agreement(matrices, probe_catalogue.ids, families, gains)
+    protocol = results.protocol
+    return {"label": LABEL,
+            "about": "Per target, the weighted Kendall tau (scipy.stats.weightedtau, as the paper) between a "
+                     "ranking of the legal sources and their measured mean gains (AUROC of fine-tuning after "
+                     "training on the source minus fine-tuning directly), averaged over targets with a bootstrap "
+                     "95 % interval over targets; how often the first-ranked source's gain is positive; its mean "
+                     "regret against the best legal source. References: same modality first and random order "
+                     "(expected values over random orders). seed_agreement: the weighted tau between the gains of "
+                     "two seeds (how reproducible the gains are; the ceiling for any ranking). See "
+                     "core/transfer/agreement.py.",
+            "targets": list(results.targets),
+            "seed_agreement": seed_agreement({t: {s: results.per_seed[(s, t)] for s in gains[t]}
+                                              for t in results.targets}),
+            "protocol": {k: protocol.get(k) for k in ("image_size", "trainable", "source_steps", "target_steps",
+                                                      "batch_size", "lr", "train_per_class", "version")},
+            "probes": probes}
+
+
+def transfer_table(report: dict) -> list[dict]:
+    """The measured-transfer figures as rows (probe, ranking, tau with interval, first positive, regret); the
+    default probe first, references last."""
+    transfer = report.get("measured_transfer")
+    if not transfer:
+        return []
+    rows = []
+    default = report.get("default_probe")
+    for probe, rankings in sorted(transfer["probes"].items(), key=lambda item: item[0] != default):
+        for name, figures in rankings.items():
+            reference = name in ("same modality first", "random order")
+            if reference and probe != default:
+                continue  # the references do not depend on the probe
+            tau = figures["weighted_tau"]
+            rows.append({"probe": "—" if reference else probe + (" (default)" if probe == default else ""),
+                         "ranking": name, "weighted tau (mean over targets)": tau["mean"],
+                         "95 % interval": f"[{tau['low']:+.3f}, {tau['high']:+.3f}]",
+                         "first-ranked gain > 0": f"{figures['first_positive_share']:.0%}",
+                         "mean regret (AUROC)": figures["mean_regret"]})
+    return rows
 
 
 def write_report(root: Path, report: dict) -> Path:

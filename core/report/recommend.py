@@ -55,7 +55,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
-        table["vdna_rank"] = pd.array([second_rank.get(i) for i in table["task_id"]], dtype="Int64")
+        table["second_opinion_rank"] = pd.array([second_rank.get(i) for i in table["task_id"]], dtype="Int64")
     return table.drop(columns="is_control")
 
 
@@ -122,8 +122,8 @@ def second_opinion(table: pd.DataFrame) -> dict:
     margin = (float(candidates["distance"].iloc[1]) / float(first["distance"]) - 1.0) * 100.0 \
         if len(candidates) > 1 and first["distance"] > 0 else float("nan")
     result = {"first": first["task"], "margin_pct": margin, "agree": None, "second_opinion_first": None}
-    if "vdna_rank" in candidates:
-        other = candidates.loc[candidates["vdna_rank"] == 1, "task"]
+    if "second_opinion_rank" in candidates:
+        other = candidates.loc[candidates["second_opinion_rank"] == 1, "task"]
         result["second_opinion_first"] = other.iloc[0] if len(other) else None
         result["agree"] = result["second_opinion_first"] == first["task"]
     return result
@@ -218,4 +218,4 @@ def _pair_excess(catalogue: Catalogue, distance: str) -> np.ndarray:
 
     matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
     twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
-    return np.array([matrix[s, t] - twins[t] for t in facts.medical for s in facts.legal_sources(t)])
+    return np.concatenate([matrix[facts.legal_sources(t), t] - twins[t] for t in facts.medical] or [np.empty(0)])
