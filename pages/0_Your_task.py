@@ -9,6 +9,7 @@ from ui import pages, session
 from ui.common import footer, page_setup
 from ui.resources import get_catalogues
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
+from ui.text import md
 from ui.verdict import show_verdict, verdict_of
 
 catalogue = page_setup("Your task")
@@ -24,7 +25,7 @@ catalogue = task_input(catalogue)
 fingerprint = session.fingerprint()
 if fingerprint is not None:
     backend = BACKEND_LABELS.get(fingerprint.meta.backend, fingerprint.meta.backend)
-    st.success(f"Fingerprint of **{fingerprint.name}** ready: {fingerprint.meta.n_samples:,} samples, "
+    st.success(f"Fingerprint of **{md(fingerprint.name)}** ready: {fingerprint.meta.n_samples:,} samples, "
                f"{fingerprint.n_features} features, computed with {backend}.")
     st.caption(f"Network: {fingerprint.meta.backbone}, probe layer {fingerprint.meta.probe}. "
                "Probe layer: the layer of the pretrained network whose values describe each image.")
@@ -33,7 +34,7 @@ if fingerprint is not None:
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
     distance = session.distance()
     ranked = session.ranking(catalogue, fingerprint, distance).table
-    st.subheader(f"Closest public tasks to {fingerprint.name}")
+    st.subheader(f"Closest public tasks to {md(fingerprint.name)}")
     show_verdict(verdict_of(catalogue, fingerprint, distance, ranked))
     top = ranked_with_references(ranked).head(6)
     top = top.assign(place=["reference" if ref else str(r) for ref, r in zip(top["reference_control"], top["rank"])])

@@ -29,9 +29,9 @@ bootstrap, full_table, verdict = ranking.bootstrap, ranking.table, ranking.verdi
 show_verdict(verdict)
 table = full_table[full_table["kind"] != "control"]
 top = table.iloc[0]
-st.markdown(f"Closest public task to **{fingerprint.name}**: **{top['task']}** ({top['modality']}). The grey rows "
-            "are reference points: sets of everyday, non-medical images. A medical task ranked below one of them "
-            "is not distinguishable from unrelated images for your task.")
+st.markdown(f"Closest public task to **{md(fingerprint.name)}**: **{md(top['task'])}** ({md(top['modality'])}). "
+            "The grey rows are reference points: sets of everyday, non-medical images. A medical task ranked below "
+            "one of them is not distinguishable from unrelated images for your task.")
 measured = get_transfer_results()
 ranked = ranked_with_references(full_table)
 ranked = ranked.merge(measured_gains(measured, list(ranked["task_id"])), on="task_id", how="left")
@@ -90,11 +90,12 @@ steps = next_steps(catalogue, full_table, get_paper_repetitions())
 if not steps:
     st.caption("None of the nearest public tasks was measured by the paper.")
 for task_steps in steps:
-    st.markdown(f"**Because your images resemble {task_steps.task}** (the paper's task *{task_steps.paper_task}*):")
-    st.markdown("\n".join(f"- {sentence}" for sentence in task_steps.sentences.values()))
-    with st.expander(f"Evidence for {task_steps.task}: the paper's measurements"):
+    st.markdown(f"**Because your images resemble {md(task_steps.task)}** (the paper's task "
+                f"*{md(task_steps.paper_task)}*):")
+    st.markdown("\n".join(f"- {md(sentence)}" for sentence in task_steps.sentences.values()))
+    with st.expander(f"Evidence for {md(task_steps.task)}: the paper's measurements"):
         for scenario, frame in task_steps.evidence.items():
-            st.markdown(f"**{SCENARIOS[scenario].capitalize()}: best sources when {task_steps.paper_task} was "
+            st.markdown(f"**{SCENARIOS[scenario].capitalize()}: best sources when {md(task_steps.paper_task)} was "
                         "trained**")
             st.dataframe(frame, hide_index=True)
         row = full_table[full_table["task"] == task_steps.task]

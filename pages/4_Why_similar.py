@@ -12,6 +12,7 @@ from core.report.views import distinctive_features, feature_histograms, readable
 from ui import figures, session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier
+from ui.text import md
 
 SHOWN = 5  # top features explained one by one
 #: the feature table's headers in words
@@ -41,7 +42,7 @@ frame, versus_median = distinctive_features(catalogue, fingerprint, task_id, var
 weight, names = get_classifier(catalogue.probe)
 frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), on="feature")
 nearer = versus_median < 0
-st.markdown(f"**What sets {name} apart for your images.** It is "
+st.markdown(f"**What sets {md(name)} apart for your images.** It is "
             + ("nearer to" if nearer else "farther from") + " your images than the typical public task "
             f"(the median of all {len(catalogue.ids)}). The features below are the ones on which it explains your "
             f"images better than the typical task does; the {SHOWN} first carry "

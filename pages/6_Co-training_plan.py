@@ -35,7 +35,7 @@ for warning in plan["warnings"]:
     st.warning(md(warning))
 table = plan_table(plan)
 
-st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
+st.markdown(f"Train **{md(fingerprint.name)}** together with these catalogue tasks: nearest first by "
             f"{DISTANCES[distance].label.split(':')[0]} (public task → your task), never a non-medical control, "
             "never two tasks built on the same images.")
 totals = plan["totals"]

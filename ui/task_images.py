@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.catalogue.thumbnails import source_link, thumbnails_of
 from core.report.cotrain import licence_short
+from ui.text import md
 
 
 def example_strip(catalogue, task_id: str, container=st) -> None:
@@ -16,9 +17,9 @@ def example_strip(catalogue, task_id: str, container=st) -> None:
     where = f"[where to obtain the data]({link})" if link else "source: " + info.source
     if paths:
         container.image([str(p) for p in paths], width=96)
-        container.caption(f"Examples from {info.name} — {record.get('attribution', '')}; "
-                          f"{record.get('changes', '')}. {where}")
+        container.caption(f"Examples from {md(info.name)} — {md(record.get('attribution', ''))}; "
+                          f"{md(record.get('changes', ''))}. {where}")
     else:
-        container.caption(f"No example images of {info.name} are shipped: its licence "
+        container.caption(f"No example images of {md(info.name)} are shipped: its licence "
                           f"({licence_short(info.licence)}) does not clearly allow copying them. See them at the "
                           f"source: {where}.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.report.verdict import LEVEL_MEANINGS, LEVELS, Verdict
 from ui import session
+from ui.text import md
 
 #: the plain explanations of technical terms, shown where the terms appear (help= tooltips and captions)
 TERMS = {
@@ -35,6 +36,6 @@ def show_verdict(verdict: Verdict) -> None:
     """The verdict sentence, coloured by level, with what every level means a hover away."""
     box = {"strong": st.success, "several about equally close": st.info, "weak": st.warning,
            "nothing close": st.error}[verdict.level]
-    box(f"**Verdict — {verdict.level}.** {verdict.sentence}", icon=":material/gavel:")
+    box(f"**Verdict — {verdict.level}.** {md(verdict.sentence)}", icon=":material/gavel:")
     legend = "; ".join(f"{level}: {LEVEL_MEANINGS[level]}" for level in LEVELS)
     st.caption(f"Verdict levels, strongest first: {', '.join(LEVELS)}.", help=legend)

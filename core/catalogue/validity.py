@@ -252,7 +252,7 @@ def validity_report(catalogue: "Catalogue", paper_dir: Path | None, candidates: 
     report = {
         "about": "Figures per probe layer and distance over the catalogue's medical "
                  "tasks (legal sources exclude the task itself and tasks built on the same images; controls are "
-                 "never sources). See core/catalogue/validity.py for each figure's definition.",
+                 "never sources). Each figure is defined in the README (validity report).",
         "default_probe": catalogue.probe,
         "default_distance": DEFAULT_DISTANCE,
         "summary": summary_line(probes[catalogue.probe][DEFAULT_DISTANCE]),
@@ -297,8 +297,8 @@ def measured_transfer_report(catalogue: "Catalogue", results_path: Path | None =
                      "95 % interval over targets; how often the first-ranked source's gain is positive; its mean "
                      "regret against the best legal source. References: same modality first and random order "
                      "(expected values over random orders). seed_agreement: the weighted tau between the gains of "
-                     "two seeds (how reproducible the gains are; the ceiling for any ranking). See "
-                     "core/transfer/agreement.py.",
+                     "two seeds (how reproducible the gains are; the ceiling for any ranking). Each "
+                     "figure is defined in the README (measured transfer).",
             "targets": list(results.targets),
             "seed_agreement": seed_agreement({t: {s: results.per_seed[(s, t)] for s in gains[t]}
                                               for t in results.targets}),
