@@ -140,10 +140,19 @@ class ImageDataset:
         self.close()
 
 
+def _outside(path: Path, inside: Path) -> bool:
+    """Whether the symbolic link ``path`` leads (through any chain of links) to a place outside the folder
+    ``inside`` (already resolved). A dangling link counts by where it points."""
+    target = Path(os.path.realpath(path))
+    return target != inside and inside not in target.parents
+
+
 def _walk(root: Path, report: ReadReport) -> list[Path]:
-    """All files below root, sorted; symbolic links to folders are not followed (no loops). Iterative, so any
-    nesting depth works (os.walk recurses on Python 3.11)."""
+    """All files below root, sorted; symbolic links to folders are not followed (no loops), and links to files
+    outside root are skipped (a folder shared for one task must not read files elsewhere on the machine without a
+    word). Iterative, so any nesting depth works (os.walk recurses on Python 3.11)."""
     found: list[Path] = []
+    inside = Path(os.path.realpath(root))
     pending = [root]
     while pending:
         folder = pending.pop()
@@ -159,7 +168,11 @@ def _walk(root: Path, report: ReadReport) -> list[Path]:
             try:
                 is_link, is_dir = entry.is_symlink(), entry.is_dir(follow_symlinks=False)
                 if is_link and entry.is_dir(follow_symlinks=True):
-                    report.skip(_relative(path, root), "symbolic link to a folder is not followed")
+                    where = " outside the folder" if _outside(path, inside) else ""
+                    report.skip(_relative(path, root), f"symbolic link to a folder{where} is not followed")
+                elif is_link and _outside(path, inside):
+                    report.skip(_relative(path, root), "link to a file outside the folder; not read (copy the file "
+                                                       "into the folder to use it)")
                 elif is_dir:
                     subfolders.append(path)
                 else:

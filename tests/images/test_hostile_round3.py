@@ -93,3 +93,25 @@ def test_a_single_top_level_folder_in_a_zip_is_a_wrapper_not_a_class(tmp_path):
         assert "'alz40' is taken as a wrapper" in dataset.report.to_text()
     with open_dataset(plain) as dataset:  # two top-level folders are the classes, as before
         assert dataset.report.class_counts() == {"benign": 1, "malignant": 1}
+
+
+def test_links_to_images_outside_the_folder_are_skipped_with_a_reason(tmp_path):
+    outside, task = tmp_path / "elsewhere", tmp_path / "task"
+    (outside / "more").mkdir(parents=True)
+    (outside / "secret.png").write_bytes(png_bytes(1))
+    (outside / "more" / "x.png").write_bytes(png_bytes(2))
+    (task / "a").mkdir(parents=True)
+    (task / "a" / "own.png").write_bytes(png_bytes(3))
+    (task / "a" / "secret.png").symlink_to(outside / "secret.png")
+    (task / "a" / "relative.png").symlink_to("../../elsewhere/secret.png")
+    (task / "a" / "chain.png").symlink_to(task / "a" / "relative.png")  # inside, but leads outside
+    (task / "a" / "same.png").symlink_to("own.png")  # stays inside: may be read
+    (task / "b").symlink_to(outside / "more", target_is_directory=True)
+    with open_dataset(task) as dataset:
+        report = dataset.report
+        assert sorted(item.key for item in dataset.items) == ["a/own.png", "a/same.png"]
+    reasons = {s.path: s.reason for s in report.skipped}
+    for name in ("a/secret.png", "a/relative.png", "a/chain.png"):
+        assert reasons[name].startswith("link to a file outside the folder")
+    assert reasons["b"] == "symbolic link to a folder outside the folder is not followed"
+    assert "a/secret.png: link to a file outside the folder" in report.to_text()
