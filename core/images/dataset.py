@@ -60,6 +60,7 @@ class ReadReport:
     notes: list[tuple[str, str]] = field(default_factory=list)
     labels_note: str = ""  # why the first-level folders were not taken as class labels ("" when they were)
     dropped_samples: Counter = field(default_factory=Counter)  # file key -> samples lost when it failed to decode
+    sampling_note: str = ""  # set when sampling: more samples than images, so each image is used several times
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
@@ -84,12 +85,15 @@ class ReadReport:
         return [{"format": fmt, "class": label, "files": self.files[(fmt, label)],
                  "images": self.images[(fmt, label)]} for fmt, label in sorted(self.files)]
 
+    def headlines(self) -> list[str]:
+        """What applies to the whole task, shown before the table: no class labels, images used several times."""
+        return [note for note in (self.labels_note, self.sampling_note) if note]
+
     def to_text(self) -> str:
         """The report for a terminal: every file, class and member name and every reason with control characters
         shown escaped (core.text.escaped), so a name can neither forge a line nor hide text with escape codes."""
         lines = [f"read {self.n_files} files ({self.n_images} images) in {len(self.class_counts())} classes"]
-        if self.labels_note:
-            lines.append(escaped(self.labels_note, 1_000))
+        lines += [escaped(note, 1_000) for note in self.headlines()]
         lines += [f"  {r['format']:<6} {escaped(r['class']):<24} {r['files']:>7} files {r['images']:>8} images"
                   for r in self.rows()]
         if self.skipped:

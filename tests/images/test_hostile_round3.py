@@ -1,7 +1,8 @@
 """Issue 22, crashes and leftovers: zip members with no name, a 300-character name or a very deep long path are
 skipped with a reason (the run goes on); a member stored twice is read once; an empty file named dicomdir keeps a PNG
 tree's labels; NFC and NFD spellings of a class are one class; knowledge.json that is not an object is a clear
-catalogue error; the second opinion never says 'nan % farther'."""
+catalogue error; the second opinion never says 'nan % farther'; links to files outside the folder are skipped;
+more samples than images is said plainly."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,8 @@ from PIL import Image
 
 from core.catalogue.store import load_catalogue
 from core.errors import CatalogueError
+from core.features.sampling import SamplingProtocol, reuse_note
+from core.fingerprint.pipeline import fingerprint_folder
 from core.images.dataset import open_dataset
 from core.report.recommend import second_opinion
 from tests.synthetic import make_catalogue
@@ -115,3 +118,15 @@ def test_links_to_images_outside_the_folder_are_skipped_with_a_reason(tmp_path):
         assert reasons[name].startswith("link to a file outside the folder")
     assert reasons["b"] == "symbolic link to a folder outside the folder is not followed"
     assert "a/secret.png: link to a file outside the folder" in report.to_text()
+
+
+def test_more_samples_than_images_is_said_plainly(tmp_path, backbone, edges):
+    for i in range(40):
+        (tmp_path / "task").mkdir(exist_ok=True)
+        (tmp_path / "task" / f"{i:02d}.png").write_bytes(png_bytes(100 + i))
+    run = fingerprint_folder(tmp_path / "task", backbone, edges, SamplingProtocol(n=500, seed=1))
+    line = "500 samples drawn with replacement from 40 images: each image is used about 12 times"
+    assert run.fingerprint.meta.n_samples == 500
+    assert run.report.to_text().splitlines()[1] == line and run.report.headlines() == [line]  # the app shows these
+    assert reuse_note(2_000, 2_000) is None and reuse_note(3, 10) == ("10 samples drawn with replacement from 3 "
+                                                                      "images: each image is used about 3.3 times")
