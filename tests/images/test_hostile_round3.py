@@ -130,3 +130,49 @@ def test_more_samples_than_images_is_said_plainly(tmp_path, backbone, edges):
     assert run.report.to_text().splitlines()[1] == line and run.report.headlines() == [line]  # the app shows these
     assert reuse_note(2_000, 2_000) is None and reuse_note(3, 10) == ("10 samples drawn with replacement from 3 "
                                                                       "images: each image is used about 3.3 times")
+
+
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def test_nifti_rgb24_slices_are_read_as_colour(tmp_path):
+    import nibabel
+
+    volume = np.zeros((8, 6, 4), dtype=RGB24)
+    volume["R"] = np.arange(8)[:, None, None] * 30  # red varies along x, green by slice, blue constant
+    volume["G"] = np.arange(4)[None, None, :] * 60
+    volume["B"] = 200
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "colour.nii.gz")
+    with open_dataset(tmp_path) as dataset:
+        assert not dataset.report.skipped and len(dataset) == 4
+        for item in dataset.items:
+            image = dataset.read(item)
+            assert image.shape == (6, 8, 3) and image.dtype == np.uint8  # rotated like grey slices: x runs across
+            np.testing.assert_array_equal(image[0, :, 0], np.arange(8) * 30)
+            assert (image[..., 1] == item.frame * 60).all() and (image[..., 2] == 200).all()
+
+
+def test_a_nifti_volume_that_fails_while_sampling_is_listed_once(tmp_path, monkeypatch):
+    import threading
+
+    import nibabel
+
+    from core.features.extract import crop_batches
+    from core.images.readers.nifti import NiftiReader
+
+    nibabel.save(nibabel.Nifti1Image(np.random.default_rng(0).random((16, 16, 12)).astype(np.float32), np.eye(4)),
+                 tmp_path / "v.nii")
+    (tmp_path / "ok.png").write_bytes(png_bytes(7))
+    nibabel.save(nibabel.Nifti1Image(np.ones((4, 4, 3), dtype=np.complex64), np.eye(4)), tmp_path / "complex.nii")
+
+    def broken(self, path):
+        raise TypeError("numpy cannot window this")
+
+    monkeypatch.setattr(NiftiReader, "_load", broken)
+    with open_dataset(tmp_path) as dataset:
+        assert [s.path for s in dataset.report.skipped] == ["complex.nii"]  # refused at scan, one reason
+        assert "voxel type complex64 is not an image type" in dataset.report.skipped[0].reason
+        list(crop_batches(dataset, SamplingProtocol(n=200, seed=0), 16, threading.Event()))
+        rows = [s for s in dataset.report.skipped if s.path == "v.nii"]
+    assert len(rows) == 1 and rows[0].reason.startswith("cannot read NIfTI volume (TypeError: numpy cannot window")
+    assert dataset.report.dropped_samples["v.nii"] > 100
