@@ -1,8 +1,10 @@
 """Helpers the tests share (fixtures stay in conftest.py): where the shared images and the paper are, task
-folders made of symbolic links, random histograms, the app under AppTest and fingerprint files rewritten."""
+folders made of hard links, random histograms, the app under AppTest and fingerprint files rewritten."""
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,12 +36,21 @@ HALF_N = 150
 
 
 def link_files(files: list[Path], root: Path, relative_to: Path) -> Path:
-    """Make a task folder from existing files by symbolic links (the shared images are never copied)."""
+    """Make a task folder from existing files by hard links (the shared images are never copied; symbolic links
+    to files outside a task folder are skipped by design)."""
     for path in files:
-        target = root / path.relative_to(relative_to)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(path)
+        link_file(path, root / path.relative_to(relative_to))
     return root
+
+
+def link_file(path: Path, target: Path) -> None:
+    """A hard link to ``path`` at ``target``; a copy in the temporary folder only where the two lie on different
+    file systems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
 
 
 def task_halves(task: str) -> tuple[list[Path], list[Path]]:

@@ -49,6 +49,8 @@ def test_landing_page_fingerprints_an_uploaded_folder():
     read = find_table(at, "format", "class", "files", "images")
     assert read["files"].sum() == 12 and set(read["class"]) == {"atypical_nevus", "common_nevus", "melanoma"}
     assert any("ready" in s.value for s in at.success)
+    said = [shown(i.value) for i in at.info]  # the read summary says that 12 images were sampled 500 times
+    assert "500 samples drawn with replacement from 12 images: each image is used about 42 times" in said, said
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ def test_fingerprint_then_compare_ranks_the_same_modality_first(small_task, tmp_
     done = run_cli("fingerprint", str(small_task), "-o", str(output), "--n", "96")
     assert done.returncode == EXIT_OK, done.stderr
     assert output.is_file() and "samples" in done.stderr and "read 24 files" in done.stderr
+    assert "96 samples drawn with replacement from 24 images: each image is used about 4.0 times" in done.stderr
     again = run_cli("fingerprint", str(small_task), "-o", str(output), "--n", "96")
     assert again.returncode == EXIT_USAGE and "already exists" in again.stderr
     table = tmp_path / "ranking.csv"

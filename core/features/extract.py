@@ -68,6 +68,7 @@ def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: 
     images = np.empty(batch_size, dtype=np.int64)
     filled = consumed = 0
     current, prepared = -1, None
+    reported: set[tuple[str, str]] = set()  # the slices of one broken volume fail alike: one row per file
     for sample in plan.grouped_order():
         if cancel.is_set():
             return
@@ -79,9 +80,10 @@ def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: 
             try:
                 prepared = PreparedImage(prepare(dataset.read(item)))
             except UnreadableImageError as err:
-                dataset.report.skip(item.key, f"{err} (found while sampling; its samples were dropped)")
+                _skip_once(dataset, reported, item.key, f"{err} (found while sampling; its samples were dropped)")
             except Exception as err:  # never let one file stop a long run
-                dataset.report.skip(item.key, f"unexpected error ({type(err).__name__}: {err}); samples dropped")
+                _skip_once(dataset, reported, item.key,
+                           f"unexpected error ({type(err).__name__}: {err}); samples dropped")
         if prepared is None:
             dataset.report.dropped_samples[item.key] += 1
             continue
@@ -93,6 +95,13 @@ def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: 
             filled = consumed = 0
     if filled or consumed:
         yield (buffer[:filled].copy() if filled else None), consumed, images[:filled].copy()
+
+
+def _skip_once(dataset: ImageDataset, reported: set[tuple[str, str]], key: str, reason: str) -> None:
+    """List a file that failed while sampling, once per file and reason however many of its frames failed."""
+    if (key, reason) not in reported:
+        reported.add((key, reason))
+        dataset.report.skip(key, reason)
 
 
 def _in_background(batches: Iterator) -> Iterator:

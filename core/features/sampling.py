@@ -58,6 +58,18 @@ class SamplePlan:
         return np.argsort(self.image, kind="stable")
 
 
+def reuse_note(n_images: int, n: int) -> str | None:
+    """What a user should know when ``n`` samples are drawn from fewer images: each image is then used several
+    times (with its own crops and flips), so the fingerprint holds fewer distinct images than samples. None when
+    there are at least as many images as samples."""
+    if n_images < 1 or n <= n_images:
+        return None
+    per_image = n / n_images
+    times = f"{per_image:.1f}" if per_image < 10 else f"{per_image:.0f}"
+    return (f"{n:,} samples drawn with replacement from {n_images:,} images: each image is used about {times} "
+            "times")
+
+
 def plan_samples(n_images: int, protocol: SamplingProtocol) -> SamplePlan:
     """Draw ``protocol.n`` samples from ``n_images`` images."""
     if n_images < 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.errors import InputFolderError
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.extract import ProgressCallback, iter_features
-from core.features.sampling import SamplingProtocol
+from core.features.sampling import SamplingProtocol, reuse_note
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
 from core.images.dataset import ImageDataset, ReadReport, open_dataset
@@ -44,6 +44,7 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
     if accumulator.n == 0:
         raise InputFolderError(f"{name}: none of the sampled images could be decoded; see the skipped files")
     report = dataset.report
+    report.sampling_note = reuse_note(len(dataset), protocol.n) or ""
     _check_lost_samples(report, protocol.n, accumulator.n, allow_partial)
     meta = FingerprintMeta(
         name=name, backbone=backbone.spec.name, weights_sha256=backbone.weights_sha256,

@@ -60,6 +60,7 @@ class ReadReport:
     notes: list[tuple[str, str]] = field(default_factory=list)
     labels_note: str = ""  # why the first-level folders were not taken as class labels ("" when they were)
     dropped_samples: Counter = field(default_factory=Counter)  # file key -> samples lost when it failed to decode
+    sampling_note: str = ""  # set when sampling: more samples than images, so each image is used several times
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
@@ -84,12 +85,15 @@ class ReadReport:
         return [{"format": fmt, "class": label, "files": self.files[(fmt, label)],
                  "images": self.images[(fmt, label)]} for fmt, label in sorted(self.files)]
 
+    def headlines(self) -> list[str]:
+        """What applies to the whole task, shown before the table: no class labels, images used several times."""
+        return [note for note in (self.labels_note, self.sampling_note) if note]
+
     def to_text(self) -> str:
         """The report for a terminal: every file, class and member name and every reason with control characters
         shown escaped (core.text.escaped), so a name can neither forge a line nor hide text with escape codes."""
         lines = [f"read {self.n_files} files ({self.n_images} images) in {len(self.class_counts())} classes"]
-        if self.labels_note:
-            lines.append(escaped(self.labels_note, 1_000))
+        lines += [escaped(note, 1_000) for note in self.headlines()]
         lines += [f"  {r['format']:<6} {escaped(r['class']):<24} {r['files']:>7} files {r['images']:>8} images"
                   for r in self.rows()]
         if self.skipped:
@@ -140,10 +144,19 @@ class ImageDataset:
         self.close()
 
 
+def _outside(path: Path, inside: Path) -> bool:
+    """Whether the symbolic link ``path`` leads (through any chain of links) to a place outside the folder
+    ``inside`` (already resolved). A dangling link counts by where it points."""
+    target = Path(os.path.realpath(path))
+    return target != inside and inside not in target.parents
+
+
 def _walk(root: Path, report: ReadReport) -> list[Path]:
-    """All files below root, sorted; symbolic links to folders are not followed (no loops). Iterative, so any
-    nesting depth works (os.walk recurses on Python 3.11)."""
+    """All files below root, sorted; symbolic links to folders are not followed (no loops), and links to files
+    outside root are skipped (a folder shared for one task must not read files elsewhere on the machine without a
+    word). Iterative, so any nesting depth works (os.walk recurses on Python 3.11)."""
     found: list[Path] = []
+    inside = Path(os.path.realpath(root))
     pending = [root]
     while pending:
         folder = pending.pop()
@@ -159,7 +172,11 @@ def _walk(root: Path, report: ReadReport) -> list[Path]:
             try:
                 is_link, is_dir = entry.is_symlink(), entry.is_dir(follow_symlinks=False)
                 if is_link and entry.is_dir(follow_symlinks=True):
-                    report.skip(_relative(path, root), "symbolic link to a folder is not followed")
+                    where = " outside the folder" if _outside(path, inside) else ""
+                    report.skip(_relative(path, root), f"symbolic link to a folder{where} is not followed")
+                elif is_link and _outside(path, inside):
+                    report.skip(_relative(path, root), "link to a file outside the folder; not read (copy the file "
+                                                       "into the folder to use it)")
                 elif is_dir:
                     subfolders.append(path)
                 else:

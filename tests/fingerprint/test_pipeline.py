@@ -12,7 +12,7 @@ from core.features.sampling import SamplingProtocol, plan_samples
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.pipeline import fingerprint_dataset, fingerprint_folder
 from core.images.dataset import open_dataset
-from tests.helpers import PIPELINE_TASKS, link_files, require_shared
+from tests.helpers import PIPELINE_TASKS, link_file, link_files, require_shared
 from tests.hostile_inputs import NIBABEL_FILES, PYDICOM_FILES
 
 
@@ -33,9 +33,7 @@ def test_same_seed_same_fingerprint_and_file_order_does_not_matter(backbone, edg
     forward = link_files(files, tmp_path / "forward", root)
     backward = tmp_path / "backward"
     for path in reversed(files):  # created in the opposite order
-        target = backward / path.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(path)
+        link_file(path, backward / path.relative_to(root))
     protocol = SamplingProtocol(n=64, seed=11)
     one = fingerprint_folder(forward, backbone, edges, protocol).fingerprint
     two = fingerprint_folder(backward, backbone, edges, protocol).fingerprint

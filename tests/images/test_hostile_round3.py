@@ -1,7 +1,8 @@
 """Issue 22, crashes and leftovers: zip members with no name, a 300-character name or a very deep long path are
 skipped with a reason (the run goes on); a member stored twice is read once; an empty file named dicomdir keeps a PNG
 tree's labels; NFC and NFD spellings of a class are one class; knowledge.json that is not an object is a clear
-catalogue error; the second opinion never says 'nan % farther'."""
+catalogue error; the second opinion never says 'nan % farther'; links to files outside the folder are skipped;
+more samples than images is said plainly."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,8 @@ from PIL import Image
 
 from core.catalogue.store import load_catalogue
 from core.errors import CatalogueError
+from core.features.sampling import SamplingProtocol, reuse_note
+from core.fingerprint.pipeline import fingerprint_folder
 from core.images.dataset import open_dataset
 from core.report.recommend import second_opinion
 from tests.synthetic import make_catalogue
@@ -93,3 +96,83 @@ def test_a_single_top_level_folder_in_a_zip_is_a_wrapper_not_a_class(tmp_path):
         assert "'alz40' is taken as a wrapper" in dataset.report.to_text()
     with open_dataset(plain) as dataset:  # two top-level folders are the classes, as before
         assert dataset.report.class_counts() == {"benign": 1, "malignant": 1}
+
+
+def test_links_to_images_outside_the_folder_are_skipped_with_a_reason(tmp_path):
+    outside, task = tmp_path / "elsewhere", tmp_path / "task"
+    (outside / "more").mkdir(parents=True)
+    (outside / "secret.png").write_bytes(png_bytes(1))
+    (outside / "more" / "x.png").write_bytes(png_bytes(2))
+    (task / "a").mkdir(parents=True)
+    (task / "a" / "own.png").write_bytes(png_bytes(3))
+    (task / "a" / "secret.png").symlink_to(outside / "secret.png")
+    (task / "a" / "relative.png").symlink_to("../../elsewhere/secret.png")
+    (task / "a" / "chain.png").symlink_to(task / "a" / "relative.png")  # inside, but leads outside
+    (task / "a" / "same.png").symlink_to("own.png")  # stays inside: may be read
+    (task / "b").symlink_to(outside / "more", target_is_directory=True)
+    with open_dataset(task) as dataset:
+        report = dataset.report
+        assert sorted(item.key for item in dataset.items) == ["a/own.png", "a/same.png"]
+    reasons = {s.path: s.reason for s in report.skipped}
+    for name in ("a/secret.png", "a/relative.png", "a/chain.png"):
+        assert reasons[name].startswith("link to a file outside the folder")
+    assert reasons["b"] == "symbolic link to a folder outside the folder is not followed"
+    assert "a/secret.png: link to a file outside the folder" in report.to_text()
+
+
+def test_more_samples_than_images_is_said_plainly(tmp_path, backbone, edges):
+    for i in range(40):
+        (tmp_path / "task").mkdir(exist_ok=True)
+        (tmp_path / "task" / f"{i:02d}.png").write_bytes(png_bytes(100 + i))
+    run = fingerprint_folder(tmp_path / "task", backbone, edges, SamplingProtocol(n=500, seed=1))
+    line = "500 samples drawn with replacement from 40 images: each image is used about 12 times"
+    assert run.fingerprint.meta.n_samples == 500
+    assert run.report.to_text().splitlines()[1] == line and run.report.headlines() == [line]  # the app shows these
+    assert reuse_note(2_000, 2_000) is None and reuse_note(3, 10) == ("10 samples drawn with replacement from 3 "
+                                                                      "images: each image is used about 3.3 times")
+
+
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def test_nifti_rgb24_slices_are_read_as_colour(tmp_path):
+    import nibabel
+
+    volume = np.zeros((8, 6, 4), dtype=RGB24)
+    volume["R"] = np.arange(8)[:, None, None] * 30  # red varies along x, green by slice, blue constant
+    volume["G"] = np.arange(4)[None, None, :] * 60
+    volume["B"] = 200
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "colour.nii.gz")
+    with open_dataset(tmp_path) as dataset:
+        assert not dataset.report.skipped and len(dataset) == 4
+        for item in dataset.items:
+            image = dataset.read(item)
+            assert image.shape == (6, 8, 3) and image.dtype == np.uint8  # rotated like grey slices: x runs across
+            np.testing.assert_array_equal(image[0, :, 0], np.arange(8) * 30)
+            assert (image[..., 1] == item.frame * 60).all() and (image[..., 2] == 200).all()
+
+
+def test_a_nifti_volume_that_fails_while_sampling_is_listed_once(tmp_path, monkeypatch):
+    import threading
+
+    import nibabel
+
+    from core.features.extract import crop_batches
+    from core.images.readers.nifti import NiftiReader
+
+    nibabel.save(nibabel.Nifti1Image(np.random.default_rng(0).random((16, 16, 12)).astype(np.float32), np.eye(4)),
+                 tmp_path / "v.nii")
+    (tmp_path / "ok.png").write_bytes(png_bytes(7))
+    nibabel.save(nibabel.Nifti1Image(np.ones((4, 4, 3), dtype=np.complex64), np.eye(4)), tmp_path / "complex.nii")
+
+    def broken(self, path):
+        raise TypeError("numpy cannot window this")
+
+    monkeypatch.setattr(NiftiReader, "_load", broken)
+    with open_dataset(tmp_path) as dataset:
+        assert [s.path for s in dataset.report.skipped] == ["complex.nii"]  # refused at scan, one reason
+        assert "voxel type complex64 is not an image type" in dataset.report.skipped[0].reason
+        list(crop_batches(dataset, SamplingProtocol(n=200, seed=0), 16, threading.Event()))
+        rows = [s for s in dataset.report.skipped if s.path == "v.nii"]
+    assert len(rows) == 1 and rows[0].reason.startswith("cannot read NIfTI volume (TypeError: numpy cannot window")
+    assert dataset.report.dropped_samples["v.nii"] > 100

@@ -8,8 +8,9 @@ naming the missing package; a file whose compressed data is damaged is skipped w
 reasons.
 
 Before any pixel is decoded the header is checked: rows x columns x frames x samples against MAX_VOLUME_PIXELS, a
-deflated file's inflated size (streamed, never held), the frame count, BitsAllocated against the stored pixel
-bytes, and the rescale and window values. Frames are decoded one at a time from a dataset read once per file.
+deflated file's inflated size (streamed, never held: at most 512 MB, and at most 64 MB beyond the pixel bytes its
+header declares), the frame count, BitsAllocated against the stored pixel bytes, and the rescale and window values.
+Frames are decoded one at a time from a dataset read once per file.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from core.images.readers.base import MAX_PIXELS, MAX_VOLUME_PIXELS, ImageReader,
 try:  # pydicom is optional at import time so the raster formats work without it
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
     from pydicom.pixels import apply_modality_lut
     from pydicom.pixels import pixel_array as decode_pixels
 except ImportError:  # pragma: no cover - exercised only where pydicom is absent
@@ -35,6 +38,13 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", _DEFLATED}
 #: most bytes a deflated DICOM may inflate to (checked by streaming before pydicom inflates it in memory)
 MAX_INFLATED_BYTES = 512 * 1024**2
+#: how far a deflated DICOM may inflate beyond the pixel bytes its header declares (other attributes, overlays,
+#: private data): pydicom inflates the whole data set in memory and copies it while parsing, so a few hundred KB
+#: of zeros in a private element would otherwise cost GBs
+INFLATED_SLACK_BYTES = 64 * 1024**2
+#: how much of the inflated data set is kept to read the image attributes from
+_HEADER_BYTES = 4 * 1024**2
+_PIXEL_DATA_TAG = 0x7FE00010
 
 
 def _first(value) -> float:
@@ -136,28 +146,48 @@ def patient_and_study(path: Path) -> tuple[str, str]:
             str(header.get("StudyInstanceUID", "") or "").strip())
 
 
-def _inflated_size(path: Path, limit: int) -> int:
-    """Bytes the deflated data set after the file meta group inflates to, streamed in 1 MB steps; stops (returning
-    more than ``limit``) as soon as ``limit`` is passed."""
+def _inflated_size(path: Path, limit: int, keep: int = 0) -> tuple[int, bytes]:
+    """Bytes the deflated data set after the file meta group inflates to, streamed in 1 MB steps, and its first
+    ``keep`` inflated bytes (for the header); stops (returning more than ``limit``) as soon as ``limit`` is
+    passed. Memory stays at about ``keep`` + 1 MB whatever the file inflates to."""
+    kept = bytearray()
     with open(path, "rb") as handle:
         head = handle.read(144)
         if head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
-            return 0  # no standard meta group: pydicom will not inflate it either
+            return 0, b""  # no standard meta group: pydicom will not inflate it either
         start = 144 + struct.unpack("<I", head[140:144])[0]
         handle.seek(start)
         inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
         while chunk := handle.read(1 << 16):
             while chunk:
                 try:
-                    total += len(inflater.decompress(chunk, 1 << 20))
+                    inflated = inflater.decompress(chunk, 1 << 20)
                 except zlib.error:
-                    return total
+                    return total, bytes(kept)
+                if len(kept) < keep:
+                    kept += inflated[:keep - len(kept)]
+                total += len(inflated)
                 if total > limit:
-                    return total
+                    return total, bytes(kept)
                 chunk = inflater.unconsumed_tail
             if inflater.eof:
                 break
-    return total
+    return total, bytes(kept)
+
+
+def _declared_pixel_bytes(data_set: bytes) -> int:
+    """Pixel bytes declared by the image attributes (Rows, Columns, NumberOfFrames, SamplesPerPixel,
+    BitsAllocated) found in the start of an inflated data set (explicit VR little endian); 0 when they are not
+    all there. Values past the end of ``data_set`` are skipped, never read."""
+    try:
+        header = read_dataset(DicomBytesIO(data_set), is_implicit_VR=False, is_little_endian=True,
+                              stop_when=lambda tag, vr, length: tag >= _PIXEL_DATA_TAG, defer_size=1024)
+        rows, cols = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
+        frames = int(_first(header.get("NumberOfFrames", 1) or 1))
+        samples, bits = int(header.get("SamplesPerPixel", 1) or 1), int(header.get("BitsAllocated", 16) or 16)
+    except Exception:  # a damaged or cut header declares nothing usable
+        return 0
+    return max(0, rows * cols * frames * samples * bits // 8)
 
 
 def _number(dataset, keyword: str, default: float | None = None) -> float | None:
@@ -232,9 +262,16 @@ class DicomReader(ImageReader):
         return path.suffix.lower() in (".dcm", ".dicom") or head[128:132] == b"DICM"
 
     def _check_deflate(self, path: Path) -> None:
-        if _inflated_size(path, MAX_INFLATED_BYTES) > MAX_INFLATED_BYTES:
+        """Refuse a deflated file that inflates past MAX_INFLATED_BYTES, or further past the pixel bytes its header
+        declares than INFLATED_SLACK_BYTES, before pydicom inflates it in memory."""
+        total, start = _inflated_size(path, MAX_INFLATED_BYTES, keep=_HEADER_BYTES)
+        if total > MAX_INFLATED_BYTES:
             raise UnreadableImageError(f"deflated DICOM inflates to more than {MAX_INFLATED_BYTES / 1024**2:,.0f} MB "
                                        "(possible decompression bomb)")
+        declared = _declared_pixel_bytes(start) if total > INFLATED_SLACK_BYTES else 0
+        if total > declared + INFLATED_SLACK_BYTES:
+            raise UnreadableImageError(f"deflated DICOM inflates to {total / 1024**2:,.0f} MB but its header declares "
+                                       f"{declared / 1024**2:,.1f} MB of pixels (possible decompression bomb)")
 
     def _header(self, path: Path):
         if pydicom is None:

@@ -44,21 +44,39 @@ def _gzip_size(path: Path) -> int:
         return struct.unpack("<I", handle.read(4))[0]
 
 
+#: the colour channels of NIfTI's RGB24 (and RGBA32) data types, stored as one structured voxel
+RGB_FIELDS = ("R", "G", "B")
+
+
+def is_rgb(dtype: np.dtype) -> bool:
+    """Whether voxels of ``dtype`` are NIfTI colour (fields R, G, B of uint8, as nibabel reads RGB24/RGBA32)."""
+    names = dtype.names or ()
+    return all(name in names and dtype.fields[name][0] == np.uint8 for name in RGB_FIELDS)
+
+
 class _Volume:
     """The first volume of one file in its stored type (a memory map or one decompressed array), its scaling and
-    its display window in scaled units."""
+    its display window in scaled units. Colour volumes (RGB24) are shown as stored: no scaling, no window."""
 
     def __init__(self, path: Path, raw: np.ndarray, slope: float, inter: float) -> None:
         self.path, self.raw, self.slope, self.inter = path, raw, slope, inter
+        self.rgb = is_rgb(raw.dtype)
+        if self.rgb:
+            self.lo, self.hi = 0.0, 255.0
+            return
         lo, hi = robust_range(raw)
         lo, hi = lo * slope + inter, hi * slope + inter
         self.lo, self.hi = (lo, hi) if slope >= 0 else (hi, lo)
 
     def plane(self, axis: int, index: int) -> np.ndarray:
-        """Slice ``index`` along ``axis`` as float32 (H, W) in scaled units; only that slice is converted."""
+        """Slice ``index`` along ``axis``: float32 (H, W) in scaled units, or uint8 (H, W, 3) for colour; only that
+        slice is converted."""
         slicer = [slice(None)] * 3
         slicer[axis] = index
-        return self.raw[tuple(slicer)].astype(np.float32) * np.float32(self.slope) + np.float32(self.inter)
+        voxels = self.raw[tuple(slicer)]
+        if self.rgb:
+            return np.stack([voxels[name] for name in RGB_FIELDS], axis=-1)
+        return voxels.astype(np.float32) * np.float32(self.slope) + np.float32(self.inter)
 
 
 class NiftiReader(ImageReader):
@@ -99,6 +117,9 @@ class NiftiReader(ImageReader):
             offset = int(image.dataobj.offset)
         except Exception as err:
             raise UnreadableImageError(f"NIfTI header has no usable data type ({type(err).__name__})") from None
+        dtype = image.get_data_dtype()
+        if (dtype.names and not is_rgb(dtype)) or dtype.kind not in "biufV":
+            raise UnreadableImageError(f"NIfTI voxel type {dtype} is not an image type this tool reads")
         size = " x ".join(str(s) for s in first)
         if voxels > MAX_VOLUME_PIXELS or voxels * itemsize > MAX_VOLUME_BYTES:
             raise UnreadableImageError(f"volume of {size} voxels ({voxels * itemsize / 1024**2:,.0f} MB) exceeds the "
@@ -144,6 +165,8 @@ class NiftiReader(ImageReader):
                 raw = np.asanyarray(proxy.get_unscaled())
         except Exception as err:
             raise UnreadableImageError(f"cannot read NIfTI voxel data ({type(err).__name__}: {err})") from None
+        if is_rgb(raw.dtype):
+            slope, inter = 1.0, 0.0  # colour is stored as shown; scl_slope does not apply
         if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0:
             raise UnreadableImageError(f"intensity scaling scl_slope {slope:g}, scl_inter {inter:g} is not usable")
         if raw.ndim == 2:
@@ -161,6 +184,9 @@ class NiftiReader(ImageReader):
         except UnreadableImageError as err:
             self._failed = (path, str(err))
             raise
+        except Exception as err:  # a volume nibabel reads but numpy cannot window: one reason for every slice
+            self._failed = (path, f"cannot read NIfTI volume ({type(err).__name__}: {err})")
+            raise UnreadableImageError(self._failed[1]) from None
         return self._cached
 
     def read_frame(self, path: Path, index: int) -> np.ndarray:
@@ -171,4 +197,6 @@ class NiftiReader(ImageReader):
         except (OSError, ValueError, IndexError) as err:  # a memory map over a file that changed under us
             raise UnreadableImageError(f"cannot read NIfTI slice {index} ({type(err).__name__}: {err})") from None
         # voxel axes run left-right / posterior-anterior; rotate so anterior is up, as viewers show it
+        if volume.rgb:
+            return np.ascontiguousarray(np.rot90(plane))
         return np.ascontiguousarray(to_uint8_window(np.rot90(plane), volume.lo, volume.hi))
