@@ -13,6 +13,7 @@ output, one rule per output:
 """
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -99,3 +100,10 @@ def markdown_literal(value: object, max_chars: int = MAX_DISPLAY_CHARS) -> str:
     escaped_text = escaped_text.replace("\\:", _NO_LINK + "\\:").replace("\\@", _NO_LINK + "\\@")
     return re.sub(r"(?i)(www)(\\\.)", lambda m: m.group(1) + _NO_LINK + m.group(2), escaped_text)
 
+
+
+def plotly_literal(value: object, max_chars: int = MAX_DISPLAY_CHARS) -> str:
+    """:func:`printable` text for plotly labels, legends, axis ticks and hover text, which plotly reads as a small
+    HTML subset (``<a href>``, ``<b>``, ``<img>`` is not drawn but ``<a>`` is a live link): ``&``, ``<`` and ``>``
+    become the entities plotly decodes back into those characters, so a name is drawn as the characters it is."""
+    return html.escape(printable(value, max_chars), quote=False)

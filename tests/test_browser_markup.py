@@ -13,13 +13,18 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, open_page, start_server
 pytestmark = pytest.mark.slow  # starts a Streamlit server and a browser
 
 HOSTILE_NAME = ("ZZ [Update required: click](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/track.png) "
-                ":red[x] $x^2$")
+                ":red[x] $x^2$ <a href='http://127.0.0.1:9/html'>h</a>")
 BEACON = "127.0.0.1:9"
 
 
+def live_links(page) -> list[str]:
+    """Every link or image element (HTML or plotly's SVG, whose links use xlink:href) that points at the beacon."""
+    return page.evaluate(f"() => [...document.querySelectorAll('a, img, image')].map(e => e.outerHTML)"
+                         f".filter(h => h.includes('{BEACON}'))")
+
+
 def check_page_shows_the_name_as_text(page, where: str) -> None:
-    links = page.evaluate(f"() => [...document.querySelectorAll('a[href*=\"{BEACON}\"], img[src*=\"{BEACON}\"]')]"
-                          ".map(e => e.outerHTML)")
+    links = live_links(page)
     assert links == [], (where, links)
     text = page.evaluate("() => document.body.innerText").replace("\u2060", "")  # invisible word joiners
     assert HOSTILE_NAME in text, (where, text[:2000])
@@ -54,18 +59,22 @@ def test_a_name_with_markdown_renders_as_text_and_fetches_nothing(catalogue, tmp
             page.locator("[data-testid='stFileUploaderDropzoneInput']:not([webkitdirectory])").set_input_files(
                 str(shared))
             page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
-            page.get_by_text("Top sources for").wait_for(timeout=180_000)
+            page.get_by_text("Closest public tasks to").wait_for(timeout=180_000)
             page.wait_for_timeout(1500)
             check_page_shows_the_name_as_text(page, "Your task")
             page.screenshot(path=str(ARTIFACTS / "browser-markup-your-task.png"), full_page=True)
-            for title in ("Recommendations", "Co-training plan", "Why similar?", "Map"):
+            for title in ("Recommendations", "Co-training plan", "Why this task?", "Map", "Heatmap"):
                 open_page(page, title)
-                if title == "Why similar?":
+                if title == "Why this task?":
                     page.get_by_text("ImageNet classes:").first.wait_for(timeout=180_000)
-                if title != "Map":  # the map names tasks in its figure only
-                    check_page_shows_the_name_as_text(page, title)
+                if title in ("Map", "Heatmap"):  # names in the figure only, which plotly reads as HTML
+                    page.locator(".stPlotlyChart").first.wait_for(timeout=60_000)
+                    page.wait_for_timeout(1500)
+                    assert live_links(page) == [], (title, live_links(page))
+                    drawn = page.evaluate("() => document.querySelector('.stPlotlyChart').textContent")
+                    assert "<a href='http://127.0.0.1:9/html'>h</a>" in drawn, (title, drawn[:500])
                 else:
-                    assert page.evaluate(f"() => document.querySelectorAll('a[href*=\"{BEACON}\"]').length") == 0
+                    check_page_shows_the_name_as_text(page, title)
             page.screenshot(path=str(ARTIFACTS / "browser-markup-last.png"), full_page=True)
             browser.close()
     finally:

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.report.views import USER_ID
+from core.text import plotly_literal
 
 #: one hue per modality family from Paul Tol's colour-blind-safe "muted" scheme (nine hues that stay apart for the
 #: common colour-vision deficiencies), so two families never share a hue; modalities within a family get shades of
@@ -73,10 +74,18 @@ def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
     return positions
 
 
+def _literal_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A copy of ``frame`` whose text ``columns`` (those present) are :func:`core.text.plotly_literal`."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.assign(**{c: frame[c].map(lambda v: plotly_literal(v) if isinstance(v, str) else v)
+                           for c in present})
+
+
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
     """Tasks at their map coordinates (``points`` from core.report.views.map_annotations): coloured by modality
     (families of colour, controls grey) or by the ``colour`` column; names where 'label' is set; the user's task as a
     star with lines to its nearest tasks ('nearest' 1..3). customdata[0] = task id. WebGL past WEBGL_ABOVE points."""
+    points = _literal_columns(points, ("task", "label", "anatomy", "classes", "licence", "modality"))
     catalogue = points[points["task_id"] != USER_ID]
     scatter = go.Scattergl if len(catalogue) > WEBGL_ABOVE else go.Scatter
     figure = go.Figure()
@@ -132,7 +141,7 @@ def heatmap(view) -> go.Figure:
     on the left; hover shows both directed values."""
     from plotly.subplots import make_subplots
 
-    labels, d = list(view.symmetric.index), view.directed.values
+    labels, d = [plotly_literal(label) for label in view.symmetric.index], view.directed.values
     n = len(labels)
     custom = np.stack([d.T, d], axis=-1)  # [row, column] -> (column -> row, row -> column)
     families = sorted(set(view.modality))
@@ -142,7 +151,7 @@ def heatmap(view) -> go.Figure:
     scale = [[edge, hue] for i, hue in enumerate(hues) for edge in (i / steps, (i + 1) / steps)]
     figure.add_trace(go.Heatmap(z=[[families.index(m)] for m in view.modality], y=labels, x=["modality"],
                                 colorscale=scale or "Greys", zmin=-0.5, zmax=steps - 0.5, showscale=False,
-                                hovertext=[[m] for m in view.modality],
+                                hovertext=[[plotly_literal(m)] for m in view.modality],
                                 hovertemplate="%{y}<br>%{hovertext}<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
@@ -188,8 +197,9 @@ def histograms(frame: pd.DataFrame, feature: int, marked_bins: set[int] | None =
     figure = go.Figure()
     for (task, rows), colour in zip(frame.groupby("task", sort=False), (YOURS, THEIRS)):
         figure.add_trace(go.Bar(x=(rows["bin_start"] + rows["bin_end"]) / 2, y=rows["probability"] * 100,
-                                width=rows["bin_end"] - rows["bin_start"], name=task, marker_color=colour,
-                                opacity=0.6, hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
+                                width=rows["bin_end"] - rows["bin_start"], name=plotly_literal(task),
+                                marker_color=colour, opacity=0.6,
+                                hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
     groups = frame.drop_duplicates(["bin_start"])
     for row in groups.itertuples():
         if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins):
