@@ -105,3 +105,23 @@ def test_read_report_escapes_names_that_forge_lines_or_hide_text(tmp_path):
     assert "wrote verified.npz" not in text.splitlines()[-1]
     assert not any(line.startswith("wrote") for line in text.splitlines())
     assert "9999 files\\nwrote verified.npz" in text
+
+
+def test_names_in_plotly_figures_are_drawn_as_characters():
+    """Plotly reads labels, legends and hover text as a small HTML subset: a name holding a link must reach it as
+    entities (which plotly draws back as the characters), never as a tag."""
+    from core.text import plotly_literal
+    from ui.figures import task_map
+
+    name = "A <a href='http://127.0.0.1:9/x'>click</a> & <b>bold</b>"
+    assert plotly_literal(name) == ("A &lt;a href='http://127.0.0.1:9/x'&gt;click&lt;/a&gt; &amp; "
+                                    "&lt;b&gt;bold&lt;/b&gt;")
+    points = pd.DataFrame({"task_id": ["t1", "t2"], "task": [name, "other"], "label": [name, "other"],
+                           "x": [0.0, 1.0], "y": [0.0, 1.0], "nearest": [0, 0], "anatomy": ["a", "a"],
+                           "images": [1, 1], "classes": ["c", "c"], "licence": ["l", "l"],
+                           "modality": ["MRI <i>x</i>", "CT"], "family": ["mri", "ct"],
+                           "kind": ["medical", "medical"]})
+    figure = json.loads(task_map(points).to_json())
+    drawn = json.dumps(figure["data"])
+    assert "<a href" not in drawn and "<i>" not in drawn and "<b>bold" not in drawn
+    assert "&lt;a href='http://127.0.0.1:9/x'&gt;click&lt;/a&gt;" in drawn
