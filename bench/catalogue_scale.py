@@ -1,7 +1,8 @@
 """The catalogue at 1,000 tasks (issue 10): build a synthetic catalogue of random but valid fingerprints shaped like
 the shipped ones (core.catalogue.synthetic), then print its load time, the time to rank one user fingerprint against
-every task (query_ms_1000: median of repeats, CompactBkldBank of bKLD small) and the time to build the map and the
-heatmap figures (the heatmap's default view at this size: the user's task and its 30 nearest; also the full matrix).
+every task (query_ms_1000: median of repeats, the catalogue's bKLD small SourceBank) and the time to build the map
+and the heatmap figures (the heatmap's default view at this size: the user's task and its 30 nearest; also the full
+matrix).
 
     python bench/catalogue_scale.py [--tasks 1000] [--repeats 20] [--keep /tmp/catalogue-1000]
 
@@ -51,8 +52,8 @@ def main() -> None:
         load_s, catalogue = timed(lambda: load_catalogue(root))
         bank_s, bank = timed(lambda: catalogue.bank("bkld-small"))
         print(f"load_s_{args.tasks} {load_s:.1f}  (bKLD small bank prepared once per process: {bank_s:.1f} s, "
-              f"{bank.probabilities.nbytes / 2**20:.0f} MB)")
-        query_s, values = timed(lambda: catalogue.distances_to(user)[0], args.repeats)
+              f"{bank.prepared.nbytes / 2**20:.0f} MB)")
+        query_s, values = timed(lambda: catalogue.distances_to(user), args.repeats)
         print(f"query_ms_{args.tasks} {query_s * 1000:.1f}  (median of {args.repeats}: one user fingerprint "
               "against every task, bKLD small)")
 

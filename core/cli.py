@@ -32,11 +32,14 @@ EXIT_TERMINATED = 143
 MAX_BATCH_SIZE = 1024
 
 
-class Terminated(Exception):
-    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C."""
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C. A
+    BaseException, like KeyboardInterrupt: the broad ``except Exception`` that keeps one broken file from stopping a
+    run must not turn a termination into "one more unreadable file" and let the run finish and write."""
 
 
 def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up on the way out
     raise Terminated()
 
 

@@ -22,14 +22,15 @@ MEASURED_GAIN_COLUMNS = {
 
 def recommendation_table(table) -> None:
     """The ranked candidates (no controls) with a modality filter, a name search and the column help."""
-    columns = ["rank", "task", "distance", "vdna_rank", "interval_low", "interval_high", "rank_holds", "first_place",
-               "modality", "anatomy", "classes", "images", "licence_short", "licence", "caution",
+    columns = ["rank", "task", "distance", "second_opinion_rank", "interval_low", "interval_high", "rank_holds",
+               "first_place", "modality", "anatomy", "classes", "images", "licence_short", "licence", "caution",
                "measured_gain_nearest", "measured_spread_nearest", "measured_gain_mean", "paper_evidence"]
     shown = task_filter(table.assign(licence_short=table["licence"].map(licence_short)), "recommendations")
     shown = shown[[c for c in columns if c in shown.columns]]
     st.dataframe(shown, hide_index=True, key="recommendation_table", column_config={
         "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
-        "vdna_rank": st.column_config.NumberColumn("VDNA rank", help="the task's rank under VDNA (second opinion)"),
+        "second_opinion_rank": st.column_config.NumberColumn("VDNA rank",
+                                                             help="the task's rank under VDNA (second opinion)"),
         "interval_low": st.column_config.NumberColumn("95 % low", format="%.4f"),
         "interval_high": st.column_config.NumberColumn("95 % high", format="%.4f"),
         "rank_holds": st.column_config.ProgressColumn("rank holds", min_value=0.0, max_value=1.0, format="percent"),

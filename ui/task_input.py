@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.errors import FingerprintError, IncompatibleFingerprintsError
+from core.errors import EngineError, IncompatibleFingerprintsError
 from core.features.extract import ExtractionProgress
 from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
@@ -43,7 +43,7 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
         run = fingerprint_folder(source, backbone, catalogue.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
                                  workdir=workdir or source.parent)
-    except FingerprintError as err:
+    except EngineError as err:
         bar.empty()
         st.error(str(err))
         return
@@ -119,7 +119,7 @@ def load_shared(catalogue):
             warnings = check_comparable(loaded, catalogue.fingerprints[catalogue.ids[0]])
         except IncompatibleFingerprintsError as err:
             st.error(f"{shared.name} cannot be compared with the catalogue: {err}")
-        except FingerprintError as err:
+        except EngineError as err:
             st.error(str(err))
         else:
             for warning in warnings:

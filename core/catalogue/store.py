@@ -256,6 +256,12 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
                 manifest["weights_sha256"] or fingerprint.meta.probe != manifest.get("probe"):
             raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges, weights or probe")
+        first = next(iter(fingerprints.values()), fingerprint)
+        if (fingerprint.meta.feature_dim, fingerprint.meta.postact_dim) != (first.meta.feature_dim,
+                                                                            first.meta.postact_dim):
+            raise CatalogueError(f"{root}: fingerprint of '{info.id}' has {fingerprint.meta.feature_dim} features "
+                                 f"and {fingerprint.meta.postact_dim} post-activation features, the others "
+                                 f"{first.meta.feature_dim} and {first.meta.postact_dim}; remove that task")
         fingerprints[info.id] = fingerprint
     try:
         with np.load(root / "matrices.npz", allow_pickle=False) as data:

@@ -69,7 +69,7 @@ class LoadedBackbone:
 
     def probe_dim(self, probe: str) -> int:
         """Width of a probe's feature vector."""
-        declared = self.spec.probe(probe).feature_dim
+        declared = self.spec.probe_spec(probe).feature_dim
         return int(declared) if declared else int(self.model.num_features)
 
     @torch.inference_mode()
@@ -194,7 +194,7 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
 
     spec = registry().get(name) or BackboneSpec(name, name, None, None, None, "timm", IMAGENET_DEFAULT_MEAN,
                                                 IMAGENET_DEFAULT_STD, probes=postact_only(None))
-    probe_name = spec.probe(probe).name  # an unknown probe fails before the weights are hashed
+    probe_name = spec.probe_spec(probe).name  # an unknown probe fails before the weights are hashed
     if weights is None:
         if spec.package_file is None:
             raise WeightsError(f"backbone '{name}' has no packaged weights: give a weights file (--weights FILE "

@@ -45,7 +45,7 @@ class BackboneSpec:
     probes: dict[str, ProbeSpec] = field(default_factory=dict)
     default_probe: str = POSTACT
 
-    def probe(self, name: str | None) -> ProbeSpec:
+    def probe_spec(self, name: str | None) -> ProbeSpec:
         """The named probe (None: the default); a clear error naming the known ones otherwise."""
         name = name or self.default_probe
         if name not in self.probes:
@@ -87,7 +87,7 @@ def pooled_probes(model: torch.nn.Module, spec: BackboneSpec, batch: torch.Tenso
     captured: dict[str, torch.Tensor] = {}
     handles = []
     for name in probes:
-        module_path = spec.probe(name).module
+        module_path = spec.probe_spec(name).module
         if module_path is None:
             continue
         module = model.get_submodule(module_path)
@@ -100,4 +100,4 @@ def pooled_probes(model: torch.nn.Module, spec: BackboneSpec, batch: torch.Tenso
     finally:
         for handle in handles:
             handle.remove()
-    return {name: (pooled if spec.probe(name).module is None else captured[name]) for name in probes}
+    return {name: (pooled if spec.probe_spec(name).module is None else captured[name]) for name in probes}

@@ -46,6 +46,7 @@ from core.fingerprint.validation import (
     FieldRule,
     check_members,
     count_map,
+    dimension_problem,
     hex_digest,
     int_range,
     member_limits,
@@ -55,6 +56,7 @@ from core.fingerprint.validation import (
     read_npy,
     text,
     validate_fields,
+    values_problem,
 )
 from core.text import printable, printable_counts
 
@@ -227,11 +229,9 @@ class Fingerprint:
                 zlib.error) as err:
             raise FingerprintFileError(f"{source}: damaged or truncated fingerprint file ({str(err)[:160]})") \
                 from None
-        if not np.all(np.isfinite(mean)):
-            raise FingerprintFileError(f"{source}: mean.npy must hold {meta.feature_dim} finite numbers")
-        if not np.all(np.isfinite(postact_mean)) or np.any(postact_mean < 0):
-            raise FingerprintFileError(f"{source}: postact_mean.npy must hold {meta.postact_dim} finite, "
-                                       "non-negative numbers (means of post-activation features)")
+        problem = values_problem(meta.backbone, meta.weights_sha256, meta.probe, mean, postact_mean)
+        if problem:
+            raise FingerprintFileError(f"{source}: {problem}")
         if counts.max(initial=0) > meta.n_samples:  # before summing: huge (e.g. wrapped uint64) counts never add up
             raise FingerprintFileError(f"{source}: counts.npy holds a count of {int(counts.max()):,}, more than "
                                        f"n_samples = {meta.n_samples:,}")
@@ -275,6 +275,10 @@ def _parse_meta(raw: object, source: str) -> FingerprintMeta:
         raise FingerprintFileError(f"{source}: format version {version} is newer than this tool reads "
                                    f"({FORMAT_VERSION}); update the tool")
     values = validate_fields(raw, META_RULES, source)
+    problem = dimension_problem(values["backbone"], values["weights_sha256"], values["probe"],
+                                values["feature_dim"], values.get("postact_dim", values["feature_dim"]))
+    if problem:
+        raise FingerprintFileError(f"{source}: meta.json {problem}")
     if values["n_samples"] > values["protocol"]["n"]:
         raise FingerprintFileError(f"{source}: meta.json field 'n_samples' ({values['n_samples']:,}) is more than "
                                    f"the protocol's n ({values['protocol']['n']:,})")
@@ -361,7 +365,8 @@ def check_comparable(target: Fingerprint, source: Fingerprint) -> list[str]:
     a, b = target.meta, source.meta
     hard = [(label, getattr(a, attr), getattr(b, attr)) for label, attr in
             (("backbone", "backbone"), ("probe layer", "probe"), ("weights sha256", "weights_sha256"),
-             ("bin edges", "edges_id"), ("feature dimension", "feature_dim"))]
+             ("bin edges", "edges_id"), ("feature dimension", "feature_dim"),
+             ("post-activation dimension", "postact_dim"))]
     hard += [(f"protocol {key}", a.protocol.get(key), b.protocol.get(key)) for key in ("pipeline", "augment")]
     differences = [f"{label}: {x!r} vs {y!r}" for label, x, y in hard if x != y]
     if differences:

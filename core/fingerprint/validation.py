@@ -13,6 +13,8 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,11 @@ MAX_FEATURE_DIM = 8192
 MAX_NAME_CHARS = 256
 MAX_CLASSES = 10_000
 MAX_CLASS_COUNT = 10**9
+#: largest |mean| of a pooled feature accepted from a file. Pooled outputs of batch-normalised layers stay near unit
+#: scale: the shipped catalogue's largest is 12.8 (preact probe) and 5.5 (postact); 1,000 is far beyond what any image
+#: gives, and a mean of 1e308 would turn every distance into the same number
+MAX_ABS_FEATURE_MEAN = 1_000.0
+_BACKBONES_FILE = Path(__file__).resolve().parents[1] / "features" / "backbones.json"
 _NPY_HEADER_BYTES = 4096
 COUNT_DTYPES = ("|u1", "<u2", "<u4", "<u8")
 MEAN_DTYPES = ("<f4", "<f8")
@@ -206,3 +213,61 @@ def member_limits(feature_dim: int = MAX_FEATURE_DIM) -> dict[str, int]:
     from core.fingerprint.binning import N_BINS_LARGE
     return {"meta.json": MAX_META_BYTES, "counts.npy": _NPY_HEADER_BYTES + feature_dim * N_BINS_LARGE * 8,
             "mean.npy": _NPY_HEADER_BYTES + feature_dim * 8, "postact_mean.npy": _NPY_HEADER_BYTES + feature_dim * 8}
+
+
+@lru_cache(maxsize=1)
+def _known_backbones() -> dict:
+    """backbones.json as read (without importing torch, as core.features.backbones does)."""
+    return {name: entry for name, entry in json.loads(_BACKBONES_FILE.read_text()).items()
+            if not name.startswith("_")}
+
+
+def _known_network(backbone: str, weights_sha256: str) -> dict | None:
+    """The registry entry when the file claims exactly the registry's weights (then its layers' widths and ranges
+    are known); None for other weights (a user's own backbone file, tests' synthetic fingerprints)."""
+    entry = _known_backbones().get(backbone)
+    return entry if entry and entry.get("weights_sha256") == weights_sha256 else None
+
+
+def dimension_problem(backbone: str, weights_sha256: str, probe: str, feature_dim: int,
+                      postact_dim: int) -> str | None:
+    """What is wrong with the declared widths (None when fine): the post-activation layer is the probe itself for
+    probe 'postact', and for known weights every width is the network's own."""
+    if probe == "postact" and postact_dim != feature_dim:
+        return (f"declares postact_dim = {postact_dim:,} but feature_dim = {feature_dim:,}, and with probe 'postact' "
+                "both are the same layer")
+    network = _known_network(backbone, weights_sha256)
+    if network is None:
+        return None
+    probes = network.get("probes", {})
+    if probe not in probes:
+        return f"probe '{probe}' is not a layer of {backbone} (known: {', '.join(sorted(probes))})"
+    expected = {"feature_dim": (feature_dim, probes[probe].get("feature_dim")),
+                "postact_dim": (postact_dim, probes.get("postact", {}).get("feature_dim", network.get("feature_dim")))}
+    for name, (declared, width) in expected.items():
+        if width is not None and declared != width:
+            return f"declares {name} = {declared:,}, but {backbone} (probe '{probe}') has {width:,} features"
+    return None
+
+
+def values_problem(backbone: str, weights_sha256: str, probe: str, mean: np.ndarray,
+                   postact_mean: np.ndarray) -> str | None:
+    """What is implausible about the mean vectors (None when fine): not finite; |mean| above MAX_ABS_FEATURE_MEAN;
+    every feature exactly 0 (no set of images gives that, and it turns P2L into 0 for every task); post-activation
+    means negative or above the activation's ceiling (ReLU6: 6 for tf_efficientnet_lite0)."""
+    network = _known_network(backbone, weights_sha256) or {}
+    ceiling = network.get("probes", {}).get("postact", {}).get("max_value", MAX_ABS_FEATURE_MEAN)
+    arrays = [("mean.npy", mean, probe == "postact"), ("postact_mean.npy", postact_mean, True)]
+    for member, values, post_activation in arrays:
+        if not np.all(np.isfinite(values)):
+            return f"{member} must hold finite numbers"
+        largest = float(np.abs(values).max(initial=0.0))
+        if not np.any(values):
+            return f"{member} is 0 for every feature, which no set of images gives"
+        if post_activation and values.min(initial=0.0) < 0:
+            return f"{member} must be non-negative (means of post-activation features), found {values.min():.4g}"
+        limit = ceiling if post_activation else MAX_ABS_FEATURE_MEAN
+        if largest > limit:
+            return (f"{member} holds {largest:.4g}, more than the {limit:g} the layer can produce"
+                    + (" (ReLU6)" if limit == 6.0 else ""))
+    return None

@@ -51,7 +51,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
-        table["vdna_rank"] = pd.array([second_rank.get(i) for i in table["task_id"]], dtype="Int64")
+        table["second_opinion_rank"] = pd.array([second_rank.get(i) for i in table["task_id"]], dtype="Int64")
     return table.drop(columns="is_control")
 
 
@@ -106,8 +106,8 @@ def second_opinion(table: pd.DataFrame) -> dict:
     margin = (float(candidates["distance"].iloc[1]) / float(first["distance"]) - 1.0) * 100.0 \
         if len(candidates) > 1 and first["distance"] > 0 else float("nan")
     result = {"first": first["task"], "margin_pct": margin, "agree": None, "second_opinion_first": None}
-    if "vdna_rank" in candidates:
-        other = candidates.loc[candidates["vdna_rank"] == 1, "task"]
+    if "second_opinion_rank" in candidates:
+        other = candidates.loc[candidates["second_opinion_rank"] == 1, "task"]
         result["second_opinion_first"] = other.iloc[0] if len(other) else None
         result["agree"] = result["second_opinion_first"] == first["task"]
     return result

@@ -58,6 +58,31 @@ def without_member(member: str) -> bytes:
     return out.getvalue()
 
 
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def with_means(mean: np.ndarray | None = None, postact: np.ndarray | None = None, data: bytes = GOOD) -> bytes:
+    if mean is not None:
+        data = rewrite(data, "mean.npy", npy(np.asarray(mean, "<f8")))
+    return data if postact is None else rewrite(data, "postact_mean.npy", npy(np.asarray(postact, "<f8")))
+
+
+#: the real backbone's identity (its widths and ReLU6 ceiling are known from core/features/backbones.json)
+LITE0_SHA = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+def lite0_like(probe: str = "preact", postact_dim: int = 1280, postact: float = 0.5) -> bytes:
+    """A fingerprint that claims tf_efficientnet_lite0's real weights: 1280 features, preact probe by default."""
+    counts = np.zeros((1280, 1000), np.uint32)
+    counts[:, 500] = 200
+    meta = dataclasses.replace(make_fingerprint().meta, weights_sha256=LITE0_SHA, feature_dim=1280, probe=probe,
+                               postact_dim=postact_dim)
+    return Fingerprint(counts, np.full(1280, 0.25), meta, np.full(postact_dim, postact)).to_bytes()
+
+
 HOSTILE = {
     "json_nested_200000_deep": (rewrite(GOOD, "meta.json", b"[" * 200_000 + b"]" * 200_000), "nested"),
     "protocol_null": (with_meta(protocol=None), "'protocol' must be an object, found null"),
@@ -86,6 +111,22 @@ HOSTILE = {
     "mean_object_pickle": (rewrite(GOOD, "mean.npy", npy_header_only("|O", (16,))), "pickled"),
     "missing_member": (without_member("mean.npy"), r"missing mean\.npy"),
     "empty_zip": (b"PK\x05\x06" + b"\0" * 18, "not a fingerprint"),
+    # issue 22: declared widths against every array, and values a probe can produce
+    "postact_dim_differs_from_the_postact_probe": (with_means(postact=np.full(32, 0.5),
+                                                              data=with_meta(postact_dim=32)),
+                                                   "postact_dim = 32 but feature_dim = 16"),
+    "postact_dim_not_the_networks": (lite0_like(postact_dim=1000), "postact_dim = 1,000, but tf_efficientnet_lite0"),
+    "feature_dim_not_the_probes": (with_meta(weights_sha256=LITE0_SHA, probe="preact"),
+                                   "feature_dim = 16, but tf_efficientnet_lite0 .probe 'preact'. has 1,280"),
+    "probe_not_a_layer_of_the_network": (lite0_like(probe="made_up"), "probe 'made_up' is not a layer"),
+    "mean_1e308": (with_means(mean=np.full(16, 1e308)), "mean.npy holds 1e.308, more than the 1000"),
+    "mean_all_zero": (with_means(mean=np.zeros(16)), "mean.npy is 0 for every feature"),
+    "mean_nan": (with_means(mean=np.full(16, np.nan)), "mean.npy must hold finite numbers"),
+    "postact_mean_1e308": (with_means(postact=np.full(16, 1e308)), "postact_mean.npy holds 1e.308"),
+    "postact_mean_all_zero": (with_means(postact=np.zeros(16)), "postact_mean.npy is 0 for every feature"),
+    "postact_mean_negative": (with_means(postact=np.full(16, -0.5)), "postact_mean.npy must be non-negative"),
+    "postact_mean_above_relu6": (lite0_like(postact=6.5),
+                                 r"holds 6.5, more than the 6 the layer can produce \(ReLU6\)"),
 }
 
 
@@ -158,3 +199,35 @@ def test_fifo_is_never_opened_as_a_fingerprint(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(FingerprintFileError, match="not a regular file"):
         Fingerprint.load(fifo)
+
+
+def test_a_real_backbone_fingerprint_within_its_ranges_is_accepted():
+    loaded = Fingerprint.from_bytes(lite0_like(postact=5.9), "shared.npz")
+    assert loaded.meta.postact_dim == 1280 and loaded.postact_mean.max() == 5.9
+
+
+def test_fingerprints_with_other_post_activation_widths_are_not_comparable():
+    from core.errors import IncompatibleFingerprintsError
+    from core.fingerprint.fingerprint import check_comparable
+
+    mine = make_fingerprint(seed=1, probe="blocks", postact_dim=32)
+    mine = dataclasses.replace(mine, postact_mean=np.full(32, 0.5))
+    with pytest.raises(IncompatibleFingerprintsError, match="post-activation dimension: 32 vs 16"):
+        check_comparable(mine, make_fingerprint(seed=2, probe="blocks"))
+
+
+@pytest.mark.parametrize("case", ["postact_dim_differs_from_the_postact_probe", "postact_mean_all_zero",
+                                  "mean_1e308"])
+def test_implausible_fingerprints_never_reach_a_catalogue_and_p2l_keeps_working(case, tmp_path, capsys):
+    catalogue = make_catalogue(tmp_path / "cat", n_tasks=3)
+    path = tmp_path / "shared.npz"
+    path.write_bytes(HOSTILE[case][0])
+    code, _, err = run_main(capsys, "catalogue", "add", str(path), "--local", str(tmp_path / "local"),
+                            "--catalogue", str(catalogue))
+    assert code == EXIT_FINGERPRINT and "shared.npz" in err, err
+    assert not (tmp_path / "local").exists()
+    good = make_fingerprint(seed=7, name="good").save(tmp_path / "good.npz")
+    for distance in ("p2l", "bkld-small"):
+        code, out, err = run_main(capsys, "compare", str(good), "--catalogue", str(catalogue), "--distance", distance)
+        assert code == EXIT_OK, err
+        assert "task_0" in out and "task_2" in out

@@ -44,15 +44,15 @@ def test_the_threshold_is_the_90th_percentile_of_the_tasks_own_nearest_excess(ca
 def test_second_opinion_names_vdna_s_first_and_the_margin(catalogue):
     table = recommendations(catalogue, catalogue.fingerprints["lc25000_lung"].renamed("lungs"))
     candidates = table[table["kind"] != "control"]
-    assert sorted(candidates["vdna_rank"]) == list(range(1, 18)) and table[table["kind"] == "control"][
-        "vdna_rank"].isna().all()
+    assert sorted(candidates["second_opinion_rank"]) == list(range(1, 18)) and table[table["kind"] == "control"][
+        "second_opinion_rank"].isna().all()
     opinion = second_opinion(table)
     first, second = candidates["distance"].iloc[0], candidates["distance"].iloc[1]
     assert opinion["first"] == candidates["task"].iloc[0]
     assert opinion["margin_pct"] == (second / first - 1) * 100 if first > 0 else np.isnan(opinion["margin_pct"])
-    vdna_first = candidates.loc[candidates["vdna_rank"] == 1, "task"].iloc[0]
+    vdna_first = candidates.loc[candidates["second_opinion_rank"] == 1, "task"].iloc[0]
     assert opinion["second_opinion_first"] == vdna_first and opinion["agree"] == (vdna_first == opinion["first"])
-    assert "vdna_rank" not in recommendations(catalogue, catalogue.fingerprints["lc25000_lung"], "vdna")
+    assert "second_opinion_rank" not in recommendations(catalogue, catalogue.fingerprints["lc25000_lung"], "vdna")
 
 
 def test_a_held_out_half_lands_among_its_own_task_and_modality_on_the_map(catalogue):
