@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up and run in one command, on a fresh machine:
 #   ./run.sh app     create .venv, install the pinned set (requirements.lock), then `streamlit run app.py`
-#   ./run.sh test    the same set-up, plus Debian's chromium for the browser test, then the whole test suite
+#   ./run.sh test    the same set-up, plus Debian's chromium for the browser test and PostgreSQL's binaries for the
+#                    knowledge-cloud tests (they start and stop their own server), then the whole test suite
 #                    (pass pytest options after it, e.g. ./run.sh test -m "not slow" for the fast inner loop)
 #   ./run.sh lock    re-resolve requirements.txt in a throw-away venv and rewrite requirements.lock
 set -euo pipefail
@@ -23,6 +24,15 @@ browser() {
     local sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+}
+
+postgres_binaries() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      postgresql >/dev/null
   fi
 }
 
@@ -52,6 +62,7 @@ case "${1:-}" in
   test)
     setup
     browser
+    postgres_binaries
     shift
     export HF_HUB_OFFLINE=1
     exec .venv/bin/python -m pytest -p no:cacheprovider "$@" tests

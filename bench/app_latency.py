@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "catalogue"
-PAGES = ["Recommendations", "Map", "Heatmap", "Why similar", "Catalogue explorer"]
+PAGES = ["Recommendations", "Map", "Heatmap", "Why this task", "Catalogue explorer"]
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
@@ -76,7 +76,7 @@ def main() -> None:
                     for name in PAGES:
                         started = time.perf_counter()
                         page.get_by_role("link", name=name).first.click()
-                        page.get_by_role("heading", name=name.replace("Why similar", "Why similar?")).wait_for(
+                        page.get_by_role("heading", name=name.replace("Why this task", "Why this task?")).wait_for(
                             timeout=60_000)
                         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                                timeout=60_000)

@@ -1,9 +1,10 @@
-"""Command line: ``python -m core fingerprint|compare|catalogue ...``.
+"""Command line: ``python -m core fingerprint|compare|catalogue|cotrain|cloud ...`` (cloud: core/cloud/cli.py).
 
 Exit codes (for scripts): 0 success; 1 unexpected error; 2 usage error (also: output path unusable); 3 input problem
 (folder or archive unusable, no readable image, too many samples lost); 4 fingerprint or catalogue invalid or
-incompatible; 5 backbone weights problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Options and output
-paths are checked before a run starts; no error ends in a traceback (set TFE_DEBUG=1 to see one).
+incompatible; 5 backbone weights problem; 6 the knowledge cloud refused or was unreachable; 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM). Options and output paths are checked before a run starts; no error ends in a traceback (set
+TFE_DEBUG=1 to see one).
 """
 from __future__ import annotations
 
@@ -11,10 +12,28 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from core.cli_catalogue import add_catalogue_commands
+from core.cli_support import (  # the exit codes are part of this module's interface (scripts, tests)
+    EXIT_ERROR,
+    EXIT_FINGERPRINT,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    EXIT_WEIGHTS,
+    MAX_BATCH_SIZE,
+    ProgressPrinter,
+    Terminated,
+    backbone_from_args,
+    on_sigterm,
+    output_problem,
+    positive_int,
+    print_warnings,
+)
 from core.errors import (
     CatalogueError,
     FingerprintFileError,
@@ -25,93 +44,7 @@ from core.errors import (
 from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.paper import DEFAULT_PAPER
-from core.text import printable
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_FINGERPRINT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
-EXIT_TERMINATED = 143
-MAX_BATCH_SIZE = 1024
-
-
-class Terminated(BaseException):
-    """Raised from the SIGTERM handler so that temporary folders are removed on the way out, as on Ctrl-C. A
-    BaseException, like KeyboardInterrupt: the broad ``except Exception`` that keeps one broken file from stopping a
-    run must not turn a termination into "one more unreadable file" and let the run finish and write."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up on the way out
-    raise Terminated()
-
-
-def output_problem(path: Path, overwrite: bool) -> str | None:
-    """Why ``path`` cannot be written as an output file, or None. Checked before a run, by trying: a probe file is
-    created in the folder (permission bits say nothing for root or on read-only file systems)."""
-    if path.is_dir():
-        return f"{path} is a folder; give a file name"
-    if path.exists() or path.is_symlink():
-        if not overwrite:
-            return f"{path} already exists; choose another name or pass --overwrite"
-        if not path.is_file():
-            return f"{path} is not a regular file"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"folder {folder} does not exist; create it first"
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        return f"cannot write into {folder} ({err.strerror or err})"
-    return None
-
-
-def positive_int(limit: int | None = None):
-    """argparse type: a whole number >= 1 (and <= limit)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < 1 or (limit is not None and value > limit):
-            raise argparse.ArgumentTypeError(f"must be between 1 and {limit:,}" if limit else "must be at least 1")
-        return value
-    return parse
-
-
-class _ProgressPrinter:
-    """One updating line on a terminal, a line every 10 % otherwise (logs stay short)."""
-
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last_decile = -1
-
-    def __call__(self, progress) -> None:
-        eta = f"{progress.eta_s:.0f} s left" if progress.eta_s is not None else "estimating"
-        line = (f"{progress.done:>7,}/{progress.total:,} samples  {progress.images_per_s:5.1f} img/s  {eta}")
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if progress.done >= progress.total else ""))
-            self.stream.flush()
-        elif progress.done * 10 // max(progress.total, 1) > self.last_decile:
-            self.last_decile = progress.done * 10 // max(progress.total, 1)
-            print(line, file=self.stream, flush=True)
-
-
-def _backbone(args):
-    from core.features.backbones import load_backbone
-    backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
-                             backend=args.backend)
-    print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
-    return backbone
-
-
-def _warn(lines: list[str]) -> None:
-    for line in lines:
-        print(f"warning: {line}", file=sys.stderr)
-
-
-def _note(lines: list[str]) -> None:
-    for line in lines:
-        print(f"note: {line}", file=sys.stderr)
+from core.text import csv_safe_frame, escaped, printable
 
 
 def cmd_fingerprint(args) -> int:
@@ -131,8 +64,8 @@ def cmd_fingerprint(args) -> int:
     if args.probe is None and args.backbone == catalogue.backbone:
         args.probe = catalogue.probe  # else the backbone's own default; the weights check below says what differs
     catalogue = catalogue.for_probe(args.probe or catalogue.probe)
-    _warn(catalogue.version_warnings("features"))
-    backbone = _backbone(args)
+    print_warnings(catalogue.version_warnings("features"))
+    backbone = backbone_from_args(args)
     if backbone.weights_sha256 != catalogue.weights_sha256:
         raise IncompatibleFingerprintsError(
             f"{args.catalogue}: the catalogue was built with {catalogue.backbone} "
@@ -144,7 +77,7 @@ def cmd_fingerprint(args) -> int:
           f"{backbone.backend} on {'cpu' if backbone.backend == 'onnxruntime' else backbone.device}, n = {args.n:,}",
           file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
-                             slice_axis=args.slice_axis, batch_size=args.batch_size, progress=_ProgressPrinter(),
+                             slice_axis=args.slice_axis, batch_size=args.batch_size, progress=ProgressPrinter(),
                              allow_partial=args.allow_partial)
     print(run.report.to_text(), file=sys.stderr)
     run.fingerprint.save(output, overwrite=args.overwrite)
@@ -154,105 +87,51 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import json
+
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.recommend import how_close, recommendations
+    from core.report.recommend import bootstrap_for, how_close, recommendations
+    from core.report.verdict import EXPORT_COLUMNS, ranked_with_references, verdict_from_catalogue
 
-    if args.csv:
-        problem = output_problem(Path(args.csv), args.overwrite)
+    for path in (Path(p) for p in (args.csv, args.json) if p):
+        problem = output_problem(path, args.overwrite)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return EXIT_USAGE
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     warnings = catalogue.comparison_warnings(target)
-    _warn(warnings + catalogue.version_warnings("features"))
-    table = recommendations(catalogue, target, args.distance)
-    candidates = table[table["kind"] != "control"].head(args.top)
-    controls = table[table["kind"] == "control"]
+    print_warnings(warnings + catalogue.version_warnings("features"))
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    table = recommendations(catalogue, target, args.distance, bootstrap)
+    verdict = verdict_from_catalogue(catalogue, table, target, args.distance, bootstrap)
+    print(printable(verdict.sentence, 1000))
+    ranked = ranked_with_references(table)
+    shown = ranked[ranked["reference_control"] | (ranked["rank"].fillna(0) <= args.top)]
     print(f"sources for '{printable(target.name)}' by {args.distance} (directed, source -> your task; lower = closer)")
     width = int(table["task_id"].str.len().max())
-    for _, row in candidates.iterrows():
+    for _, row in shown.iterrows():
+        if row["reference_control"]:
+            print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control "
+                  "(reference point, not a candidate)")
+            continue
+        note = [printable(row[c]) for c in ("note", "caution") if row[c]]
         print(f"{row['rank']:>3}  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  "
-              f"{printable(row['modality'])}" + (f"  [{printable(row['caution'])}]" if row["caution"] else ""))
-    for _, row in controls.iterrows():
-        print(f"  -  {printable(row['task_id']):<{width}}  {row['distance']:.6f}  non-medical control (reference, "
-              "not ranked)")
+              f"{printable(row['modality'])}" + "".join(f"  [{n}]" for n in note))
     print(how_close(catalogue, table, target, args.distance).message)
+    if bootstrap is None:
+        print("(a fingerprint file keeps no per-sample data: the verdict reads the margins without a bootstrap)")
+    export = shown[EXPORT_COLUMNS]  # the --top candidates and every control, at its place
     if args.csv:
-        path = Path(args.csv)
-        columns = ["rank", "task_id", "task", "distance", "modality", "anatomy", "kind", "caution", "licence"]
-        candidates[columns].to_csv(path, index=False)
-        print(f"wrote {path}", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_catalogue_build(args) -> int:
-    from core.catalogue.build import build_catalogue
-    from core.features.sampling import SamplingProtocol
-
-    backbone = _backbone(args)
-    protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
-    build_catalogue(Path(args.source), Path(args.out), backbone, protocol, paper=Path(args.paper),
-                    with_controls=not args.no_controls, overwrite=args.overwrite,
-                    log=lambda message: print(message, file=sys.stderr, flush=True))
-    return EXIT_OK
-
-
-def cmd_catalogue_refresh(args) -> int:
-    from core.catalogue.lock import recover
-    from core.catalogue.store import load_catalogue, refresh_derived
-
-    _note(recover(Path(args.catalogue)))
-    _warn(load_catalogue(args.catalogue).version_warnings("map"))
-    started = time.perf_counter()
-    catalogue = refresh_derived(Path(args.catalogue))
-    print(f"recomputed distances and map of {len(catalogue.tasks)} tasks in {catalogue.root} "
-          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_catalogue_add(args) -> int:
-    from core.catalogue.lock import recover
-    from core.catalogue.store import TaskInfo, add_to_local_copy, load_catalogue, task_id_for
-    from core.fingerprint.fingerprint import Fingerprint
-    from core.fingerprint.validation import MAX_NAME_CHARS
-
-    fingerprint = Fingerprint.load(args.fingerprint)
-    _warn(load_catalogue(args.catalogue).version_warnings("map"))
-    name = printable(args.name or fingerprint.name, MAX_NAME_CHARS)
-    if not name:
-        print("error: the task name is empty once control characters are removed; give --name", file=sys.stderr)
-        return EXIT_USAGE
-    task_id = task_id_for(name)
-    info = TaskInfo(id=task_id, name=name, modality=printable(args.modality), anatomy=printable(args.anatomy),
-                    classes=fingerprint.meta.class_counts, n_images=sum(fingerprint.meta.class_counts.values()),
-                    kind="user", source="added by the user", licence=printable(args.licence))
-    _note(recover(Path(args.local)))  # a previous run's leftovers, said before the (possibly long) addition
-    catalogue = add_to_local_copy(fingerprint, info, Path(args.local), Path(args.catalogue), replace=args.replace)
-    print(f"added '{name}' as {task_id} to {catalogue.root} ({len(catalogue.tasks)} tasks)", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_catalogue_validate(args) -> int:
-    from core.catalogue.store import load_catalogue
-    from core.catalogue.validity import summary_line, transfer_table, validity_report, write_report
-    from core.distances.registry import REPORTED_DISTANCES
-
-    catalogue = load_catalogue(args.catalogue)
-    previous = catalogue.validity.get("candidates_measured_at_build")
-    report = validity_report(catalogue, Path(args.paper), previous)
-    for probe, figures in report["probes"].items():
-        default = " (default)" if probe == report["default_probe"] else ""
-        print(f"probe {probe}{default}:")
-        for distance in REPORTED_DISTANCES:
-            line = summary_line(figures[distance])
-            agreement = figures[distance].get("paper_agreement", {}).get("mean_spearman")
-            print(f"  {distance:<10} {line}; agreement with the paper's bKLD: rho = {agreement}")
-    for row in transfer_table(report):  # measured transfer on this catalogue
-        print("measured transfer: " + "; ".join(f"{key} {value}" for key, value in row.items()))
-    if args.write:
-        print(f"wrote {write_report(catalogue.root, report)}", file=sys.stderr)
+        csv_safe_frame(export).to_csv(Path(args.csv), index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.json:
+        rows = json.loads(export.to_json(orient="records"))
+        payload = {"task": printable(target.name), "distance": args.distance, "verdict": verdict.to_dict(),
+                   "ranking": rows}
+        Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -261,7 +140,9 @@ def cmd_cotrain(args) -> int:
 
     from core.catalogue.store import load_catalogue
     from core.fingerprint.fingerprint import Fingerprint
-    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects
+    from core.report.cotrain import plan_for, plan_table, read_cotrain_effects, with_verdict
+    from core.report.recommend import bootstrap_for, recommendations
+    from core.report.verdict import verdict_from_catalogue
 
     for path in (Path(p) for p in (args.json, args.csv) if p):
         problem = output_problem(path, args.overwrite)
@@ -271,52 +152,39 @@ def cmd_cotrain(args) -> int:
     target = Fingerprint.load(args.fingerprint)
     catalogue = load_catalogue(args.catalogue).for_probe(target.meta.probe)
     plan = plan_for(catalogue, target, args.distance, args.k, args.use, read_cotrain_effects(args.paper))
+    bootstrap = bootstrap_for(catalogue, target, args.distance)
+    ranking = recommendations(catalogue, target, args.distance, bootstrap)
+    plan = with_verdict(plan, verdict_from_catalogue(catalogue, ranking, target, args.distance, bootstrap), ranking)
+    print(printable(plan["caveat"], 1000))
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"co-training plan for '{target.name}' by {args.distance} (nearest first; no controls, no shared images"
-          + (f"; licence allows {args.use} use" if args.use else "") + ")")
+    print(f"co-training plan for '{printable(target.name)}' by {args.distance} (nearest first; no controls, "
+          "no shared images" + (f"; licence allows {args.use} use" if args.use else "") + ")")
     for row in plan["tasks"]:
-        print(f"{row['order']:>3}  {row['task_id']}  {row['distance']:.6f}  {row['n_classes']} classes  "
-              f"{row['images']:,} images  licence: {row['licence']} ({row['licence_stated']})")
+        print(f"{row['order']:>3}  {printable(row['task_id'])}  {row['distance']:.6f}  {row['n_classes']} classes  "
+              f"{row['images']:,} images  licence: {printable(row['licence'])} ({printable(row['licence_stated'])})")
+        if row["note"]:
+            print(f"     caution: {printable(row['note'])} (the control {printable(plan['reference_control']['task'])} "
+                  "is as near)")
         if row["paper_cotrain"]:
             print(f"     paper: {row['paper_cotrain']}")
     totals = plan["totals"]
     print(f"total: {totals['tasks']} tasks, {totals['images']:,} images, {totals['classes']} classes")
     for skipped in plan["skipped"]:
-        print(f"passed over: {skipped['task_id']} ({skipped['reason']})")
+        print(f"passed over: {printable(skipped['task_id'])} ({printable(skipped['reason'])})")
     for note in plan["notes"]:
-        print(f"note: {note}")
+        print(f"note: {printable(note, 1000)}")
     if args.json:
         Path(args.json).write_text(json.dumps(plan, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
-        plan_table(plan).to_csv(args.csv, index=False)
+        csv_safe_frame(plan_table(plan)).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
     return EXIT_OK
 
 
-def cmd_catalogue_families(args) -> int:
-    import json
-
-    from core.catalogue.families import families_report, format_families
-    from core.catalogue.store import load_catalogue
-
-    problem = output_problem(Path(args.json), args.overwrite) if args.json else None
-    if problem:  # checked before the work, as for every output
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    report = families_report(load_catalogue(args.catalogue), args.distance)
-    print(f"task families of {args.catalogue} on the symmetrised per-target ranks of {args.distance} "
-          f"({report['linkage']} linkage)")
-    print(format_families(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
-    return EXIT_OK
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from core.catalogue.store import DEFAULT_CATALOGUE, DEFAULT_LOCAL_CATALOGUE
+    from core.catalogue.store import DEFAULT_CATALOGUE
     from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
     from core.features.backbones import DEFAULT_BACKBONE
     from core.features.inference import BACKEND_CHOICES
@@ -367,52 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE))
     cmp.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
     cmp.add_argument("--top", type=positive_int(), default=10, help="candidates to list (at least 1)")
-    cmp.add_argument("--csv", help="also write the ranking to this CSV file")
+    cmp.add_argument("--csv", help="also write the ranking (controls as reference rows) to this CSV file")
+    cmp.add_argument("--json", help="also write the ranking and the verdict to this JSON file")
     cmp.add_argument("--overwrite", action="store_true")
     cmp.set_defaults(handler=cmd_compare)
 
-    cat = commands.add_parser("catalogue", help="build the catalogue or add to a local copy")
-    cat_commands = cat.add_subparsers(dest="catalogue_command", required=True)
-    build = cat_commands.add_parser("build", help="build a catalogue from task folders with SOURCES.json")
-    build.add_argument("source")
-    build.add_argument("--out", required=True)
-    build.add_argument("--paper", default=str(DEFAULT_PAPER),
-                       help="the paper's published results (for measured knowledge)")
-    build.add_argument("--no-controls", action="store_true")
-    build.add_argument("--overwrite", action="store_true")
-    sampling_options(build, CATALOGUE_N)
-    backbone_options(build)
-    build.set_defaults(handler=cmd_catalogue_build)
-
-    refresh = cat_commands.add_parser("refresh", help="recompute distances and map from stored fingerprints")
-    refresh.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
-    refresh.set_defaults(handler=cmd_catalogue_refresh)
-
-    paper_default = str(DEFAULT_PAPER)
-    validate = cat_commands.add_parser("validate", help="recompute the validity report from stored fingerprints")
-    validate.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
-    validate.add_argument("--paper", default=paper_default, help="the paper's published results (agreement)")
-    validate.add_argument("--write", action="store_true", help="write validity.json into the catalogue folder")
-    validate.set_defaults(handler=cmd_catalogue_validate)
-
-    add = cat_commands.add_parser("add", help="add your fingerprint to a local catalogue copy")
-    add.add_argument("fingerprint")
-    add.add_argument("--name")
-    add.add_argument("--modality", default="unknown")
-    add.add_argument("--anatomy", default="unknown")
-    add.add_argument("--licence", default="private")
-    add.add_argument("--local", default=str(DEFAULT_LOCAL_CATALOGUE))
-    add.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE), help="the shipped catalogue to copy from")
-    add.add_argument("--replace", action="store_true")
-    add.set_defaults(handler=cmd_catalogue_add)
-
-    families = cat_commands.add_parser("families", help="cluster the catalogue into task families (adjusted Rand "
-                                       "index against modality)")
-    families.add_argument("catalogue", nargs="?", default=str(DEFAULT_CATALOGUE))
-    families.add_argument("--distance", default=DEFAULT_DISTANCE, choices=list(DISTANCES))
-    families.add_argument("--json", help="also write the families report to this JSON file")
-    families.add_argument("--overwrite", action="store_true")
-    families.set_defaults(handler=cmd_catalogue_families)
+    add_catalogue_commands(commands, sampling_options, backbone_options)
 
     cot = commands.add_parser("cotrain", help="propose catalogue tasks to co-train with")
     cot.add_argument("fingerprint")
@@ -429,15 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     cot.set_defaults(handler=cmd_cotrain)
     from core.transfer.cli import add_commands as add_transfer_commands
     add_transfer_commands(commands)
+
+    from core.cloud.cli import add_cloud_commands
+    add_cloud_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from core.cloud.cli import build_cloud_parser  # cloud commands alone skip the engine's imports (torch: seconds)
+    argv = sys.argv[1:] if argv is None else argv
+    args = (build_cloud_parser() if argv[:1] == ["cloud"] else build_parser()).parse_args(argv)
     if hasattr(signal, "SIGTERM"):
         try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            signal.signal(signal.SIGTERM, on_sigterm)
         except ValueError:  # not the main thread (e.g. called from a worker): keep the default
             pass
     try:
@@ -449,16 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except InputFolderError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_INPUT
     except (FingerprintFileError, IncompatibleFingerprintsError, CatalogueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_FINGERPRINT
     except WeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_WEIGHTS
     except (FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(err, 2_000)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as err:  # last resort (OSError, MemoryError, a bug): one line, never a traceback
         if os.environ.get("TFE_DEBUG"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.report.recommend import recommendations
+from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
+from ui.verdict import bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Your task")
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
@@ -22,16 +24,27 @@ fingerprint = session.fingerprint()
 if fingerprint is not None:
     backend = BACKEND_LABELS.get(fingerprint.meta.backend, fingerprint.meta.backend)
     st.success(f"Fingerprint of **{fingerprint.name}** ready: {fingerprint.meta.n_samples:,} samples, "
-               f"{fingerprint.n_features} features, backbone {fingerprint.meta.backbone}, probe "
-               f"{fingerprint.meta.probe}, computed with {backend}.")
+               f"{fingerprint.n_features} features, computed with {backend}.")
+    st.caption(f"Network: {fingerprint.meta.backbone}, probe layer {fingerprint.meta.probe}. "
+               "Probe layer: the layer of the pretrained network whose values describe each image.")
     read_and_skipped(fingerprint)
     st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes(),
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
-    ranked = recommendations(catalogue, fingerprint)
-    top = ranked[ranked["kind"] != "control"].head(5)
-    st.subheader(f"Top sources for {fingerprint.name}")
-    st.dataframe(top[["rank", "task", "distance", "modality", "anatomy", "licence"]], hide_index=True,
-                 key="top_table", column_config={"distance": st.column_config.NumberColumn(format="%.4f")})
+    distance = session.distance()
+    ranked = recommendations(catalogue, fingerprint, distance, bootstrap_of(catalogue, fingerprint, distance))
+    st.subheader(f"Closest public tasks to {fingerprint.name}")
+    show_verdict(verdict_of(catalogue, fingerprint, distance, ranked))
+    top = ranked_with_references(ranked).head(6)
+    top = top.assign(place=["reference" if ref else str(r) for ref, r in zip(top["reference_control"], top["rank"])])
+    st.dataframe(top[["place", "task", "note", "modality", "anatomy", "licence", "distance"]], hide_index=True,
+                 key="top_table", column_config={
+                     "place": st.column_config.TextColumn("rank", help="'reference' = everyday non-medical images "
+                                                          "shown at their place for scale"),
+                     "task": st.column_config.TextColumn("public task"),
+                     "note": st.column_config.TextColumn("caution"),
+                     "licence": st.column_config.TextColumn("licence as stated"),
+                     "distance": st.column_config.NumberColumn("raw distance", format="%.4f",
+                                                               help="bKLD, public task → yours; lower = closer")})
     st.page_link(pages.RECOMMENDATIONS, label="See recommendations with uncertainty and the paper's evidence",
                  icon=":material/arrow_forward:")
 footer()

@@ -1,4 +1,4 @@
-"""The catalogue on its fixed map with the user's task placed on it; selecting a point opens it in 'Why similar?'."""
+"""The catalogue on its fixed map with the user's task placed on it; selecting a point opens it in 'Why this task?'."""
 from __future__ import annotations
 
 import streamlit as st
@@ -8,6 +8,7 @@ from core.catalogue.taskmap import place_on_map
 from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, map_ranks, selected_task
 from ui import figures, pages, session
 from ui.common import footer, page_setup
+from ui.text import md
 
 catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
@@ -31,8 +32,10 @@ if colour == "cluster":
 n = len(catalogue.tasks)
 st.caption(f"Fixed layout: {catalogue.map_method.upper()} of the per-target ranks of bKLD small between the {n} "
            "catalogue tasks; your task (star) is placed at the rank-weighted mean of its 3 nearest tasks, "
-           "dotted lines lead to them. Near = similar. Colours: one hue per modality family (shades and shapes per "
-           "modality), controls grey. "
+           "dotted lines lead to them. Near = similar. Colours: one colour-blind-safe hue per modality family "
+           "(shades and shapes per modality), the two non-medical controls in two greys with their own symbols. "
+           "bKLD: how much one task's feature histograms fail to explain another's; UMAP: a method that lays "
+           "tasks out on a plane so that near stays near. "
            + ("Every task is named. " if n <= MAP_LABEL_ALL_UP_TO else
               "The tasks nearest yours (or the selected one) are named; hover for the others. ")
            + "Click a task to see which features drive its distance to yours.")
@@ -43,5 +46,5 @@ if chosen is not None:
     st.session_state[session.SELECTED_TASK] = chosen
     if fingerprint is not None:
         st.switch_page(pages.WHY_SIMILAR)
-    st.success(f"Selected: {catalogue.task(chosen).name}")
+    st.success(f"Selected: {md(catalogue.task(chosen).name)}")
 footer()

@@ -32,7 +32,8 @@ st.caption(f"{shown} of {view.total} tasks" + (f" (the centre task and its {show
            + ". Colour: (d(a→b) + d(b→a)) / 2" + (" of the per-target ranks" if colour == "rank" else "")
            + f", range {view.lo:.4g}–{view.hi:.4g} from the off-diagonal values (2nd–98th percentile; the blank "
            "diagonal is each task with itself). Rows and columns ordered by average-linkage clustering; the bar on "
-           "the left is the modality family. Hover for both directed values."
+           "the left is the modality family. Light cells = near (similar), dark = far. Hover for both directed "
+           "values."
            + ("" if fingerprint else " Add your task on **Your task** to include it."))
 st.plotly_chart(figures.heatmap(view), key="heatmap")
 with st.expander("Directed values (rows = source, columns = target)"):

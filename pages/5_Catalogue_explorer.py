@@ -11,15 +11,23 @@ from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations
 from ui import figures
 from ui.common import footer, page_setup, task_filter
 from ui.resources import get_transfer_results
+from ui.text import md
 
 catalogue = page_setup("Catalogue explorer")
 st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
             f"tasks and {sum(t.kind == 'control' for t in catalogue.tasks)} non-medical controls (what 'far away' "
             f"looks like). Backbone {catalogue.backbone}, {catalogue.protocol['n']:,} samples per task.")
-tasks = pd.DataFrame([{"task": t.name, "id": t.id, "modality": t.modality, "anatomy": t.anatomy,
+def _paper_name(task) -> str:
+    entry = catalogue.knowledge.get("tasks", {}).get(task.id)
+    return entry["paper_task"]["printable"] if entry else ""
+
+
+tasks = pd.DataFrame([{"task": t.name, "modality": t.modality, "anatomy": t.anatomy,
                        "classes": ", ".join(f"{k} ({v})" for k, v in t.classes.items()), "images": t.n_images,
                        "kind": t.kind, "licence": t.licence, "source": t.source, "upstream": t.upstream,
-                       "shares images with": ", ".join(t.shares_images_with), "paper task": t.paper_task or ""}
+                       "shares images with": ", ".join(catalogue.task(i).name for i in t.shares_images_with
+                                                       if i in catalogue.ids),
+                       "paper task": _paper_name(t)}
                       for t in catalogue.tasks])
 st.dataframe(task_filter(tasks, "catalogue"), hide_index=True, key="catalogue_table")
 
@@ -58,12 +66,13 @@ with validity_tab:
     if not report:
         st.info("This catalogue has no validity report: run python -m core catalogue validate --write")
     else:
-        st.markdown(f"**Can the ranking be trusted?** {report['about']}")
+        about = report["about"].replace(" See core/catalogue/validity.py for each figure's definition.", "")
+        st.markdown(f"**Can the ranking be trusted?** {about} (each figure is defined in the project's README).")
         st.markdown(f"Default ({report['default_probe']}, {report['default_distance']}): {report['summary']}.")
         st.dataframe(pd.DataFrame(report_table(report)), hide_index=True, key="validity_table")
         explained = report["probes"][report["default_probe"]][report["default_distance"]]["controls_nearer"]
         for task_id, why in explained.get("explanations", {}).items():
-            st.caption(f"A control is nearer for **{catalogue.task(task_id).name}**: {why}")
+            st.caption(f"A control is nearer for **{md(catalogue.task(task_id).name)}**: {md(why)}")
         st.markdown("**Candidates the default was chosen from** (bKLD small; measured when the catalogue was built)")
         st.dataframe(pd.DataFrame(candidates_table(report)), hide_index=True, key="candidates_table")
         transfer = report.get("measured_transfer")

@@ -5,9 +5,13 @@ import json
 
 import streamlit as st
 
-from core.report.cotrain import USES, plan_for, plan_table
+from core.distances.registry import DISTANCES
+from core.report.cotrain import USES, plan_for, plan_table, with_verdict
+from core.report.recommend import recommendations
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
+from ui.text import csv_bytes, md
+from ui.verdict import bootstrap_of, show_verdict, verdict_of
 
 catalogue = page_setup("Co-training plan")
 fingerprint = need_fingerprint()
@@ -22,29 +26,42 @@ use = right.selectbox("Licence must allow", [None, *USES], key="cotrain_use",
 
 effects = get_cotrain_effects()
 plan = plan_for(catalogue, fingerprint, distance, k, use, effects)
+ranking = recommendations(catalogue, fingerprint, distance, bootstrap_of(catalogue, fingerprint, distance))
+verdict = verdict_of(catalogue, fingerprint, distance, ranking)
+plan = with_verdict(plan, verdict, ranking)
+show_verdict(verdict)
+st.markdown("The plan follows the ranking, so it is only as good as the ranking above.")
 for warning in plan["warnings"]:
-    st.warning(warning)
+    st.warning(md(warning))
 table = plan_table(plan)
 
 st.markdown(f"Train **{fingerprint.name}** together with these catalogue tasks: nearest first by "
-            f"{distance} (source → your task), never a non-medical control, never two tasks built on "
-            "the same images.")
+            f"{DISTANCES[distance].label.split(':')[0]} (public task → your task), never a non-medical control, "
+            "never two tasks built on the same images.")
 totals = plan["totals"]
 a, b, c = st.columns(3)
 a.metric("tasks", totals["tasks"])
 b.metric("images", f"{totals['images']:,}")
 c.metric("classes", totals["classes"])
-shown = ["order", "task", "distance", "licence", "licence_stated", "images", "n_classes", "classes", "modality",
-         "paper_cotrain", "upstream", "citation", "task_id"]
-st.dataframe(table, hide_index=True, key="cotrain_table", column_order=shown, column_config={
-    "distance": st.column_config.NumberColumn(format="%.4f", help="directed: source → your task; lower = closer"),
-    "licence": st.column_config.TextColumn("licence", help="short form: open / research-only / not verified"),
-    "licence_stated": st.column_config.TextColumn("licence as stated by the source", width="medium"),
-    "n_classes": st.column_config.NumberColumn("classes (n)"),
-    "paper_cotrain": st.column_config.TextColumn("what the paper measured when co-training with it",
-                                                 width="large"),
-})
+#: the plan's columns as shown: (column, header, help)
+PLAN_COLUMNS = [("order", "order", "1 = nearest to your task"), ("task", "public task", None),
+                ("note", "caution", "a planned task that a set of unrelated everyday images is as near to is not "
+                                    "distinguishable from unrelated images"),
+                ("licence", "licence", "short form: open / research-only / not verified"),
+                ("licence_stated", "licence as stated by the source", None), ("images", "images", None),
+                ("n_classes", "classes (n)", None), ("classes", "classes (images)", None),
+                ("modality", "modality", None),
+                ("paper_cotrain", "what the paper measured when co-training with it", None),
+                ("upstream", "original dataset", None), ("citation", "please cite", None),
+                ("distance", "raw distance", "bKLD, public task → yours; lower = closer")]
+present = [(c, h, t) for c, h, t in PLAN_COLUMNS if c in table.columns]
+display = table[[c for c, _, _ in present]].rename(columns={c: h for c, h, _ in present})
+st.dataframe(display, hide_index=True, key="cotrain_table", column_config={
+    h: (st.column_config.NumberColumn(h, format="%.4f", help=t) if c == "distance"
+        else st.column_config.Column(h, help=t)) for c, h, t in present})
 for note in plan["notes"]:
+    for info in catalogue.tasks:  # notes name tasks by id: show their names
+        note = note.replace(info.id, info.name)
     st.info(note)
 if effects is None:
     st.caption("The paper's co-training results: paper results not available (expected in ../shared/paper).")
@@ -56,11 +73,13 @@ st.caption("Licence short form, first match wins: *not verified* when the stated
            "MIT, BSD or Apache. A filter never passes a licence that is not verified.")
 if plan["skipped"]:
     with st.expander(f"Passed over ({len(plan['skipped'])})"):
-        st.dataframe(plan["skipped"], hide_index=True, key="cotrain_skipped")
+        skipped = [{"public task": catalogue.task(row["task_id"]).name, "why": row["reason"]}
+                   for row in plan["skipped"]]
+        st.dataframe(skipped, hide_index=True, key="cotrain_skipped")
 
 one, two = st.columns(2)
 one.download_button("Download plan (JSON)", json.dumps(plan, indent=1).encode(), file_name="cotrain_plan.json",
                     mime="application/json", key="download_plan_json")
-two.download_button("Download plan (CSV)", table.to_csv(index=False).encode(), file_name="cotrain_plan.csv",
+two.download_button("Download plan (CSV)", csv_bytes(table), file_name="cotrain_plan.csv",
                     mime="text/csv", key="download_plan_csv")
 footer()

@@ -107,3 +107,9 @@ def fingerprint_of(counts: np.ndarray, mean: np.ndarray, name: str = "t", postac
     meta = FingerprintMeta(name=name, backbone="b", weights_sha256="w", feature_dim=len(mean), edges_id="e",
                            n_samples=n, protocol={"n": n, "augment": True, "pipeline": "p"})
     return Fingerprint(np.asarray(counts, dtype=np.uint32), np.asarray(mean, dtype=np.float64), meta, postact_mean)
+
+
+def shown(markdown: str) -> str:
+    """The text a user reads from Markdown that ui.text.md escaped: backslash escapes and word joiners removed."""
+    import re
+    return re.sub(r"\\(.)", r"\1", markdown.replace("\u2060", ""))

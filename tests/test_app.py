@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.features.sampling import SamplingProtocol
-from tests.helpers import app, find_table, no_exceptions, require_shared
+from tests.helpers import app, find_table, no_exceptions, require_shared, shown
 
 
 def upload_tuples(folder: Path, prefix: str = "") -> list[tuple[str, bytes, str]]:
@@ -89,12 +89,12 @@ def test_broken_zip_and_broken_fingerprint_give_messages_naming_the_file(tmp_pat
     at.file_uploader(key="zip_upload").set_value([("scans.zip", b"PK\x03\x04 broken", "application/zip")]).run()
     at.button(key="go_zip").click().run()
     no_exceptions(at)
-    assert any("scans.zip" in e.value for e in at.error)
+    assert any("scans.zip" in shown(e.value) for e in at.error)
     at.radio(key="source_kind").set_value("Load a shared fingerprint").run()
     at.file_uploader(key="fingerprint_upload").set_value([("theirs.npz", b"garbage", "application/zip")]).run()
     at.button(key="go_load").click().run()
     no_exceptions(at)
-    assert any("theirs.npz" in e.value for e in at.error)
+    assert any("theirs.npz" in shown(e.value) for e in at.error)
     assert "fingerprint" not in at.session_state
 
 
@@ -152,25 +152,35 @@ def test_local_folder_path_fingerprints(tmp_path):
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
     at = app("pages/1_Recommendations.py", fingerprint=user_fingerprint).run()
     no_exceptions(at)
-    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    text = " ".join(shown(m.value) for m in at.markdown) + " ".join(shown(c.value) for c in at.caption)
     assert "Second opinion (VDNA" in text and "% farther than the first" in text
     assert "only of sampling noise" in text and "image-disjoint halves find their own task 17 of 17" in text
-    table = find_table(at, "rank", "interval_low")
-    assert table.iloc[0]["task"] == "Breast ultrasound (BUSI)"
-    assert (table["distance"].diff().dropna() >= 0).all()
-    assert {"interval_low", "interval_high", "rank_holds", "first_place"} <= set(table.columns)
-    assert (table["interval_low"] <= table["distance"]).all() and (table["distance"] <= table["interval_high"]).all()
-    assert table["licence"].str.len().min() > 0
-    mias = table[table["task"].str.contains("mini-MIAS")]
-    assert mias["caution"].str.contains("shares images").all()
+    verdict = [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+    assert len(verdict) == 1
+    table = find_table(at, "rank", "raw distance, 95 % low")
+    assert table.iloc[0]["public task"] == "Breast ultrasound (BUSI)" and table.iloc[0]["rank"] == "1"
+    assert (table["raw distance"].diff().dropna() >= 0).all()  # controls sit at their place
+    references = table[table["rank"] == "reference"]
+    assert len(references) == 2 and references["public task"].str.endswith("— reference point").all()
+    assert {"first place", "rank holds"} <= set(table.columns)
+    medical = table[table["rank"] != "reference"]
+    assert (medical["raw distance, 95 % low"] <= medical["raw distance"]).all()
+    assert (medical["raw distance"] <= medical["raw distance, 95 % high"]).all()
+    outranked = medical["raw distance"] >= references["raw distance"].min()
+    assert (medical.loc[outranked, "caution"] == "not distinguishable from unrelated images").all()
+    assert table["licence as stated"].str.len().min() > 0
+    mias = table[table["public task"].str.contains("mini-MIAS")]
+    assert mias["shares images"].str.contains("shares images").all()
+    assert any(m.value.startswith("**Because your images resemble") for m in at.markdown)
     # measured on this catalogue: the gains of each source for BUSI (rank 1, the reference; none for itself)
     assert "measured on this catalogue" in text and "Breast ultrasound (BUSI)" in text
-    assert table["measured_gain_nearest"].iloc[1:].notna().all() and table["measured_gain_nearest"].isna().iloc[0]
-    assert table["measured_gain_mean"].notna().all()
+    gains = medical["measured gain for nearest task"]
+    assert gains.iloc[1:].notna().all() and gains.isna().iloc[0]
+    assert medical["measured gain, mean over targets"].notna().all()
     for distance in ("bkld-large", "p2l", "vdna"):
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
-        assert len(find_table(at, "rank", "interval_low")) == 17
+        assert len(find_table(at, "rank", "raw distance, 95 % low")) == 19
 
 
 def test_pages_without_a_fingerprint_say_what_to_do():
@@ -186,9 +196,13 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
         no_exceptions(at)
     at = app("pages/4_Why_similar.py", fingerprint=user_fingerprint, selected_task="ph2_3class").run()
     assert at.selectbox(key="why_task").value == "ph2_3class"
-    table = find_table(at, "feature", "contribution", "cumulative_share")
-    assert len(table) == 20 and (table["contribution"].diff().dropna() <= 0).all()
-    assert np.isclose(table["share"].sum(), table["cumulative_share"].iloc[-1])
+    table = find_table(at, "feature", "how much better this task explains it", "typical task's part")
+    advantage = table["how much better this task explains it"]
+    assert len(table) == 20 and (advantage.diff().dropna() <= 0).all() and (advantage.head(5) > 0).all()
+    assert np.allclose(advantage, table["typical task's part"] - table["this task's part of the distance"])
+    at.selectbox(key="why_task").set_value("control_sklearn_digits").run()
+    other = find_table(at, "feature", "how much better this task explains it")
+    assert set(other["feature"].head(5)) != set(table["feature"].head(5))  # the explanation follows the task
 
 
 def test_catalogue_explorer_needs_no_upload():
@@ -202,11 +216,6 @@ def test_catalogue_explorer_needs_no_upload():
     validity = find_table(at, "probe", "distance", "largest hub", "halves find themselves")
     assert list(validity["probe"].unique()) == ["preact (default)", "postact"] and len(validity) == 8
     assert len(find_table(at, "candidate", "end-bin mass")) == 6
-    transfer = find_table(at, "ranking", "weighted tau (mean over targets)", "first-ranked gain > 0")
-    rankings = {"bkld-small", "bkld-large", "vdna", "p2l", "same modality first", "random order"}
-    assert rankings <= set(transfer["ranking"])
-    measured = ranking["measured gain (this catalogue)"]  # busi_3class is a measured target
-    assert measured.notna().sum() == 16  # every legal source (the other 16 medical tasks), none for the controls
 
 
 def test_map_selection_is_parsed_from_plotly_events():
@@ -249,7 +258,7 @@ def test_bad_shared_fingerprints_are_refused_with_the_reason(name, catalogue):
     at.file_uploader(key="fingerprint_upload").set_value([(name, content, "application/zip")]).run()
     at.button(key="go_load").click().run()
     no_exceptions(at)
-    messages = " ".join(e.value for e in at.error)
+    messages = " ".join(shown(e.value) for e in at.error)
     assert re.search(pattern, messages) and name in messages, messages
     assert "fingerprint" not in at.session_state
 
@@ -280,4 +289,4 @@ def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compar
     assert at.selectbox(key="probe_choice").value == "postact" and "fingerprint" in at.session_state
     at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped
     no_exceptions(at)
-    assert "fingerprint" not in at.session_state and any("compute it again" in i.value for i in at.info)
+    assert "fingerprint" not in at.session_state and any("compute it again" in shown(i.value) for i in at.info)

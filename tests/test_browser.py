@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.forbidden import offending
 from tests.helpers import ROOT, require_shared
 
 CHROMIUM = "/usr/bin/chromium"
@@ -78,7 +79,7 @@ def test_upload_folder_get_recommendation_and_click_the_map(server, tmp_path):
         page.get_by_text("Fingerprint of").wait_for(timeout=240_000)
         page.screenshot(path=str(ARTIFACTS / "browser-1-your-task.png"), full_page=True)
         page.get_by_role("link", name="See recommendations").first.click()
-        nearest = page.get_by_text("Nearest source for")
+        nearest = page.get_by_text("Closest public task to")
         nearest.wait_for(timeout=120_000)
         text = nearest.inner_text()
         page.screenshot(path=str(ARTIFACTS / "browser-2-recommendations.png"), full_page=True)
@@ -87,8 +88,8 @@ def test_upload_folder_get_recommendation_and_click_the_map(server, tmp_path):
         points = page.locator(".stPlotlyChart .scatterlayer .point")
         points.first.wait_for(timeout=120_000)
         points.nth(0).click(force=True)
-        page.get_by_role("heading", name="Why similar?").wait_for(timeout=120_000)
-        page.get_by_text("The 20 largest").wait_for(timeout=120_000)
+        page.get_by_role("heading", name="Why this task?").wait_for(timeout=120_000)
+        page.get_by_text("What sets").first.wait_for(timeout=120_000)
         page.screenshot(path=str(ARTIFACTS / "browser-3-why-similar.png"), full_page=True)
         browser.close()
 
@@ -135,7 +136,7 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 def screenshot_folder(tmp_path: Path) -> Path:
     return SCREENSHOTS if os.environ.get("TFE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
 PAGES = [("Your task", "your-task"), ("Recommendations", "recommendations"), ("Map", "map"),
-         ("Heatmap", "heatmap"), ("Why similar?", "why-similar"), ("Catalogue explorer", "catalogue-explorer"),
+         ("Heatmap", "heatmap"), ("Why this task?", "why-similar"), ("Catalogue explorer", "catalogue-explorer"),
          ("Co-training plan", "cotrain-plan")]
 
 
@@ -171,7 +172,7 @@ def open_page(page, title: str) -> None:
 @pytest.mark.slow
 def test_views_at_19_tasks_with_screenshots(server, tmp_path):
     """20 brain-MRI images through the folder uploader; every page shows structure a user can read: named map
-    points, the heatmap's off-diagonal range, ImageNet classes and the user's own thumbnails in 'Why similar?'.
+    points, the heatmap's off-diagonal range, ImageNet classes and the user's own thumbnails in 'Why this task?'.
     Saves one screenshot per page (to docs/screenshots/ with TFE_SCREENSHOTS=1, the README's pictures)."""
     from playwright.sync_api import sync_playwright
     source = require_shared() / "brain_mri_4class"
@@ -190,12 +191,16 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
         page.get_by_label("Name of your task").fill("my brain MRI")
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(folder))
         page.get_by_role("button", name="Compute fingerprint").click(timeout=60_000)
-        page.get_by_text("Top sources for").wait_for(timeout=300_000)
+        page.get_by_text("Closest public tasks to").wait_for(timeout=300_000)
         page.screenshot(path=str(shots / "your-task.png"))
+        assert not offending(page.inner_text("body")), offending(page.inner_text("body"))
         for title, name in PAGES[1:]:
             open_page(page, title)
             if title == "Recommendations":
-                page.get_by_text("Nearest source for").wait_for(timeout=180_000)
+                page.get_by_text("Closest public task to").wait_for(timeout=180_000)
+                page.get_by_text("Next steps: what to try first").wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
+                assert page.get_by_text("Verdict — ").count() == 1
                 page.wait_for_timeout(1500)
             if title == "Map":
                 page.locator(".stPlotlyChart .scatterlayer .point").first.wait_for(timeout=60_000)
@@ -203,11 +208,18 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
                 assert labels.count() == 20, labels.count()  # all 19 tasks named, plus yours
             if title == "Heatmap":
                 assert page.get_by_text("20 of 20 tasks").count() == 1
-            if title == "Why similar?":
+            if title == "Co-training plan":
+                page.get_by_text("together with these catalogue tasks").wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
+            if title == "Why this task?":
+                page.get_by_text("ImageNet classes:").nth(4).wait_for(timeout=180_000)
+                page.wait_for_timeout(1500)
                 assert page.get_by_text("ImageNet classes:").count() == 5
                 assert page.locator("[data-testid='stImage'] img, [data-testid='stFullScreenFrame'] img").count() \
                     >= 6, "the user's own images that activate a feature are shown"
             page.screenshot(path=str(shots / f"{name}.png"))
+            found = offending(page.inner_text("body"))
+            assert not found, (title, found)
         browser.close()
     for _, name in PAGES:
         assert (shots / f"{name}.png").stat().st_size < 400_000
@@ -216,7 +228,7 @@ def test_views_at_19_tasks_with_screenshots(server, tmp_path):
 @pytest.mark.slow
 def test_views_at_150_tasks(catalogue, tmp_path):
     """A 150-task synthetic catalogue (TFE_CATALOGUE) and a shared fingerprint: the heatmap shows the user's task and
-    its 30 nearest with all 151 one toggle away, the map names only the nearest, Why similar? says the images are
+    its 30 nearest with all 151 one toggle away, the map names only the nearest, Why this task? says the images are
     gone."""
     from playwright.sync_api import sync_playwright
 
@@ -234,7 +246,7 @@ def test_views_at_150_tasks(catalogue, tmp_path):
             page.locator("[data-testid='stFileUploaderDropzoneInput']:not([webkitdirectory])").set_input_files(
                 str(shared))
             page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
-            page.get_by_text("Top sources for").wait_for(timeout=180_000)
+            page.get_by_text("Closest public tasks to").wait_for(timeout=180_000)
             open_page(page, "Heatmap")
             assert page.get_by_text("31 of 151 tasks").count() == 1
             page.get_by_text("Show all 151 tasks").click()
@@ -246,7 +258,7 @@ def test_views_at_150_tasks(catalogue, tmp_path):
                                   ".filter(t => t.textContent.trim()).length")
             assert named == 13, named  # the 12 nearest and yours; the others on hover
             page.screenshot(path=str(ARTIFACTS / "browser-150-map.png"))
-            open_page(page, "Why similar?")
+            open_page(page, "Why this task?")
             page.get_by_text("ImageNet classes:").nth(4).wait_for(timeout=180_000)
             page.get_by_text("Your images are not available in this session").wait_for(timeout=60_000)
             assert page.get_by_text("ImageNet classes:").count() == 5

@@ -35,8 +35,12 @@ def test_fingerprint_then_compare_ranks_the_same_modality_first(small_task, tmp_
     compared = run_cli("compare", str(output), "--top", "5", "--csv", str(table))
     assert compared.returncode == EXIT_OK, compared.stderr
     rows = list(csv.DictReader(table.open()))
-    assert len(rows) == 5 and rows[0]["task_id"] == "ph2_3class"
-    assert "ph2_3class" in compared.stdout.splitlines()[1]
+    candidates = [r for r in rows if r["reference_control"] == "False"]
+    assert len(candidates) == 5 and candidates[0]["task_id"] == "ph2_3class"
+    assert len(rows) == 7 and {r["kind"] for r in rows if r["reference_control"] == "True"} == {"control"}
+    lines = compared.stdout.splitlines()
+    assert lines[0].split(":")[0] in ("Strong match", "Several public tasks are about equally close to your images (")
+    assert "ph2_3class" in lines[2]
     for distance in ("bkld-large", "p2l", "vdna"):
         assert run_cli("compare", str(output), "--distance", distance).returncode == EXIT_OK
 

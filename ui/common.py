@@ -7,6 +7,7 @@ from core.catalogue.store import CITATION
 from core.distances.registry import DISTANCES
 from ui import pages, session
 from ui.resources import get_catalogue
+from ui.text import md
 
 
 def page_setup(title: str):
@@ -15,7 +16,7 @@ def page_setup(title: str):
     try:
         return get_catalogue(probe=session.probe())
     except Exception as err:  # a broken catalogue must say what to do, not show a traceback
-        st.error(f"The catalogue could not be loaded: {err}")
+        st.error(f"The catalogue could not be loaded: {md(err)}")
         st.stop()
 
 
@@ -66,7 +67,7 @@ def probe_choice(catalogue) -> None:
     fingerprint = session.fingerprint()
     if fingerprint is not None and fingerprint.meta.probe != chosen:
         session.clear_result()
-        st.info(f"Your fingerprint was made with probe '{fingerprint.meta.probe}'; compute it again with "
+        st.info(f"Your fingerprint was made with probe '{md(fingerprint.meta.probe)}'; compute it again with "
                 f"'{chosen}' (fingerprints of different probes cannot be compared).")
 
 

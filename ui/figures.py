@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
 from core.report.views import USER_ID
 
-#: one hue per modality family; modalities within a family get shades of it and their own marker shape
-FAMILY_HUES = {"x-ray": "#1f77b4", "ct": "#17becf", "mri": "#3f51b5", "mammography": "#9467bd",
-               "ultrasound": "#8c564b", "microscopy": "#d62728", "histopathology": "#e377c2",
-               "dermoscopy": "#ff7f0e", "fundus photography": "#2ca02c", "control": "#9e9e9e",
+#: one hue per modality family from Paul Tol's colour-blind-safe "muted" scheme (nine hues that stay apart for the
+#: common colour-vision deficiencies), so two families never share a hue; modalities within a family get shades of
+#: it and their own marker shape; the controls are greys with their own symbols
+FAMILY_HUES = {"x-ray": "#332288", "ct": "#88CCEE", "mri": "#44AA99", "mammography": "#117733",
+               "ultrasound": "#999933", "microscopy": "#DDCC77", "histopathology": "#CC6677",
+               "dermoscopy": "#882255", "fundus photography": "#AA4499", "control": "#777777",
                "your task": "#000000"}
-EXTRA_HUES = ["#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5"]
+EXTRA_HUES = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7"]  # Okabe-Ito, for other families
+#: the two controls: different greys and symbols, so they are told apart without colour
+CONTROL_STYLES = [("#444444", "x"), ("#9a9a9a", "cross")]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "triangle-down", "pentagon", "hexagon"]
 WEBGL_ABOVE = 300  # points; SVG markers slow the browser down past a few hundred
 
@@ -32,9 +35,42 @@ def modality_styles(points: pd.DataFrame) -> dict[str, tuple[str, str]]:
     for family, group in points.groupby("family", sort=True):
         hue = hues.setdefault(family, next(extra))
         for step, modality in enumerate(sorted(group["modality"].unique())):
-            styles[modality] = (hue, "x" if family == "control" else SYMBOLS[step % len(SYMBOLS)]) if \
-                family in ("control", "your task") else (_shade(hue, step), SYMBOLS[step % len(SYMBOLS)])
+            if family == "control":
+                styles[modality] = CONTROL_STYLES[step % len(CONTROL_STYLES)]
+            elif family == "your task":
+                styles[modality] = (hue, SYMBOLS[step % len(SYMBOLS)])
+            else:
+                styles[modality] = (_shade(hue, step), SYMBOLS[step % len(SYMBOLS)])
     return styles
+
+
+def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """A text position per point that points its label away from its nearest neighbour (a simple declutter:
+    neighbour above -> label below, to the right -> label on the left, ...). Coordinates are scaled to the map's
+    extent first."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2:
+        return ["top center"] * len(x)
+    span = [max(float(np.ptp(v)), 1e-9) for v in (x, y)]
+    px_, py_ = x / span[0], y / span[1]
+    positions = []
+    rel_x = (px_ - px_.min()) if len(px_) else px_
+    for i in range(len(x)):
+        d = np.hypot(px_ - px_[i], py_ - py_[i])
+        d[i] = np.inf
+        j = int(np.argmin(d))
+        dx, dy = px_[j] - px_[i], py_[j] - py_[i]
+        if rel_x[i] < 0.2:  # near the left edge: the label goes right, inside the plot
+            positions.append("middle right" if abs(dy) < abs(dx) or dx <= 0 else
+                             ("bottom right" if dy > 0 else "top right"))
+        elif rel_x[i] > 0.8:  # near the right edge: left
+            positions.append("middle left" if abs(dy) < abs(dx) or dx >= 0 else
+                             ("bottom left" if dy > 0 else "top left"))
+        elif abs(dy) >= abs(dx):
+            positions.append("bottom center" if dy > 0 else "top center")
+        else:
+            positions.append("middle left" if dx > 0 else "middle right")
+    return positions
 
 
 def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "modality") -> go.Figure:
@@ -51,6 +87,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
                                         mode="lines", line={"color": "black", "width": 1.5, "dash": "dot"},
                                         hoverinfo="skip", showlegend=False))
     styles = modality_styles(catalogue)
+    positions = dict(zip(catalogue.index, label_positions(catalogue["x"], catalogue["y"])))
     groups = catalogue.groupby("modality" if colour == "modality" else colour, sort=True)
     palette = EXTRA_HUES + list(FAMILY_HUES.values())
     for n, (key, group) in enumerate(groups):
@@ -58,7 +95,7 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
         text_mode = "markers+text" if scatter is go.Scatter and group["label"].str.len().any() else "markers"
         figure.add_trace(scatter(
             x=group["x"], y=group["y"], mode=text_mode, name=str(key), text=group["label"],
-            textposition="top center", textfont={"size": 10},
+            textposition=[positions[i] for i in group.index], textfont={"size": 10},
             customdata=group[["task_id", "task", "anatomy", "images", "classes", "licence", "modality"]].values,
             marker={"size": 12, "color": colour_of, "symbol": symbol, "line": {"width": 1, "color": "white"}},
             hovertemplate="<b>%{customdata[1]}</b><br>%{customdata[6]}; %{customdata[2]}<br>images: "
@@ -78,9 +115,15 @@ def task_map(points: pd.DataFrame, highlight: str | None = None, colour: str = "
         figure.add_trace(go.Scatter(x=chosen["x"], y=chosen["y"], mode="markers", name="selected",
                                     hoverinfo="skip", marker={"size": 26, "symbol": "circle-open",
                                                               "color": "red", "line": {"width": 3}}))
-    figure.update_layout(xaxis_title="map x (UMAP of per-target ranks; axes have no units)", yaxis_title="map y",
-                         legend_title=colour, height=620, clickmode="event+select",
-                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_layout(legend_title="modality" if colour == "modality" else "task family", height=620,
+                         clickmode="event+select", margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    span_x = float(np.ptp(points["x"])) or 1.0
+    span_y = float(np.ptp(points["y"])) or 1.0
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False,
+                        range=[points["x"].min() - 0.08 * span_x, points["x"].max() + 0.08 * span_x],
+                        title="tasks near each other on the map have similar images (the axes have no units)")
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, title=None,
+                        range=[points["y"].min() - 0.06 * span_y, points["y"].max() + 0.06 * span_y])
     return figure
 
 
@@ -104,7 +147,7 @@ def heatmap(view) -> go.Figure:
                      row=1, col=1)
     figure.add_trace(go.Heatmap(
         z=view.symmetric.values, x=labels, y=labels, colorscale="Cividis_r", zmin=view.lo, zmax=view.hi,
-        customdata=custom, colorbar={"title": "symmetrised"}, hoverongaps=False,
+        customdata=custom, colorbar={"title": "distance<br>light = near<br>dark = far"}, hoverongaps=False,
         hovertemplate="row %{y}<br>column %{x}<br>shown: %{z:.4f}<br>directed row → column: %{customdata[1]:.4f}"
                       "<br>directed column → row: %{customdata[0]:.4f}<extra></extra>"), row=1, col=2)
     size = max(560, min(1400, 16 * n + 260))
@@ -115,33 +158,43 @@ def heatmap(view) -> go.Figure:
     return figure
 
 
-def contributions(frame: pd.DataFrame, total: float) -> go.Figure:
-    """Bars of the top features' contributions and a line of the cumulative share of the distance."""
-    labels = [f"f{f}" + (f" · {c}" if c else "") for f, c in
+#: colour-blind-safe pair (Okabe-Ito blue and orange) for "your task" against a public task
+YOURS, THEIRS = "#0072B2", "#E69F00"
+
+
+def advantages(frame: pd.DataFrame) -> go.Figure:
+    """Bars: per feature, how much better the chosen task explains the user's images than the typical task
+    (``core.report.views.distinctive_features``), labelled by the feature's ImageNet classes; the exact values on
+    hover."""
+    labels = [f"{f} · {c}" if c else str(f) for f, c in
               zip(frame["feature"], frame["top_class"] if "top_class" in frame else [""] * len(frame))]
-    figure = go.Figure()
-    figure.add_trace(go.Bar(x=labels, y=frame["contribution"], name="contribution", yaxis="y"))
-    figure.add_trace(go.Scatter(x=labels, y=frame["cumulative_share"] * 100, name="cumulative share (%)",
-                                mode="lines+markers", yaxis="y2"))
-    figure.update_layout(title=f"Top features of the distance {total:.4f}", height=420,
-                         yaxis={"title": "contribution to bKLD"},
-                         yaxis2={"title": "cumulative share of the total", "overlaying": "y", "side": "right",
-                                 "rangemode": "tozero", "ticksuffix": " %", "showgrid": False},
-                         legend={"orientation": "h", "y": -0.2})
+    figure = go.Figure(go.Bar(
+        x=frame["share_of_advantage"] * 100, y=labels, orientation="h", marker_color=YOURS,
+        customdata=np.stack([frame["contribution"], frame["median_contribution"]], axis=1),
+        hovertemplate="%{y}<br>%{x:.1f} % of the advantage<br>this task: %{customdata[0]:.5f}<br>"
+                      "typical task: %{customdata[1]:.5f}<extra></extra>"))
+    figure.update_layout(title="Features on which this task explains your images better than the typical task",
+                         height=max(320, 22 * len(frame) + 120), margin={"l": 10, "r": 10, "t": 50, "b": 40},
+                         xaxis={"title": "share of this task's advantage over the typical task", "ticksuffix": " %"},
+                         yaxis={"autorange": "reversed", "title": None})
     return figure
 
 
-def histograms(frame: pd.DataFrame, feature: int, marked: list[float] | None = None,
+def histograms(frame: pd.DataFrame, feature: int, marked_bins: set[int] | None = None,
                title: str | None = None) -> go.Figure:
-    """Both tasks' histograms of one feature overlaid; ``marked``: bin starts of the bins that contribute most to the
-    feature's KL term (shaded)."""
-    figure = px.line(frame, x="bin_start", y="probability", color="task", line_shape="hv")
-    starts = sorted(frame["bin_start"].unique())
-    width = (starts[1] - starts[0]) if len(starts) > 1 else 1.0
-    for start in marked or []:
-        figure.add_vrect(x0=start, x1=start + width, fillcolor="#ffb000", opacity=0.35, line_width=0)
-    figure.update_layout(title=title or f"Feature f{feature}: histograms of both tasks", height=320,
-                         xaxis_title="feature value (bins between the catalogue's 5 % and 95 % quantiles)",
-                         yaxis_title="share of samples", margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                         legend={"orientation": "h", "y": -0.3})
+    """Both tasks' histograms of one feature as overlaid bars (``core.report.views.readable_histograms``: at most 50
+    over the occupied range); bars holding one of ``marked_bins`` (original bins that add most to the feature's
+    term) are shaded."""
+    figure = go.Figure()
+    for (task, rows), colour in zip(frame.groupby("task", sort=False), (YOURS, THEIRS)):
+        figure.add_trace(go.Bar(x=(rows["bin_start"] + rows["bin_end"]) / 2, y=rows["probability"] * 100,
+                                width=rows["bin_end"] - rows["bin_start"], name=task, marker_color=colour,
+                                opacity=0.6, hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
+    groups = frame.drop_duplicates(["bin_start"])
+    for row in groups.itertuples():
+        if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins):
+            figure.add_vrect(x0=row.bin_start, x1=row.bin_end, fillcolor="#999999", opacity=0.25, line_width=0)
+    figure.update_layout(title=title or f"Feature {feature}: both histograms", height=320, barmode="overlay",
+                         xaxis_title="feature value", yaxis={"title": "share of images", "ticksuffix": " %"},
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
     return figure

@@ -8,6 +8,7 @@ HEATMAP = "pages/3_Heatmap.py"
 WHY_SIMILAR = "pages/4_Why_similar.py"
 CATALOGUE_EXPLORER = "pages/5_Catalogue_explorer.py"
 COTRAIN_PLAN = "pages/6_Co-training_plan.py"
+KNOWLEDGE_CLOUD = "pages/7_Knowledge_cloud.py"
 
 #: (path, title, icon) in menu order; the first is the landing page
 PAGES = (
@@ -15,9 +16,10 @@ PAGES = (
     (RECOMMENDATIONS, "Recommendations", ":material/leaderboard:"),
     (MAP, "Map", ":material/scatter_plot:"),
     (HEATMAP, "Heatmap", ":material/grid_on:"),
-    (WHY_SIMILAR, "Why similar?", ":material/query_stats:"),
+    (WHY_SIMILAR, "Why this task?", ":material/query_stats:"),
     (CATALOGUE_EXPLORER, "Catalogue explorer", ":material/menu_book:"),
     (COTRAIN_PLAN, "Co-training plan", ":material/group_work:"),
+    (KNOWLEDGE_CLOUD, "Knowledge cloud", ":material/cloud:"),
 )
 
 

@@ -52,6 +52,13 @@ def get_classifier(probe: str | None = None) -> tuple:
     return classifier_weight(get_backbone(probe)), imagenet_class_names()
 
 
+@st.cache_resource(show_spinner="Reading the paper's per-repetition results…")
+def get_paper_repetitions(paper: str = str(DEFAULT_PAPER)) -> dict:
+    """The paper's per-repetition transfer results per scenario (empty when the paper folder is not there)."""
+    from core.report.next_steps import read_repetitions
+    return read_repetitions(paper)
+
+
 def get_transfer_results():
     """The gains measured on the app's catalogue (``transfer/results.json``), or None when it ships none."""
     return _transfer_results(catalogue_root())

@@ -16,6 +16,7 @@ from core.report.feature_meaning import image_sample
 from ui import session
 from ui.common import probe_choice
 from ui.resources import get_backbone, get_catalogue
+from ui.text import md
 
 SAMPLE_SIZES = {"Quick preview (n = 500)": 500, f"Catalogue protocol (n = {CATALOGUE_N:,})": CATALOGUE_N,
                 f"Paper protocol (n = {PAPER_N:,})": PAPER_N}
@@ -45,19 +46,19 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
                                  workdir=workdir or source.parent)
     except EngineError as err:
         bar.empty()
-        st.error(str(err))
+        st.error(md(err))
         return
     except Exception as err:  # never a traceback in front of a user; the message still says what happened
         bar.empty()
-        st.error(f"Fingerprinting failed unexpectedly ({type(err).__name__}: {err}). Nothing was saved; please "
+        st.error(f"Fingerprinting failed unexpectedly ({type(err).__name__}: {md(err)}). Nothing was saved; please "
                  "report this with the message.")
         return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
-                           "'Why similar?' (this session only)…")
+                           "'Why this task?' (this session only)…")
     session.set_result(run.fingerprint, run.report)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
-    except Exception:  # optional; 'Why similar?' says when there are none
+    except Exception:  # optional; 'Why this task?' says when there are none
         pass
 
 
@@ -78,7 +79,7 @@ def task_input(catalogue):
             with session.UploadFolder() as folder:
                 refused = session.write_uploads(files, folder / "task")
                 for upload_name, reason in refused:
-                    st.warning(f"{upload_name}: {reason}")
+                    st.warning(md(f"{upload_name}: {reason}"))
                 run_fingerprint(catalogue, folder / "task", name, n)
     elif source_kind == "Upload a .zip":
         archive = st.file_uploader("A .zip of your images", type=["zip"], key="zip_upload")
@@ -96,7 +97,7 @@ def task_input(catalogue):
             if path_text and st.button("Compute fingerprint", type="primary", key="go_local"):
                 local = Path(path_text).expanduser()
                 if not local.is_dir() and local.suffix.lower() != ".zip":
-                    st.error(f"{local}: not a folder (or .zip) on this machine")
+                    st.error(md(f"{local}: not a folder (or .zip) on this machine"))
                 else:
                     with session.UploadFolder() as folder:  # archives inside are extracted here, then removed
                         run_fingerprint(catalogue, local, name, n, workdir=folder)
@@ -114,16 +115,16 @@ def load_shared(catalogue):
             if loaded.meta.probe != catalogue.probe and loaded.meta.probe in get_catalogue().alternate_probes():
                 st.session_state[session.PROBE] = loaded.meta.probe  # the catalogue made with that probe
                 catalogue = get_catalogue(probe=loaded.meta.probe)
-                st.info(f"{shared.name} was made with probe '{loaded.meta.probe}': compared with the catalogue "
-                        "made with that probe.")
+                st.info(md(f"{shared.name} was made with probe '{loaded.meta.probe}': compared with the catalogue "
+                           "made with that probe."))
             warnings = check_comparable(loaded, catalogue.fingerprints[catalogue.ids[0]])
         except IncompatibleFingerprintsError as err:
-            st.error(f"{shared.name} cannot be compared with the catalogue: {err}")
+            st.error(md(f"{shared.name} cannot be compared with the catalogue: {err}"))
         except EngineError as err:
-            st.error(str(err))
+            st.error(md(err))
         else:
             for warning in warnings:
-                st.warning(warning)
+                st.warning(md(warning))
             session.set_result(loaded, None)
     return catalogue
 
@@ -136,10 +137,10 @@ def read_and_skipped(fingerprint) -> None:
         with left:
             st.subheader("Read")
             if report.labels_note:
-                st.info(report.labels_note)
+                st.info(md(report.labels_note))
             st.dataframe(pd.DataFrame(report.rows()), hide_index=True, key="read_table")
             for path, note in report.notes[:50]:
-                st.caption(f"{path}: {note}")
+                st.caption(md(f"{path}: {note}"))
         with right:
             st.subheader(f"Skipped ({len(report.skipped)})")
             if report.skipped:

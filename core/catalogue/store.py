@@ -273,6 +273,10 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         raise CatalogueError(f"{root}: matrices.npz lists other tasks than catalogue.json; rebuild the catalogue")
     knowledge = _read_json(root / "knowledge.json") if (root / "knowledge.json").exists() else {}
     validity = _read_json(root / "validity.json") if (root / "validity.json").exists() else {}
+    for name, value in (("knowledge.json", knowledge), ("validity.json", validity)):
+        if not isinstance(value, dict):
+            raise CatalogueError(f"{root / name}: must hold a JSON object, found {type(value).__name__}; restore it "
+                                 "from the shipped catalogue or remove it")
     return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
                      tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
                      manifest.get("built", {}), manifest["probe"], manifest.get("versions", {}), validity)

@@ -23,13 +23,16 @@ class BootstrapResult:
     low/high: 95 % bootstrap interval of the distance, shifted by the bootstrap's bias (resampling with replacement
     makes histograms sparser, which moves every KL upwards by about the same amount; the interval keeps the spread
     and is centred on the full-data value); rank_stability: share of resamples in which the source keeps
-    the rank it has on the full data; top1_share: share of resamples in which it is the nearest source."""
+    the rank it has on the full data; top1_share: share of resamples in which it is the nearest source.
+    values: (n_resamples, S) the resampled distances, bias-shifted like the interval (paired across sources: every
+    source is measured on the same resample, so differences between sources keep their own, smaller spread)."""
 
     low: np.ndarray
     high: np.ndarray
     rank_stability: np.ndarray
     top1_share: np.ndarray
     n_resamples: int
+    values: np.ndarray | None = None
 
 
 def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | SourceBank,
@@ -64,4 +67,4 @@ def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | So
     bias = values.mean(axis=0) - full
     low, high = np.maximum(q_low - bias, 0.0), q_high - bias
     return BootstrapResult(low, high, (ranks == full_rank[None]).mean(axis=0), (ranks == 0).mean(axis=0),
-                           n_resamples)
+                           n_resamples, values - bias[None])

@@ -17,7 +17,9 @@ Ranking every source is one inner product per source. The store keeps, per task,
   sources only, which are then re-scored exactly in float64: the distances returned are the bKLD values of
   :class:`core.distances.bank.SourceBank` (equal to float64 rounding), and when the store holds no more than
   ``candidates`` tasks every task is re-scored, so the ranking is exact.
-* ``digests.bin``: sha256 of each task's fine counts and mean: a source identical to the target scores exactly 0.
+* ``digests.bin``: sha256 of each task's B-bin counts and mean: a source whose digest equals the target's scores
+  exactly 0 (the bank compares the fine counts as well; equal means of m float64 values with different counts do
+  not occur in practice).
 * ``index.jsonl``: one line per task (id, name, samples), written last: a task is in the store once its line is.
 
 Adding a task appends to each file (no rebuild); a reader sees new tasks at its next query. Rows past the last index
@@ -74,10 +76,10 @@ def log_sum_exp(q: np.ndarray) -> np.ndarray:
     return (top + np.log(np.exp(q - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
-def fingerprint_digest(fingerprint: Fingerprint) -> bytes:
-    """sha256 of the fine counts (as uint32) and the mean (float64): equal digests = identical task."""
-    sha = hashlib.sha256(np.ascontiguousarray(fingerprint.counts, dtype=np.uint32).tobytes())
-    sha.update(np.ascontiguousarray(fingerprint.mean, dtype=np.float64).tobytes())
+def task_digest(coarse: np.ndarray, mean: np.ndarray) -> bytes:
+    """sha256 of B-bin counts (as uint16) and the mean (float64): equal digests = identical task."""
+    sha = hashlib.sha256(np.ascontiguousarray(coarse, dtype=np.uint16).data)
+    sha.update(np.ascontiguousarray(mean, dtype=np.float64).data)
     return sha.digest()
 
 
@@ -162,9 +164,9 @@ class SourceStore:
                 known.add(task_id)
                 coarse, lse, codes = self._source_rows(fingerprint)
                 rows["codes.f32"].append(codes.astype(np.float32).tobytes())
-                rows["coarse.u16"].append(coarse.astype(np.uint16).tobytes())
+                rows["coarse.u16"].append(coarse.tobytes())
                 rows["lse.f64"].append(lse.astype(np.float64).tobytes())
-                rows["digests.bin"].append(fingerprint_digest(fingerprint))
+                rows["digests.bin"].append(task_digest(coarse, fingerprint.mean))
                 lines.append(json.dumps({"id": task_id, "name": fingerprint.name,
                                          "n": int(fingerprint.meta.n_samples)}) + "\n")
             if not lines:
@@ -206,7 +208,8 @@ class SourceStore:
             chosen = np.arange(total)
         chosen = np.sort(chosen)
         values = offset - self._cross(chosen, weighted, weights)
-        values[_same_rows(self._digests[chosen], fingerprint_digest(target))] = 0.0  # the task itself
+        own = task_digest(coarsen(np.asarray(target.counts), self.n_bins), target.mean)
+        values[_same_rows(self._digests[chosen], own)] = 0.0  # the task itself
         order = np.lexsort((chosen, values))[:top_k]
         return Ranking([self.ids[i] for i in chosen[order]], values[order], pool, total)
 
@@ -221,19 +224,23 @@ class SourceStore:
             out[start:stop] = -(self._codes[start:stop] @ query)
         return out
 
-    def _cross(self, rows: np.ndarray, weighted: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """sum_f sum_b x_t Q_s - sum_f w_f lse_s for the given tasks, exactly (float64), read with pread."""
+    def _cross(self, rows: np.ndarray, weighted: np.ndarray, weights: np.ndarray, block: int = 16) -> np.ndarray:
+        """sum_f sum_b x_t Q_s - sum_f w_f lse_s for the given tasks (sorted rows), exactly (float64); the rows are
+        read with pread, ``block`` tasks at a time."""
         coarse_size, lse_size = self.n_features * self.n_bins * 2, self.n_features * 8
-        samples = np.asarray(self.samples, dtype=np.float64)
-        out = np.empty(len(rows))
+        samples = np.asarray(self.samples, dtype=np.float64)[rows]
+        flat = weighted.ravel()
+        counts = np.empty((len(rows), self.n_features * self.n_bins), dtype=np.uint16)
+        lse = np.empty((len(rows), self.n_features))
         with open(self.root / "coarse.u16", "rb") as coarse_file, open(self.root / "lse.f64", "rb") as lse_file:
             for k, row in enumerate(rows):
-                coarse = np.frombuffer(os.pread(coarse_file.fileno(), coarse_size, int(row) * coarse_size),
-                                       dtype=np.uint16).reshape(self.n_features, self.n_bins)
-                lse = np.frombuffer(os.pread(lse_file.fileno(), lse_size, int(row) * lse_size), dtype=np.float64)
-                q = coarse.astype(np.float64) / samples[row]
-                out[k] = (weighted * q).sum() - weights @ lse
-        return out
+                os.preadv(coarse_file.fileno(), [counts[k]], int(row) * coarse_size)
+                os.preadv(lse_file.fileno(), [lse[k]], int(row) * lse_size)
+        cross = np.empty(len(rows))
+        for start in range(0, len(rows), block):
+            stop = min(start + block, len(rows))
+            cross[start:stop] = counts[start:stop].astype(np.float64) @ flat
+        return cross / samples - lse @ weights
 
     def _target_terms(self, target: Fingerprint) -> tuple[np.ndarray, np.ndarray, float]:
         """(x_t (m, B) weighted histogram, w (m,) normalised weights, c_t)."""
@@ -243,10 +250,16 @@ class SourceStore:
 
     def _source_rows(self, fingerprint: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(coarse counts (m, B), lse (m,), screening row (m * (K + 1),)) of one source."""
-        coarse = coarsen(np.asarray(fingerprint.counts, dtype=np.int64), self.n_bins)
+        counts = np.asarray(fingerprint.counts)
+        coarse = counts if counts.shape[-1] == self.n_bins else coarsen(counts, self.n_bins)
         if coarse.max() > np.iinfo(np.uint16).max:
             raise ValueError(f"'{fingerprint.name}': more than 65,535 samples in one bin")
-        q = coarse / coarse.sum(axis=1, keepdims=True)
+        coarse = coarse.astype(np.uint16)
+        totals = coarse.sum(axis=1, dtype=np.int64)
+        if np.any(totals != fingerprint.meta.n_samples):
+            raise ValueError(f"'{fingerprint.name}': histogram rows do not sum to its {fingerprint.meta.n_samples} "
+                             "samples")
+        q = coarse / np.float64(fingerprint.meta.n_samples)
         lse = log_sum_exp(q)
         return coarse, lse, np.concatenate([(q @ self.basis).ravel(), lse])
 

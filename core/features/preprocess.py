@@ -6,9 +6,13 @@ image is a cheap slice (samples are drawn with replacement, so one image often y
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 SHORT_SIDE = 256
 PAD_TO = 288
@@ -63,6 +67,8 @@ class PreparedImage:
 def to_model_input(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
                    device: torch.device) -> torch.Tensor:
     """(N, 224, 224, 3) uint8 -> normalised float32 tensor (N, 3, 224, 224) in channels-last memory layout."""
+    import torch  # here, not at the top: fingerprints, distances and the source store are used without torch
+
     # NHWC memory permuted to NCHW *is* channels-last, so no copy is made here
     tensor = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(1, 3, 1, 1)

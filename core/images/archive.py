@@ -30,6 +30,8 @@ class ExtractionResult:
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     name = info.filename.replace("\\", "/")
     parts = PurePosixPath(name).parts
+    if not parts:
+        return "member without a name"
     if name.startswith("/") or (parts and ":" in parts[0]):
         return "absolute path in archive refused"
     if ".." in parts:
@@ -53,17 +55,27 @@ def extract_zip(archive: Path, destination: Path, max_total_bytes: int = MAX_TOT
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise InputFolderError(f"{archive.name}: not a readable zip archive ({err})") from None
     with bundle:
-        members = [info for info in bundle.infolist() if not info.is_dir()]
+        members = [info for info in bundle.infolist() if not info.filename.endswith("/")]
         if len(members) > max_members:
             raise InputFolderError(f"{archive.name}: {len(members):,} members exceed the limit of {max_members:,}")
         written = 0
         root = destination.resolve()
+        seen: set[str] = set()
         for info in members:
             reason = _unsafe_reason(info)
             if reason:
                 result.refused.append((info.filename, reason))
                 continue
-            target = (root / info.filename.replace("\\", "/")).resolve()
+            if info.filename in seen:  # a member stored twice would otherwise be sampled twice as often
+                result.refused.append((info.filename, "stored twice in the archive; read once"))
+                continue
+            seen.add(info.filename)
+            try:
+                target = (root / info.filename.replace("\\", "/")).resolve()
+            except (OSError, ValueError) as err:  # ENAMETOOLONG and the like: this member only
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+                result.refused.append((info.filename, f"cannot extract ({reason})"))
+                continue
             if root not in target.parents:
                 result.refused.append((info.filename, "path leaves the extraction folder"))
                 continue
@@ -84,8 +96,11 @@ def extract_zip(archive: Path, destination: Path, max_total_bytes: int = MAX_TOT
                 target.unlink(missing_ok=True)
                 raise
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
-                if target.is_file() and not target.is_symlink():
-                    target.unlink(missing_ok=True)
+                try:
+                    if target.is_file() and not target.is_symlink():
+                        target.unlink(missing_ok=True)
+                except OSError:  # a name too long to stat was never written
+                    pass
                 clash = " (clashes with another member of the same name)" if isinstance(
                     err, (FileExistsError, NotADirectoryError, IsADirectoryError)) else ""
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from core.images.readers import ImageReader, default_readers, reader_for
 from core.images.readers.dicom import patient_and_study
 from core.images.readers.nifti import DEFAULT_SLICE_AXIS
 from core.scratch import ScratchFolder
+from core.text import escaped
 
 NO_CLASS = "(no class)"
 _SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
@@ -83,19 +85,21 @@ class ReadReport:
                  "images": self.images[(fmt, label)]} for fmt, label in sorted(self.files)]
 
     def to_text(self) -> str:
+        """The report for a terminal: every file, class and member name and every reason with control characters
+        shown escaped (core.text.escaped), so a name can neither forge a line nor hide text with escape codes."""
         lines = [f"read {self.n_files} files ({self.n_images} images) in {len(self.class_counts())} classes"]
         if self.labels_note:
-            lines.append(self.labels_note)
-        lines += [f"  {r['format']:<6} {r['class']:<24} {r['files']:>7} files {r['images']:>8} images"
+            lines.append(escaped(self.labels_note, 1_000))
+        lines += [f"  {r['format']:<6} {escaped(r['class']):<24} {r['files']:>7} files {r['images']:>8} images"
                   for r in self.rows()]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files:")
-            lines += [f"  {s.path}: {s.reason}" for s in self.skipped]
-        lines += [f"note: {path}: {note}" for path, note in self.notes]
+            lines += [f"  {escaped(s.path, 400)}: {escaped(s.reason, 400)}" for s in self.skipped]
+        lines += [f"note: {escaped(path, 400)}: {escaped(note, 400)}" for path, note in self.notes]
         if self.dropped_samples:
             lines.append(f"dropped {sum(self.dropped_samples.values()):,} samples of files that failed while "
                          "decoding:")
-            lines += [f"  {key}: {n:,} samples" for key, n in self.dropped_samples.most_common(10)]
+            lines += [f"  {escaped(key, 400)}: {n:,} samples" for key, n in self.dropped_samples.most_common(10)]
         return "\n".join(lines)
 
 
@@ -188,7 +192,20 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _label_of(relative: PurePosixPath) -> str:
-    return relative.parts[0] if len(relative.parts) > 1 else NO_CLASS
+    """The class of a file: its first-level folder, in Unicode NFC (an NFD spelling, as macOS writes names, is the
+    same class)."""
+    return unicodedata.normalize("NFC", relative.parts[0]) if len(relative.parts) > 1 else NO_CLASS
+
+
+def _is_dicom_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file carrying the DICOM magic ('DICM' at byte 128); never opens a FIFO."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def _dicom_export_reason(items: list[ImageItem], dicomdir_at_root: bool) -> str | None:
@@ -244,8 +261,8 @@ class _Scanner:
 
     def add_file(self, path: Path, key: str, label: str) -> None:
         name = path.name
-        if name.upper() == "DICOMDIR" and label == NO_CLASS:  # NO_CLASS: the file lies at the input's top level
-            self.dicomdir_at_root = True
+        if name.upper() == "DICOMDIR" and label == NO_CLASS and _is_dicom_file(path):  # NO_CLASS: at the top level
+            self.dicomdir_at_root = True  # an empty or foreign file merely named so does not make an export
         if name.startswith("._") or name.lower() in _SYSTEM_NAMES:
             self.report.skip(key, "system or hidden metadata file")
             return
@@ -333,8 +350,8 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
             if progress is not None and (done % 50 == 0 or done == len(files)):
                 progress(done, len(files))
         if not scanner.items:
-            detail = f"; {len(report.skipped)} files skipped, e.g. {report.skipped[0].path}: " \
-                     f"{report.skipped[0].reason}" if report.skipped else ""
+            detail = f"; {len(report.skipped)} files skipped, e.g. {escaped(report.skipped[0].path, 400)}: " \
+                     f"{escaped(report.skipped[0].reason, 400)}" if report.skipped else ""
             raise InputFolderError(f"{source}: no readable image found{detail}")
         items = scanner.items
         export_reason = _dicom_export_reason(items, scanner.dicomdir_at_root)
@@ -356,6 +373,22 @@ def _add_archive(archive: Path, key: str, target: Path, placed_in: PurePosixPath
         return
     for member, reason in result.refused:
         scanner.report.skip(f"{key}!{member}", reason)
-    for path in sorted(result.extracted):
-        member = PurePosixPath(path.relative_to(target.resolve()).as_posix())
-        scanner.add_file(path, f"{key}!{member.as_posix()}", _label_of(placed_in / member))
+    members = {path: PurePosixPath(path.relative_to(target.resolve()).as_posix()) for path in result.extracted}
+    wrapper = _wrapper_folder(list(members.values())) if not placed_in.parts else None
+    if wrapper is not None:
+        scanner.report.notes.append((key, f"the single top-level folder '{wrapper}' is taken as a wrapper: classes "
+                                          "come from the folders inside it"))
+    for path in sorted(members):
+        member = members[path]
+        labelled = PurePosixPath(*member.parts[1:]) if wrapper is not None else placed_in / member
+        scanner.add_file(path, f"{key}!{member.as_posix()}", _label_of(labelled))
+
+
+def _wrapper_folder(members: list[PurePosixPath]) -> str | None:
+    """The one folder every member of an archive lies in (what 'compress folder' makes), or None. macOS's
+    __MACOSX metadata folder does not count."""
+    tops = {member.parts[0] for member in members if member.parts and member.parts[0] != "__MACOSX"}
+    inside = [member for member in members if member.parts and member.parts[0] != "__MACOSX"]
+    if len(tops) == 1 and inside and all(len(member.parts) > 1 for member in inside):
+        return tops.pop()
+    return None

@@ -214,6 +214,8 @@ def plan_table(plan: dict) -> pd.DataFrame:
     """One row per planned task (for CSV and display): classes as 'name (count)' text, the paper effect as text."""
     columns = ["order", "task_id", "task", "distance", "modality", "anatomy", "classes", "n_classes", "images",
                "licence", "licence_stated", "upstream", "source", "citation", "paper_task", "paper_cotrain"]
+    if any("note" in row for row in plan["tasks"]):  # with_verdict: planned tasks a control outranks
+        columns.insert(4, "note")
     frame = pd.DataFrame(plan["tasks"], columns=columns)
     frame["classes"] = [", ".join(f"{name} ({count})" for name, count in classes.items())
                         for classes in frame["classes"]]
@@ -228,3 +230,18 @@ def plan_for(catalogue, target, distance: str = DEFAULT_DISTANCE, k: int = 3, us
     values, warnings = catalogue.distances_to(target, distance), catalogue.comparison_warnings(target)
     plan = cotraining_plan(values, catalogue.tasks, k, use, effects)
     return {"user_task": target.name, "distance": distance, **plan, "warnings": list(warnings)}
+
+
+def with_verdict(plan: dict, verdict, table) -> dict:
+    """The plan with the ranking's verdict (``core.report.verdict.Verdict``) and its caveat first, the nearest
+    non-medical control as a reference, and every planned task the control outranks flagged (``note``)."""
+    from core.report.verdict import NOT_DISTINGUISHABLE
+
+    controls = table[table["kind"] == "control"].sort_values("distance")
+    reference = None if controls.empty else {"task": str(controls.iloc[0]["task"]),
+                                             "distance": float(controls.iloc[0]["distance"])}
+    tasks = [{**row, "note": NOT_DISTINGUISHABLE if reference and row["distance"] >= reference["distance"] else ""}
+             for row in plan["tasks"]]
+    caveat = ("The plan follows the ranking, so it is only as good as the ranking: "
+              + verdict.sentence[0].lower() + verdict.sentence[1:])
+    return {**plan, "tasks": tasks, "verdict": verdict.to_dict(), "caveat": caveat, "reference_control": reference}

@@ -71,6 +71,8 @@ class Closeness:
     threshold: float
     controls: list[tuple[str, float]]
     message: str
+    own_excess: tuple[float, ...] = ()  # each catalogue medical task's excess over its own nearest legal source
+
 
 
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
@@ -95,7 +97,7 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
                    f"above what an identical task would score, farther than 90 % of the catalogue's tasks are from "
                    f"their own nearest source ({threshold:.4f}). Treat the ranking as weak evidence. For scale, the "
                    f"non-medical controls: {scale}.")
-    return Closeness(excess <= threshold, nearest, excess, threshold, controls, message)
+    return Closeness(excess <= threshold, nearest, excess, threshold, controls, message, tuple(map(float, own)))
 
 
 def second_opinion(table: pd.DataFrame) -> dict:
@@ -104,7 +106,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
     candidates = table[table["kind"] != "control"]
     first = candidates.iloc[0]
     margin = (float(candidates["distance"].iloc[1]) / float(first["distance"]) - 1.0) * 100.0 \
-        if len(candidates) > 1 and first["distance"] > 0 else float("nan")
+        if len(candidates) > 1 and first["distance"] > 0 else None  # None: no ratio to a distance of 0
     result = {"first": first["task"], "margin_pct": margin, "agree": None, "second_opinion_first": None}
     if "second_opinion_rank" in candidates:
         other = candidates.loc[candidates["second_opinion_rank"] == 1, "task"]
@@ -137,9 +139,23 @@ def _evidence_line(catalogue: Catalogue, task_id: str) -> str:
     return "; ".join(parts)
 
 
+#: the paper's table headers in words
+KNOWLEDGE_COLUMNS = {"printable": "paper task", "modality": "modality", "auroc": "AUROC with transfer",
+                     "baseline_auroc": "AUROC trained alone", "delta": "change in AUROC",
+                     "repetitions": "repetitions", "bkld_small": "published distance (bKLD small)",
+                     "operation": "operation",
+                     "probability": "times applied per image (of the policy's 3 steps)"}
+#: what the augmentation figure is: the searched policy (FasterAutoAugment, as albumentations JSON) picks one of 10
+#: sub-policies per image, each a sequence of 3 steps that each apply one operation (NoOp = nothing); the figure
+#: adds, over the 3 steps, the chance that the step applies this operation: an expected count from 0 to 3
+POLICY_FIGURE = ("Each searched augmentation policy applies 3 steps in a row to every training image; the figure is "
+                 "how many of those 3 steps apply the operation on average (0 to 3; 'NoOp' = the step does nothing).")
+
+
 def knowledge_tables(catalogue: Catalogue, task_id: str) -> dict[str, pd.DataFrame]:
     """For a paper-linked task: per scenario, the best sources when it was the target and the targets it helped
-    most as a source, plus its paper neighbours. Empty dict for tasks without paper evidence."""
+    most as a source, plus its paper neighbours, with headers in words (:data:`KNOWLEDGE_COLUMNS`). Empty dict for
+    tasks without paper evidence."""
     entry = catalogue.knowledge.get("tasks", {}).get(task_id)
     if not entry:
         return {}
@@ -161,4 +177,21 @@ def knowledge_tables(catalogue: Catalogue, task_id: str) -> dict[str, pd.DataFra
     if entry.get("paper_neighbours"):
         tables["nearest paper tasks by the published bKLD"] = pd.DataFrame(entry["paper_neighbours"])[
             ["printable", "modality", "bkld_small"]]
-    return tables
+    return {title: frame.rename(columns=KNOWLEDGE_COLUMNS) for title, frame in tables.items()}
+
+
+def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
+                   distance: str = DEFAULT_DISTANCE) -> pd.Series:
+    """A readable scale for each row's distance: the share (0..1) of the catalogue's own pairs of different medical
+    tasks (source != target, no shared images) that are farther apart than this source is from the user's task.
+    Both sides are measured above the target's twin distance (:func:`twin_distance`), since raw bKLD values carry an
+    offset per target. 1.0 = nearer than any two different catalogue tasks; 0.0 = farther than all of them."""
+    from core.catalogue.validity import facts_of
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
+    pairs = np.concatenate([matrix[facts.legal_sources(t), t] - twins[t] for t in facts.medical] or [np.empty(0)])
+    if pairs.size == 0:
+        return pd.Series(np.nan, index=table.index)
+    excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
+    return pd.Series(1.0 - np.searchsorted(np.sort(pairs), excess, side="left") / pairs.size, index=table.index)

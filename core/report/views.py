@@ -215,3 +215,43 @@ def filter_tasks(frame: pd.DataFrame, modalities: list[str] | None = None, searc
     if search.strip():
         keep &= frame[name_column].str.contains(search.strip(), case=False, regex=False)
     return frame[keep]
+
+
+def distinctive_features(catalogue, target: Fingerprint, source_id: str, distance: str = DEFAULT_DISTANCE,
+                         top: int = 20) -> tuple[pd.DataFrame, float]:
+    """What sets ``source_id`` apart as a source for ``target``: per feature, its contribution to bKLD(source ->
+    target) against the median contribution over every catalogue task as a source. ``advantage`` = median - this
+    source's (positive: this source explains the user's images better than the typical public task on that feature).
+    Returns the ``top`` features by advantage (columns feature, contribution, median_contribution, advantage,
+    share_of_advantage: of the sum of the positive advantages) and the source's distance minus the median task's
+    distance (negative: nearer than the typical task)."""
+    everyone = np.stack([contributions_to(target, catalogue.fingerprints[i], distance) for i in catalogue.ids])
+    median = np.median(everyone, axis=0)
+    own = everyone[catalogue.ids.index(source_id)]
+    advantage = median - own
+    positive = float(advantage[advantage > 0].sum())
+    order = np.argsort(advantage)[::-1][:top]
+    frame = pd.DataFrame({"feature": order.astype(int), "contribution": own[order],
+                          "median_contribution": median[order], "advantage": advantage[order]})
+    frame["share_of_advantage"] = frame["advantage"] / positive if positive > 0 else 0.0
+    return frame, float(own.sum() - np.median(everyone.sum(axis=1)))
+
+
+def readable_histograms(frame: pd.DataFrame, max_bins: int = 50) -> pd.DataFrame:
+    """``frame`` from :func:`feature_histograms` merged into at most ``max_bins`` bins over the range where either
+    histogram has mass (the occupied range), so shapes are visible; columns as the input (``bin``: the first original
+    bin of the merged one) plus ``last_bin`` and ``bin_end``."""
+    occupied = frame.groupby("bin")["probability"].sum()
+    used = occupied.index[occupied > 0]
+    if len(used) == 0:
+        return frame.assign(last_bin=frame["bin"], bin_end=frame["bin_start"])
+    first, last = int(used.min()), int(used.max())
+    width = max(1, int(np.ceil((last - first + 1) / max_bins)))
+    inside = frame[(frame["bin"] >= first) & (frame["bin"] <= last)].copy()
+    inside["group"] = (inside["bin"] - first) // width
+    step = float(np.diff(np.sort(frame["bin_start"].unique()))[:1].sum()) or 1.0
+    merged = inside.groupby(["task", "group"], sort=False).agg(
+        bin=("bin", "min"), last_bin=("bin", "max"), bin_start=("bin_start", "min"),
+        probability=("probability", "sum"), bin_end=("bin_start", "max")).reset_index()
+    merged["bin_end"] = merged["bin_end"] + step
+    return merged.drop(columns="group")

@@ -205,11 +205,12 @@ def test_cotrain_page_shows_the_plan_and_both_downloads(catalogue):
     at.session_state["fingerprint"] = catalogue.fingerprints["brain_mri_4class"]
     at.switch_page("pages/6_Co-training_plan.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    table = next(f.value for f in at.dataframe if "licence_stated" in f.value.columns)
-    assert list(table["task_id"])[0] == "brain_mri_4class" and len(table) == 3
+    table = next(f.value for f in at.dataframe if "licence as stated by the source" in f.value.columns)
+    assert list(table["public task"])[0] == "Brain tumour MRI (4 classes)" and len(table) == 3
+    assert any(s.value.startswith("**Verdict — ") for s in [*at.success, *at.info, *at.warning, *at.error])
     assert {m.label: m.value for m in at.metric}["tasks"] == "3"
     at.number_input(key="cotrain_k").set_value(5).run()
     at.selectbox(key="cotrain_use").set_value("commercial").run()
-    table = next(f.value for f in at.dataframe if "licence_stated" in f.value.columns)
-    assert set(table["licence"]) == {OPEN} and "brain_mri_4class" not in set(table["task_id"])
+    table = next(f.value for f in at.dataframe if "licence as stated by the source" in f.value.columns)
+    assert set(table["licence"]) == {OPEN} and "Brain tumour MRI (4 classes)" not in set(table["public task"])
     assert any("not verified were left out" in i.value for i in at.info)

@@ -49,7 +49,7 @@ def test_second_opinion_names_vdna_s_first_and_the_margin(catalogue):
     opinion = second_opinion(table)
     first, second = candidates["distance"].iloc[0], candidates["distance"].iloc[1]
     assert opinion["first"] == candidates["task"].iloc[0]
-    assert opinion["margin_pct"] == (second / first - 1) * 100 if first > 0 else np.isnan(opinion["margin_pct"])
+    assert opinion["margin_pct"] == (second / first - 1) * 100 if first > 0 else opinion["margin_pct"] is None
     vdna_first = candidates.loc[candidates["second_opinion_rank"] == 1, "task"].iloc[0]
     assert opinion["second_opinion_first"] == vdna_first and opinion["agree"] == (vdna_first == opinion["first"])
     assert "second_opinion_rank" not in recommendations(catalogue, catalogue.fingerprints["lc25000_lung"], "vdna")

@@ -70,15 +70,56 @@ def frame_to_rgb8(frame: np.ndarray, dataset) -> np.ndarray:
             return np.ascontiguousarray(frame[..., :3])
         return to_uint8_window(frame[..., :3], float(frame.min()), float(frame.max()))
     values = apply_modality_lut(frame, dataset).astype(np.float32)
-    if "WindowCenter" in dataset and "WindowWidth" in dataset:
-        center, width = _first(dataset.WindowCenter), _first(dataset.WindowWidth)
-        lo, hi = center - width / 2.0, center + width / 2.0
-    else:
-        lo, hi = robust_range(values)
+    lo, hi = display_window(values, dataset)
     gray = to_uint8_window(values, lo, hi)
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return gray
+
+
+def _file_window(dataset) -> tuple[float, float] | None:
+    """(lo, hi) of the file's own window, or None when it has none or one that is empty in float arithmetic (a
+    centre of 1e308 swallows any width)."""
+    if "WindowCenter" not in dataset or "WindowWidth" not in dataset:
+        return None
+    center, width = _number(dataset, "WindowCenter"), _number(dataset, "WindowWidth")
+    if center is None or width is None:
+        return None
+    lo, hi = center - width / 2.0, center + width / 2.0
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and hi > lo else None
+
+
+def display_window(values: np.ndarray, dataset) -> tuple[float, float]:
+    """The window to show ``values`` (modality units) with: the file's own, unless it leaves the image constant
+    (every pixel at or below its lower end, or at or above its upper end), then the robust pixel range, as viewers
+    do (the read report says so, see :func:`window_note`)."""
+    window = _file_window(dataset)
+    if window is not None:
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.max() > window[0] and finite.min() < window[1]:
+            return window
+    return robust_range(values)
+
+
+def window_note(header) -> str | None:
+    """A read-report note when the file's window lies outside every value its pixels can take (BitsStored,
+    PixelRepresentation, rescale) or is empty in float arithmetic: such a window would show a constant image, so
+    the pixel range is used instead."""
+    if "WindowCenter" not in header or "WindowWidth" not in header:
+        return None
+    center, width = _number(header, "WindowCenter"), _number(header, "WindowWidth")
+    bits = int(_number(header, "BitsStored", None) or _number(header, "BitsAllocated", 16) or 16)
+    signed = int(_number(header, "PixelRepresentation", 0) or 0) == 1
+    if not 1 <= bits <= 64 or str(getattr(header, "PhotometricInterpretation", "")).upper().startswith(("RGB", "YBR")):
+        return None
+    low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0 ** bits - 1)
+    slope, intercept = _number(header, "RescaleSlope", 1.0), _number(header, "RescaleIntercept", 0.0)
+    low, high = sorted((low * slope + intercept, high * slope + intercept))
+    window = _file_window(header)
+    if window is not None and window[0] < high and window[1] > low:
+        return None
+    return (f"WindowCenter {center:g} / WindowWidth {width:g} lies outside the pixel values ({low:g} to {high:g}) "
+            "and would show a constant image; the pixel range is used instead")
 
 
 def patient_and_study(path: Path) -> tuple[str, str]:
@@ -177,7 +218,8 @@ def check_header(header, file_size: int) -> tuple[int, str | None]:
         if center is None or width is None or not math.isfinite(center) or not math.isfinite(width) or width <= 0:
             raise UnreadableImageError(f"WindowCenter {center} / WindowWidth {width} is not a usable window "
                                        "(width must be a positive number)")
-    return frames, (f"multi-frame: {frames} frames sampled as images" if frames > 1 else None)
+    notes = [f"multi-frame: {frames} frames sampled as images" if frames > 1 else None, window_note(header)]
+    return frames, "; ".join(note for note in notes if note) or None
 
 
 class DicomReader(ImageReader):
