@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.report.recommend import recommendations
 from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
+from ui.resources import get_catalogues
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
-from ui.verdict import bootstrap_of, show_verdict, verdict_of
+from ui.verdict import show_verdict, verdict_of
 
 catalogue = page_setup("Your task")
+get_catalogues()  # every probe's catalogue loaded before a fingerprint needs them (once per server process)
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
             "machine: only a **fingerprint** (per-feature histograms of a pretrained CNN's features, no pixels, no "
             "file names) is computed and compared with the catalogue's "
@@ -31,7 +32,7 @@ if fingerprint is not None:
     st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes(),
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
     distance = session.distance()
-    ranked = recommendations(catalogue, fingerprint, distance, bootstrap_of(catalogue, fingerprint, distance))
+    ranked = session.ranking(catalogue, fingerprint, distance).table
     st.subheader(f"Closest public tasks to {fingerprint.name}")
     show_verdict(verdict_of(catalogue, fingerprint, distance, ranked))
     top = ranked_with_references(ranked).head(6)

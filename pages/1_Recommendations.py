@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.catalogue.families import families_report, family_of
 from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.validity import summary_line
 from core.report.measured import caption as measured_caption
 from core.report.measured import measured_gains
 from core.report.next_steps import next_steps
-from core.report.recommend import (
-    POLICY_FIGURE,
-    distance_scale,
-    how_close,
-    knowledge_tables,
-    recommendations,
-    second_opinion,
-)
+from core.report.recommend import POLICY_FIGURE, knowledge_tables, second_opinion
 from core.report.verdict import EXPORT_COLUMNS, LEVELS, ranked_with_references
 from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
@@ -24,7 +16,7 @@ from ui.resources import get_paper_repetitions, get_transfer_results
 from ui.tables import recommendation_table
 from ui.task_images import example_strip
 from ui.text import csv_bytes, md
-from ui.verdict import TERMS, bootstrap_of, show_verdict, verdict_of
+from ui.verdict import TERMS, show_verdict
 
 catalogue = page_setup("Recommendations")
 fingerprint = need_fingerprint()
@@ -32,9 +24,8 @@ fingerprint = need_fingerprint()
 distance = distance_choice(st, "distance_choice")
 st.session_state[session.DISTANCE] = distance
 
-bootstrap = bootstrap_of(catalogue, fingerprint, distance)
-full_table = recommendations(catalogue, fingerprint, distance, bootstrap)
-verdict = verdict_of(catalogue, fingerprint, distance, full_table)
+ranking = session.ranking(catalogue, fingerprint, distance)
+bootstrap, full_table, verdict = ranking.bootstrap, ranking.table, ranking.verdict
 show_verdict(verdict)
 table = full_table[full_table["kind"] != "control"]
 top = table.iloc[0]
@@ -46,7 +37,7 @@ ranked = ranked_with_references(full_table)
 ranked = ranked.merge(measured_gains(measured, list(ranked["task_id"])), on="task_id", how="left")
 if measured is not None:
     st.caption(measured_caption(measured, top["task"]))
-recommendation_table(ranked, scale=distance_scale(catalogue, ranked, fingerprint, distance),
+recommendation_table(ranked, scale=ranking.scale,
                      sources={t.id: t.source for t in catalogue.tasks})
 st.markdown("**What the closest public tasks' images look like**")
 for task_id in table["task_id"].head(3):
@@ -55,7 +46,7 @@ st.download_button("Download the ranking (CSV)", csv_bytes(ranked_with_reference
                    file_name="recommendations.csv", mime="text/csv", key="download_csv")
 
 with st.expander("Details: how firm the ranking is, second opinion, families, validity"):
-    closeness = how_close(catalogue, full_table, fingerprint, distance)
+    closeness = ranking.closeness
     st.markdown(closeness.message)
     st.caption(TERMS["twin distance"])
     opinion = second_opinion(full_table)
@@ -69,8 +60,8 @@ with st.expander("Details: how firm the ranking is, second opinion, families, va
     if report:
         st.markdown(f"How far this ranking can be trusted, measured on the catalogue itself: {summary_line(report)}. "
                     "More in Catalogue explorer → Validity report.")
-    families = families_report(catalogue)
-    family = family_of(catalogue, fingerprint, families)
+    placed = session.part(catalogue, fingerprint, ("placement",))
+    families, family = placed.families, placed.family
     members = md(", ".join(catalogue.task(i).name for i in family["tasks"]))
     st.markdown(f"Your task's family: **{md(family['label'])}** ({members}); {families['k']} "
                 f"families in the catalogue, agreement with modality (adjusted Rand index, 1 = same grouping, "

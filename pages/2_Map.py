@@ -4,7 +4,6 @@ from __future__ import annotations
 import streamlit as st
 
 from core.catalogue.families import families_report
-from core.catalogue.taskmap import place_on_map
 from core.report.views import MAP_LABEL_ALL_UP_TO, map_annotations, map_frame, map_ranks, selected_task
 from ui import figures, pages, session
 from ui.common import footer, page_setup
@@ -14,8 +13,8 @@ catalogue = page_setup("Map")
 fingerprint = session.fingerprint()
 user_xy, to_user = None, None
 if fingerprint is not None:
-    to_user = map_ranks(catalogue, fingerprint)
-    user_xy = place_on_map(catalogue.coords, to_user)
+    placed = session.part(catalogue, fingerprint, ("placement",))
+    to_user, user_xy = placed.ranks, placed.xy
 else:
     st.info("Showing the catalogue alone; add your task on **Your task** to see where it lands.")
 points = map_frame(catalogue, catalogue.coords, user_xy, fingerprint.name if fingerprint else "")
@@ -26,7 +25,7 @@ points = map_annotations(points, to_user, lines_to=3 if fingerprint is not None 
 colour = st.radio("Colour by", ["modality", "cluster"], horizontal=True, key="map_colour",
                   format_func=lambda c: "modality" if c == "modality" else "task family (clusters)")
 if colour == "cluster":
-    families = families_report(catalogue)
+    families = placed.families if fingerprint is not None else families_report(catalogue)
     labels = {f"{f['family']}": f"family {f['family']} ({f['label']})" for f in families["families"]}
     points["cluster"] = [labels.get(str(families["assignment"].get(i)), "your task") for i in points["task_id"]]
 n = len(catalogue.tasks)

@@ -26,7 +26,9 @@ if total > HEATMAP_FOCUS_ABOVE:
     nearest = int(two.number_input("Nearest tasks shown", 5, 100, HEATMAP_NEAREST, step=5, key="heatmap_nearest"))
     if three.toggle(f"Show all {total} tasks", key="heatmap_all"):
         around = None
-view = heatmap_view(catalogue, fingerprint, distance, around, nearest, colour)
+found = session.ranking(catalogue, fingerprint, distance) if fingerprint is not None else None
+view = heatmap_view(catalogue, fingerprint, distance, around, nearest, colour,
+                    None if found is None else (found.to_user, found.from_user))
 shown = len(view.symmetric)
 st.caption(f"{shown} of {view.total} tasks" + (f" (the centre task and its {shown - 1} nearest)" if view.focus else "")
            + ". Colour: (d(a→b) + d(b→a)) / 2" + (" of the per-target ranks" if colour == "rank" else "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.distances.registry import DISTANCES, WITH_CONTRIBUTIONS
+from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, WITH_CONTRIBUTIONS
 from core.report.feature_meaning import bin_contributions, feature_classes
 from core.report.views import distinctive_features, feature_histograms, readable_histograms
 from ui import figures, session
@@ -21,7 +21,7 @@ FEATURE_COLUMNS = {"feature": "feature", "contribution": "this task's part of th
                    "top_class": "main ImageNet class"}
 catalogue = page_setup("Why this task?")
 fingerprint = need_fingerprint()
-values = catalogue.distances_to(fingerprint)
+values = session.ranking(catalogue, fingerprint, DEFAULT_DISTANCE).to_user
 nearest_first = [catalogue.ids[i] for i in values.argsort()]
 nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations
@@ -36,7 +36,8 @@ variant = st.radio("Distance", WITH_CONTRIBUTIONS, horizontal=True, key="why_dis
                         "explain; small uses 100 bins and weights features, large 1,000 bins, unweighted.")
 source = catalogue.fingerprints[task_id]
 name = catalogue.task(task_id).name
-frame, versus_median = distinctive_features(catalogue, fingerprint, task_id, variant, top=20)
+every = session.part(catalogue, fingerprint, ("contributions", variant))  # all tasks', prepared once
+frame, versus_median = distinctive_features(catalogue, fingerprint, task_id, variant, top=20, contributions=every)
 weight, names = get_classifier(catalogue.probe)
 frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), on="feature")
 nearer = versus_median < 0

@@ -7,11 +7,11 @@ import streamlit as st
 
 from core.distances.registry import DISTANCES
 from core.report.cotrain import USES, plan_for, plan_table, with_verdict
-from core.report.recommend import recommendations
+from ui import session
 from ui.common import distance_choice, footer, need_fingerprint, page_setup
 from ui.resources import get_cotrain_effects
 from ui.text import csv_bytes, md
-from ui.verdict import bootstrap_of, show_verdict, verdict_of
+from ui.verdict import show_verdict
 
 catalogue = page_setup("Co-training plan")
 fingerprint = need_fingerprint()
@@ -26,8 +26,8 @@ use = right.selectbox("Licence must allow", [None, *USES], key="cotrain_use",
 
 effects = get_cotrain_effects()
 plan = plan_for(catalogue, fingerprint, distance, k, use, effects)
-ranking = recommendations(catalogue, fingerprint, distance, bootstrap_of(catalogue, fingerprint, distance))
-verdict = verdict_of(catalogue, fingerprint, distance, ranking)
+found = session.ranking(catalogue, fingerprint, distance)
+ranking, verdict = found.table, found.verdict
 plan = with_verdict(plan, verdict, ranking)
 show_verdict(verdict)
 st.markdown("The plan follows the ranking, so it is only as good as the ranking above.")

@@ -270,7 +270,7 @@ def test_a_good_shared_fingerprint_loads_and_ranks(catalogue):
     at.file_uploader(key="fingerprint_upload").set_value([("their.npz", content, "application/zip")]).run()
     at.button(key="go_load").click().run()
     no_exceptions(at)
-    top = find_table(at, "rank", "task", "distance", "licence")
+    top = find_table(at, "place", "task", "distance", "licence")
     assert top.iloc[0]["task"] == "COVID-19 CT slices" and top.iloc[0]["distance"] == 0.0
 
 
@@ -284,7 +284,7 @@ def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compar
     at.button(key="go_load").click().run()
     no_exceptions(at)
     assert at.session_state["probe"] == "postact" and at.session_state["fingerprint"].meta.probe == "postact"
-    assert find_table(at, "rank", "task", "distance").iloc[0]["task"] == "Dermoscopy lesions (PH2)"
+    assert find_table(at, "place", "task", "distance").iloc[0]["task"] == "Dermoscopy lesions (PH2)"
     at.run()
     assert at.selectbox(key="probe_choice").value == "postact" and "fingerprint" in at.session_state
     at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped

@@ -14,10 +14,31 @@ def page_setup(title: str):
     """Show the page's title and return the catalogue (or stop with a message when it cannot be loaded)."""
     st.title(title)
     try:
-        return get_catalogue(probe=session.probe())
+        catalogue = get_catalogue(probe=session.probe())
     except Exception as err:  # a broken catalogue must say what to do, not show a traceback
         st.error(f"The catalogue could not be loaded: {md(err)}")
         st.stop()
+    return catalogue
+
+
+def analysis_progress() -> None:
+    """While the session's analysis parts are prepared in the background: a bar in the sidebar, refreshed every
+    second; when the last part is ready the page reruns once (and the bar goes)."""
+    held = st.session_state.get(session.ANALYSIS)
+    if held is None or held[1].progress()[0] >= held[1].progress()[1]:
+        return
+    parts = held[1]
+
+    @st.fragment(run_every=1.0)
+    def bar() -> None:
+        done, total = parts.progress()
+        if done >= total:
+            st.rerun()
+        st.progress(done / total, text=f"Preparing the other views and distances for your task: {done} of {total} "
+                                       "ready (pages open at once when their part is ready)")
+
+    with st.sidebar:
+        bar()
 
 
 def need_fingerprint():
@@ -40,6 +61,7 @@ def distance_choice(container, key: str) -> str:
 
 
 def footer() -> None:
+    analysis_progress()
     st.caption(f"Method: {CITATION} Distances are directed (source → your task); lower means more transferable. "
                "The paper's effect sizes are small: treat ranks as suggestions with uncertainty.")
 
@@ -64,7 +86,7 @@ def probe_choice(catalogue) -> None:
             st.caption(f"{chosen}: {spec.probes[chosen].about}.")
         st.caption("The default was chosen by the catalogue's validity report (Catalogue explorer); "
                    "'postact' is the paper's kind of layer, kept for comparison.")
-    fingerprint = session.fingerprint()
+    fingerprint = session.fingerprint()  # the same samples' fingerprint of the chosen probe, when the session has it
     if fingerprint is not None and fingerprint.meta.probe != chosen:
         session.clear_result()
         st.info(f"Your fingerprint was made with probe '{md(fingerprint.meta.probe)}'; compute it again with "

@@ -8,6 +8,7 @@ import streamlit as st
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
+from core.report.analysis import warm
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
 #: environment variable naming another catalogue folder for the app (e.g. a synthetic 150-task one for tests)
@@ -20,8 +21,16 @@ def catalogue_root() -> str:
 
 
 def get_catalogue(probe: str | None = None) -> Catalogue:
-    """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`."""
-    return _load(catalogue_root(), probe)
+    """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`; the default
+    probe named by its name is the same object as None."""
+    shipped = _load(catalogue_root(), None)
+    return shipped if probe in (None, shipped.probe) else _load(catalogue_root(), probe)
+
+
+def get_catalogues() -> dict[str, Catalogue]:
+    """probe -> catalogue, for the shipped probe and every alternate one (each loaded once per process)."""
+    shipped = get_catalogue()
+    return {shipped.probe: shipped, **{probe: get_catalogue(probe) for probe in shipped.alternate_probes()}}
 
 
 @st.cache_resource(show_spinner="Loading the catalogue…")
@@ -29,6 +38,7 @@ def _load(root: str, probe: str | None) -> Catalogue:
     """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
     catalogue.bank(DEFAULT_DISTANCE)  # prepare the default distance's source terms once per server process
+    warm(catalogue)  # and the catalogue's figures every user's first ranking reads
     return catalogue
 
 

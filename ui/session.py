@@ -1,4 +1,5 @@
-"""Per-session state: the user's fingerprint and read report, and a private temporary folder for uploads."""
+"""Per-session state: the user's fingerprints (one per probe) and read report, the analysis parts prepared for them,
+and a private temporary folder for uploads."""
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
@@ -8,9 +9,14 @@ import streamlit as st
 from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.fingerprint import Fingerprint
 from core.images.dataset import ReadReport
+from core.report.analysis import Parts, compute_part, part_names
 from core.scratch import ScratchFolder
 
-FINGERPRINT = "fingerprint"
+FINGERPRINT = "fingerprint"  # the fingerprint in use (of the probe in use)
+#: probe -> fingerprint of the same samples: every probe one forward pass gave (switching probes recomputes nothing)
+FINGERPRINTS = "fingerprints"
+#: the session's analysis parts (core.report.analysis.Parts) and the fingerprints they belong to
+ANALYSIS = "analysis"
 REPORT = "report"
 DISTANCE = "distance"
 SELECTED_TASK = "selected_task"
@@ -21,29 +27,96 @@ IMAGE_SAMPLE = "image_sample"
 
 
 def fingerprint() -> Fingerprint | None:
-    return st.session_state.get(FINGERPRINT)
+    """The fingerprint in use: of the chosen probe when the session holds one for it."""
+    current = st.session_state.get(FINGERPRINT)
+    wanted = st.session_state.get(PROBE)
+    others = st.session_state.get(FINGERPRINTS) or {}
+    if current is not None and wanted is not None and current.meta.probe != wanted and wanted in others:
+        current = st.session_state[FINGERPRINT] = others[wanted]
+    return current
+
+
+def fingerprints() -> dict[str, Fingerprint]:
+    """probe -> fingerprint of the session's samples (at least the one in use)."""
+    current = st.session_state.get(FINGERPRINT)
+    found = dict(st.session_state.get(FINGERPRINTS) or {})
+    if current is not None:
+        found.setdefault(current.meta.probe, current)
+    return found
 
 
 def report() -> ReadReport | None:
     return st.session_state.get(REPORT)
 
 
-def set_result(new_fingerprint: Fingerprint, new_report: ReadReport | None) -> None:
+def set_result(new_fingerprint: Fingerprint, new_report: ReadReport | None,
+               other_probes: dict[str, Fingerprint] | None = None) -> None:
+    """The new task: its fingerprint in use, read report and the same samples' fingerprints under other probes."""
     st.session_state[FINGERPRINT] = new_fingerprint
+    st.session_state[FINGERPRINTS] = {**(other_probes or {}), new_fingerprint.meta.probe: new_fingerprint}
     st.session_state[REPORT] = new_report
+    st.session_state.pop(ANALYSIS, None)
     st.session_state.pop(IMAGE_SAMPLE, None)  # belongs to the previous task; set again by the caller if any
-    for key in [k for k in st.session_state if str(k).startswith("bootstrap:")]:
-        del st.session_state[key]
 
 
 def clear_result() -> None:
-    for key in (FINGERPRINT, REPORT, IMAGE_SAMPLE):
+    for key in (FINGERPRINT, FINGERPRINTS, REPORT, IMAGE_SAMPLE, ANALYSIS):
         st.session_state.pop(key, None)
 
 
 def image_sample():
-    """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint)."""
-    return st.session_state.get(IMAGE_SAMPLE)
+    """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint,
+    or features of another probe than the one in use)."""
+    sample, current = st.session_state.get(IMAGE_SAMPLE), fingerprint()
+    if sample is None or current is None:
+        return None
+    return sample.for_probe(current.meta.probe) if getattr(sample, "by_probe", None) else sample
+
+
+def analysis(catalogues: dict) -> Parts | None:
+    """The session's analysis parts (core.report.analysis): made for the session's fingerprints on first use and
+    prepared in a background thread, the probe in use and the chosen distance first; parts a page asks for
+    meanwhile are computed at once or waited for, never twice. ``catalogues``: probe -> catalogue (loaded by the
+    caller, in the script's thread). None without a fingerprint."""
+    found = fingerprints()
+    current = fingerprint()
+    if current is None:
+        return None
+    held = st.session_state.get(ANALYSIS)
+    if held is not None and held[0] == {p: id(f) for p, f in found.items()}:
+        return held[1]
+    usable = {p: f for p, f in found.items() if p in catalogues}
+
+    def compute(key):
+        probe, name = key
+        return compute_part(catalogues[probe], usable[probe], name)
+
+    parts = Parts(compute)
+    order = [current.meta.probe] + [p for p in usable if p != current.meta.probe]
+    parts.prepare_all([(p, name) for p in order for name in part_names(distance())])
+    st.session_state[ANALYSIS] = ({p: id(f) for p, f in found.items()}, parts)
+    return parts
+
+
+def part(catalogue, target: Fingerprint, name: tuple):
+    """One part of the analysis (core.report.analysis.part_names) of ``target`` against ``catalogue``: from the
+    session's prepared parts when ``target`` is the fingerprint in use, waiting (with a spinner) when it is being
+    prepared; computed directly otherwise."""
+    from ui.resources import get_catalogues
+
+    parts = analysis(get_catalogues()) if target is fingerprint() else None
+    if parts is None or catalogue.probe != target.meta.probe:
+        return compute_part(catalogue, target, name)
+    key = (target.meta.probe, name)
+    if parts.ready(key):
+        return parts.get(key)
+    with st.spinner("Preparing this view (computed once for your task)…"):
+        return parts.get(key)
+
+
+def ranking(catalogue, target: Fingerprint, name: str):
+    """The ranking, bootstrap, closeness and verdict for distance ``name`` (core.report.analysis.Ranking)."""
+    return part(catalogue, target, ("ranking", name))
 
 
 def probe() -> str | None:

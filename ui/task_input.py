@@ -8,14 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import EngineError, IncompatibleFingerprintsError
+from core.features.backbones import POSTACT
 from core.features.extract import ExtractionProgress
 from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
-from core.fingerprint.pipeline import fingerprint_folder
+from core.fingerprint.pipeline import fingerprint_folder, with_probe
 from core.report.feature_meaning import image_sample
 from ui import session
 from ui.common import probe_choice
-from ui.resources import get_backbone, get_catalogue
+from ui.resources import get_backbone, get_catalogue, get_catalogues
 from ui.text import md
 
 SAMPLE_SIZES = {"Quick preview (n = 500)": 500, f"Catalogue protocol (n = {CATALOGUE_N:,})": CATALOGUE_N,
@@ -39,9 +40,11 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
         bar.progress(min(update.done / update.total, 1.0),
                      text=f"{update.done:,} / {update.total:,} samples · {update.images_per_s:.1f} images/s · {eta}")
 
+    shipped = get_catalogue()  # its probe's forward pass also gives the post-activation features
+    base = shipped if catalogue.probe in (shipped.probe, POSTACT) else catalogue
     try:
-        backbone = get_backbone(catalogue.probe)
-        run = fingerprint_folder(source, backbone, catalogue.edges, SamplingProtocol(n=n), name=name,
+        backbone = get_backbone(base.probe)
+        run = fingerprint_folder(source, backbone, base.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
                                  workdir=workdir or source.parent)
     except EngineError as err:
@@ -55,7 +58,11 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
         return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
                            "'Why this task?' (this session only)…")
-    session.set_result(run.fingerprint, run.report)
+    found = {base.probe: run.fingerprint}
+    for probe, other in get_catalogues().items():  # every other probe from the same pass: switching is instant
+        if probe not in found and probe == POSTACT and run.fingerprint.sample_postact is not None:
+            found[probe] = with_probe(run.fingerprint, probe, other.edges)
+    session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
     except Exception:  # optional; 'Why this task?' says when there are none

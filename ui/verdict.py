@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.report.recommend import bootstrap_for, recommendations
-from core.report.verdict import LEVEL_MEANINGS, LEVELS, Verdict, verdict_from_catalogue
+from core.report.verdict import LEVEL_MEANINGS, LEVELS, Verdict
+from ui import session
 
 #: the plain explanations of technical terms, shown where the terms appear (help= tooltips and captions)
 TERMS = {
@@ -22,25 +22,13 @@ TERMS = {
 
 
 def bootstrap_of(catalogue, fingerprint, distance: str):
-    """The session's bootstrap over the catalogue's candidates for ``distance`` (computed once)."""
-    key = f"bootstrap:{distance}"
-    if key not in st.session_state:
-        with st.spinner("Re-drawing your images to see how firm the ranking is…"):
-            st.session_state[key] = bootstrap_for(catalogue, fingerprint, distance)
-    return st.session_state[key]
+    """The session's bootstrap over the catalogue's candidates for ``distance`` (computed once per session)."""
+    return session.ranking(catalogue, fingerprint, distance).bootstrap
 
 
 def verdict_of(catalogue, fingerprint, distance: str, table=None) -> Verdict:
-    """The verdict for the session's fingerprint (uses the session's bootstrap), computed once per distance (the
-    key starts with 'bootstrap:' so that a new fingerprint drops it with the bootstrap, ui.session.set_result)."""
-    key = f"bootstrap:verdict:{distance}"
-    if key not in st.session_state:
-        bootstrap = bootstrap_of(catalogue, fingerprint, distance)
-        if table is None:
-            table = recommendations(catalogue, fingerprint, distance, bootstrap)
-        with st.spinner("Weighing the evidence for the verdict…"):
-            st.session_state[key] = verdict_from_catalogue(catalogue, table, fingerprint, distance, bootstrap)
-    return st.session_state[key]
+    """The verdict for the session's fingerprint (computed once per session, with its ranking)."""
+    return session.ranking(catalogue, fingerprint, distance).verdict
 
 
 def show_verdict(verdict: Verdict) -> None:

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -89,6 +90,8 @@ class Catalogue:
     versions: dict = field(default_factory=dict)
     validity: dict = field(default_factory=dict)
     _banks: dict = field(default_factory=dict, repr=False, compare=False)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def ids(self) -> list[str]:
@@ -153,9 +156,21 @@ class Catalogue:
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
-        """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed for the others."""
+        """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed once for the others."""
         stored = spec_of(distance).stored_as
-        return getattr(self, stored) if stored else self.bank(distance).pairwise()
+        return getattr(self, stored) if stored else self.derived(("matrix", distance),
+                                                                 lambda: self.bank(distance).pairwise())
+
+    def derived(self, key: object, compute: Callable[[], object]) -> object:
+        """``compute()``, once per catalogue object and ``key``: figures of the catalogue alone that every user's
+        analysis reuses (computed matrices, the closeness reference, bootstrap source terms). Threads asking for
+        the same key wait for one computation."""
+        with self._derived_lock:
+            entry = self._derived.setdefault(key, [threading.Lock(), None, False])
+        with entry[0]:
+            if not entry[2]:
+                entry[1], entry[2] = compute(), True
+        return entry[1]
 
     def comparison_warnings(self, target: Fingerprint) -> list[str]:
         """Softer differences between ``target`` and the catalogue (sample size); raises

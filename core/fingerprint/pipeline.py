@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import InputFolderError
@@ -64,6 +64,24 @@ def fingerprint_folder(source: str | Path, backbone: LoadedBackbone, edges: BinE
         fingerprint = fingerprint_dataset(dataset, backbone, edges, protocol, name or Path(source).stem,
                                           batch_size, progress, keep_samples, cancel, allow_partial=allow_partial)
         return FingerprintRun(fingerprint, dataset.report)
+
+
+def with_probe(fingerprint: Fingerprint, probe: str, edges: BinEdges) -> Fingerprint:
+    """The same samples' fingerprint under another probe of the same forward pass, with no image read again: a run
+    keeps its post-activation features beside its probe's (``sample_postact``, with ``keep_samples``), binned here
+    with ``edges`` (those of the catalogue made with that probe). Equals a run made with that probe (its mean is the
+    run's post-activation mean, summed batch by batch as such a run sums it)."""
+    if probe == fingerprint.meta.probe:
+        return fingerprint
+    if probe != POSTACT or fingerprint.sample_postact is None:
+        raise ValueError(f"a fingerprint of probe '{fingerprint.meta.probe}' holds the samples of probe "
+                         f"'{POSTACT}' only (and only when it kept its samples), not of '{probe}'")
+    accumulator = HistogramAccumulator(edges, keep_samples=True)
+    accumulator.add(fingerprint.sample_postact)
+    dim = fingerprint.sample_postact.shape[1]
+    meta = replace(fingerprint.meta, probe=POSTACT, edges_id=edges.identity, feature_dim=dim, postact_dim=dim)
+    made = accumulator.fingerprint(meta, keep_samples=True)
+    return replace(made, mean=fingerprint.postact_mean, postact_mean=fingerprint.postact_mean)
 
 
 def _format_counts(report: ReadReport) -> dict[str, int]:

@@ -8,7 +8,7 @@ that channel supports when it fires, so it is read the same way.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,12 @@ class ImageSample:
 
     thumbnails: np.ndarray
     features: np.ndarray
+    #: probe -> (n, dim) features of every probe the same forward pass gave (``features`` is one of them)
+    by_probe: dict = field(default_factory=dict)
+
+    def for_probe(self, probe: str) -> "ImageSample | None":
+        """The same images with ``probe``'s features, or None when that probe was not computed."""
+        return replace(self, features=self.by_probe[probe]) if probe in self.by_probe else None
 
     def top_for(self, feature: int, k: int = 6) -> np.ndarray:
         """Indices of the ``k`` images that activate ``feature`` most, strongest first."""
@@ -64,11 +70,11 @@ class ImageSample:
 def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
                  workdir: Path | None = None) -> ImageSample | None:
     """Read up to ``n`` images of ``source`` (evenly spread, seeded), compute their probe features on the centre
-    crop and keep small thumbnails; None when nothing could be read. Unreadable files are passed over."""
-    import torch
+    crop (the backbone's inference engine: its probe and the post-activation features, one pass) and keep small
+    thumbnails; None when nothing could be read. Unreadable files are passed over."""
     from PIL import Image
 
-    from core.features.preprocess import CROP, RESIZED, prepare, to_model_input
+    from core.features.preprocess import CROP, RESIZED, prepare
     from core.images.dataset import open_dataset
     with open_dataset(source, workdir=workdir) as dataset:
         order = np.random.default_rng(seed).permutation(len(dataset))
@@ -87,13 +93,9 @@ def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int 
                 break
     if not crops:
         return None
-    features = []
-    for start in range(0, len(crops), 16):
-        batch = to_model_input(np.stack(crops[start:start + 16]), backbone.spec.mean, backbone.spec.std,
-                               backbone.device)
-        with torch.inference_mode():
-            features.append(backbone.features(batch).float().cpu().numpy())
-    return ImageSample(np.stack(thumbnails), np.concatenate(features))
+    parts = [backbone.infer(np.stack(crops[start:start + 16])) for start in range(0, len(crops), 16)]
+    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return ImageSample(np.stack(thumbnails), by_probe[backbone.probe], by_probe)
 
 
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL

@@ -16,15 +16,18 @@ from core.fingerprint.fingerprint import Fingerprint
 
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                    bootstrap: BootstrapResult | None = None) -> pd.DataFrame:
+                    bootstrap: BootstrapResult | None = None, computed: dict[str, np.ndarray] | None = None
+                    ) -> pd.DataFrame:
     """Candidate sources for ``target``, nearest first, then the non-medical controls (no rank: they are reference
     points, not candidates). Columns: rank, task_id, task, distance (directed, source -> target), task facts.
 
     ``bootstrap`` (from :func:`bootstrap_for`, over the candidates): the 95 % interval of each candidate's distance,
-    how often its rank holds and how often it comes first.
+    how often its rank holds and how often it comes first. ``computed``: distance name -> (T,) distances from every
+    catalogue task to ``target`` already at hand (``catalogue.distances_to``), not computed again.
     """
     spec_of(distance)  # refuses an unknown name
-    values = catalogue.distances_to(target, distance)
+    computed = computed or {}
+    values = computed[distance] if distance in computed else catalogue.distances_to(target, distance)
     candidates = catalogue.candidate_ids
     rows = []
     for index, info in enumerate(catalogue.tasks):
@@ -47,7 +50,8 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     ranks[:n_candidates] = np.arange(1, n_candidates + 1)
     table.insert(0, "rank", ranks)
     if distance != SECOND_OPINION:
-        second = catalogue.distances_to(target, SECOND_OPINION)
+        second = (computed[SECOND_OPINION] if SECOND_OPINION in computed
+                  else catalogue.distances_to(target, SECOND_OPINION))
         candidate_rows = [catalogue.ids.index(i) for i in candidates]
         order = np.argsort(second[candidate_rows], kind="stable")
         second_rank = {candidates[i]: r + 1 for r, i in enumerate(order)}
@@ -78,11 +82,7 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    from core.catalogue.validity import facts_of, nearest_legal_source
-
-    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    own = [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
-           for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
+    own = catalogue_excess(catalogue, distance)
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
     excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0
@@ -98,6 +98,20 @@ def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
                    f"their own nearest source ({threshold:.4f}). Treat the ranking as weak evidence. For scale, the "
                    f"non-medical controls: {scale}.")
     return Closeness(excess <= threshold, nearest, excess, threshold, controls, message, tuple(map(float, own)))
+
+
+def catalogue_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> list[float]:
+    """Each catalogue medical task's distance to its own nearest legal source above its twin distance: the
+    catalogue's reference for :func:`how_close` (depends on the catalogue alone: computed once per catalogue)."""
+    return catalogue.derived(("own excess", distance), lambda: _own_excess(catalogue, distance))
+
+
+def _own_excess(catalogue: Catalogue, distance: str) -> list[float]:
+    from core.catalogue.validity import facts_of, nearest_legal_source
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    return [matrix[s, t] - twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]])
+            for t in facts.medical if (s := nearest_legal_source(matrix, facts, t)) is not None]
 
 
 def second_opinion(table: pd.DataFrame) -> dict:
@@ -186,12 +200,22 @@ def distance_scale(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprin
     tasks (source != target, no shared images) that are farther apart than this source is from the user's task.
     Both sides are measured above the target's twin distance (:func:`twin_distance`), since raw bKLD values carry an
     offset per target. 1.0 = nearer than any two different catalogue tasks; 0.0 = farther than all of them."""
-    from core.catalogue.validity import facts_of
-
-    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
-    twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
-    pairs = np.concatenate([matrix[facts.legal_sources(t), t] - twins[t] for t in facts.medical] or [np.empty(0)])
+    pairs = pair_excess(catalogue, distance)
     if pairs.size == 0:
         return pd.Series(np.nan, index=table.index)
     excess = table["distance"].to_numpy(dtype=float) - twin_distance(distance, target)
     return pd.Series(1.0 - np.searchsorted(np.sort(pairs), excess, side="left") / pairs.size, index=table.index)
+
+
+def pair_excess(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
+    """The catalogue's pairs of different medical tasks, each source's distance above its target's twin distance
+    (the scale of :func:`distance_scale`; the catalogue's alone, so computed once per catalogue)."""
+    return catalogue.derived(("scale pairs", distance), lambda: _pair_excess(catalogue, distance))
+
+
+def _pair_excess(catalogue: Catalogue, distance: str) -> np.ndarray:
+    from core.catalogue.validity import facts_of
+
+    matrix, facts = catalogue.matrix(distance), facts_of(catalogue)
+    twins = {t: twin_distance(distance, catalogue.fingerprints[catalogue.ids[t]]) for t in facts.medical}
+    return np.concatenate([matrix[facts.legal_sources(t), t] - twins[t] for t in facts.medical] or [np.empty(0)])

@@ -18,15 +18,16 @@ from core.fingerprint.fingerprint import Fingerprint
 USER_ID = "__your_task__"
 
 
-def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE
-              ) -> tuple[list[str], list[str], np.ndarray]:
-    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last."""
+def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
+              user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last.
+    ``user_distances``: (to the user, from the user), each (T,), when already computed."""
     ids, names = list(catalogue.ids), [t.name for t in catalogue.tasks]
     matrix = catalogue.matrix(distance)
     if user is None:
         return ids, names, matrix
-    to_user = catalogue.distances_to(user, distance)
-    from_user = catalogue.distances_from(user, distance)
+    to_user, from_user = user_distances or (catalogue.distances_to(user, distance),
+                                            catalogue.distances_from(user, distance))
     full = np.zeros((len(ids) + 1, len(ids) + 1))
     full[:-1, :-1] = matrix
     full[:-1, -1] = to_user
@@ -131,15 +132,15 @@ class HeatmapView:
 
 
 def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
-                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance"
-                 ) -> HeatmapView:
+                 around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance",
+                 user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> HeatmapView:
     """The heatmap's data. ``around``: task id (or USER_ID) to centre on, showing it and its ``nearest`` tasks
     (None: all tasks). ``colour``: 'distance' (symmetrised values) or 'rank' (each target's ranks of its sources,
     symmetrised: removes the per-target offset of bKLD, see core.catalogue.families)."""
     from core.catalogue.validity import modality_family
     from core.distances.maths import target_ranks
 
-    ids, names, directed = with_user(catalogue, user, distance)
+    ids, names, directed = with_user(catalogue, user, distance, user_distances)
     modality = [("control" if t.kind == "control" else modality_family(t.modality)) for t in catalogue.tasks] + \
         (["your task"] if user is not None else [])
     basis = target_ranks(directed) if colour == "rank" else directed  # what is coloured is what is clustered
@@ -218,14 +219,16 @@ def filter_tasks(frame: pd.DataFrame, modalities: list[str] | None = None, searc
 
 
 def distinctive_features(catalogue, target: Fingerprint, source_id: str, distance: str = DEFAULT_DISTANCE,
-                         top: int = 20) -> tuple[pd.DataFrame, float]:
+                         top: int = 20, contributions: np.ndarray | None = None) -> tuple[pd.DataFrame, float]:
     """What sets ``source_id`` apart as a source for ``target``: per feature, its contribution to bKLD(source ->
     target) against the median contribution over every catalogue task as a source. ``advantage`` = median - this
     source's (positive: this source explains the user's images better than the typical public task on that feature).
     Returns the ``top`` features by advantage (columns feature, contribution, median_contribution, advantage,
     share_of_advantage: of the sum of the positive advantages) and the source's distance minus the median task's
-    distance (negative: nearer than the typical task)."""
-    everyone = np.stack([contributions_to(target, catalogue.fingerprints[i], distance) for i in catalogue.ids])
+    distance (negative: nearer than the typical task). ``contributions``: every task's (T, m) contributions in task
+    order when already computed (core.report.analysis.contributions)."""
+    everyone = contributions if contributions is not None else np.stack(
+        [contributions_to(target, catalogue.fingerprints[i], distance) for i in catalogue.ids])
     median = np.median(everyone, axis=0)
     own = everyone[catalogue.ids.index(source_id)]
     advantage = median - own
