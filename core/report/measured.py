@@ -3,8 +3,9 @@
 A user's task is not in the catalogue, so no gain was measured for it. What is shown, per ranked source s:
 
 * ``gain_for_nearest``: the measured gain (mean over seeds, with its std) of pretraining on s before fine-tuning on
-  the *reference* task, the catalogue task the ranking puts first (the one most like the user's task); empty for the
-  reference itself and for sources that share its images;
+  the *reference* task, the first task of the ranking that was measured as a target (the catalogue task most like
+  the user's; reference rows such as the non-medical controls are skipped); empty for the reference itself and for
+  sources that share its images;
 * ``gain_over_targets``: the mean of s's measured gains over every catalogue target it was measured on (how much
   pretraining on s helps catalogue tasks in general), with the number of targets.
 """
@@ -16,10 +17,11 @@ from core.transfer.results import LABEL, TransferResults
 
 
 def measured_gains(results: TransferResults | None, ranked_ids: list[str]) -> pd.DataFrame:
-    """One row per id of ``ranked_ids`` (a ranking, first = reference): task_id, measured_reference,
+    """One row per id of ``ranked_ids`` (a ranking, nearest first): task_id, measured_reference,
     measured_gain_nearest, measured_spread_nearest, measured_seeds, measured_gain_mean, measured_targets. Empty
     values where nothing was measured (and every value empty without results)."""
-    reference = ranked_ids[0] if ranked_ids else None
+    targets = set(results.targets) if results is not None else set()
+    reference = next((task_id for task_id in ranked_ids if task_id in targets), None)
     rows = []
     for task_id in ranked_ids:
         row = {"task_id": task_id, "measured_reference": reference, "measured_gain_nearest": None,

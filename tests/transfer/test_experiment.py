@@ -107,3 +107,14 @@ def test_full_fine_tuning_path_trains_every_layer(tmp_path, model):
     assert len(experiment.trunk) == 0
     assert experiment.run(targets=["b"]) == 2  # baseline and a -> b
     assert experiment.data("b").inputs.dtype.is_floating_point is False  # the cache holds the images (uint8)
+
+
+def test_stored_splits_are_reused_and_another_rule_is_refused(tmp_path):
+    from core.transfer.splits import load_or_make_splits
+
+    images = make_images(tmp_path / "images")
+    made = load_or_make_splits(tmp_path / "splits.json", images, 3, 0)
+    (images / "a" / "class0" / "000.png").unlink()  # the stored split wins over the folder's current contents
+    assert load_or_make_splits(tmp_path / "splits.json", images, 3, 0) == made
+    with pytest.raises(ValueError, match="train_per_class 3, seed 0"):
+        load_or_make_splits(tmp_path / "splits.json", images, 4, 0)
