@@ -65,11 +65,6 @@ class Placement:
     family: dict
 
 
-def quick_table(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> pd.DataFrame:
-    """The ranking without bootstrap columns (what a first glance needs: two matrix-vector products)."""
-    return recommendations(catalogue, target, distance)
-
-
 def bootstrap_sources(catalogue: Catalogue, distance: str) -> BootstrapSources:
     """Every catalogue task as a bootstrap source for ``distance``, prepared once per catalogue."""
     sources = [catalogue.fingerprints[i] for i in catalogue.ids]

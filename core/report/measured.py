@@ -42,17 +42,6 @@ def measured_gains(results: TransferResults | None, ranked_ids: list[str]) -> pd
     return frame
 
 
-def gain_text(row: pd.Series | dict) -> str:
-    """'+0.004 ± 0.003 AUROC for busi_3class (3 seeds); +0.001 on average over 16 targets' or ''."""
-    parts = []
-    if row.get("measured_gain_nearest") is not None and pd.notna(row.get("measured_gain_nearest")):
-        parts.append(f"{row['measured_gain_nearest']:+.4f} ± {row['measured_spread_nearest']:.4f} AUROC for "
-                     f"{row['measured_reference']} ({row['measured_seeds']} seeds)")
-    if row.get("measured_gain_mean") is not None and pd.notna(row.get("measured_gain_mean")):
-        parts.append(f"{row['measured_gain_mean']:+.4f} on average over {row['measured_targets']} targets")
-    return "; ".join(parts)
-
-
 def caption(results: TransferResults | None, reference_name: str | None) -> str:
     """What the measured-gain columns mean, in one paragraph (empty without results)."""
     if results is None:

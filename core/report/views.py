@@ -70,22 +70,6 @@ def selected_task(selection: object, valid_ids: list[str]) -> str | None:
     return None
 
 
-def contributions_frame(target: Fingerprint, source: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                        top: int = 20) -> tuple[pd.DataFrame, float, int]:
-    """Top features by contribution to bKLD(source -> target), with each one's share and the cumulative share of the
-    total. Returns the table, the total distance and how many features make half of it."""
-    contributions = contributions_to(target, source, distance)
-    total = float(contributions.sum())
-    order = np.argsort(contributions)[::-1]
-    cumulative = np.cumsum(contributions[order]) / total if total > 0 else np.zeros(len(order))
-    half = int(np.searchsorted(cumulative, 0.5) + 1)
-    order = order[:top]
-    frame = pd.DataFrame({"feature": order.astype(int), "contribution": contributions[order]})
-    frame["share"] = frame["contribution"] / total if total > 0 else 0.0
-    frame["cumulative_share"] = cumulative[:top]
-    return frame, total, half
-
-
 def feature_histograms(target: Fingerprint, source: Fingerprint, feature: int, n_bins: int = N_BINS_SMALL,
                        lo: float | None = None, hi: float | None = None) -> pd.DataFrame:
     """The two normalised histograms of one feature, long format (bin, bin_start, probability, task)."""

@@ -78,7 +78,7 @@ def test_shipped_results_are_whole_and_consistent():
 
 
 def test_measured_gains_beside_a_ranking_use_the_first_task_as_reference():
-    from core.report.measured import gain_text, measured_gains
+    from core.report.measured import measured_gains
 
     results = from_dict(summarise_runs(fake_runs(), TASKS, {}))
     frame = measured_gains(results, ["a", "d", "b", "c"])
@@ -87,7 +87,6 @@ def test_measured_gains_beside_a_ranking_use_the_first_task_as_reference():
     assert rows.loc["d", "measured_gain_nearest"] == pytest.approx(0.031)
     assert rows.loc["d", "measured_spread_nearest"] == pytest.approx(0.001)
     assert rows.loc["d", "measured_targets"] == 3  # d is a legal source of a, b and c
-    assert gain_text(rows.loc["d"].to_dict()).startswith("+0.0310 ± 0.0010 AUROC for a (3 seeds); ")
     assert measured_gains(None, ["a", "b"])["measured_gain_mean"].isna().all()
     with_control = measured_gains(results, ["digits", "a", "d"]).set_index("task_id")  # a control ranked first
     assert (with_control["measured_reference"] == "a").all()
