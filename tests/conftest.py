@@ -56,3 +56,28 @@ def half_fingerprints(backbone, catalogue, tmp_path_factory):
                                      name=task)
             result[(task, label)] = run.fingerprint
     return result
+
+
+#: resident memory (MB) above which the app's process-wide caches are emptied after a test
+RELEASE_CACHES_ABOVE_MB = 3_000
+
+
+def _resident_mb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+
+@pytest.fixture(autouse=True)
+def _release_large_app_caches():
+    """AppTest runs the app in this process, so Streamlit's process-wide caches (catalogues with their prepared
+    banks, one per catalogue folder and probe) outlive each test: a 150-task catalogue's banks alone hold GBs. A
+    server holds one catalogue; the suite makes dozens, so they are dropped once the process grows large."""
+    yield
+    if os.path.exists("/proc/self/status") and _resident_mb() > RELEASE_CACHES_ABOVE_MB:
+        import gc
+        import sys
+        if "streamlit" in sys.modules:
+            import streamlit as st
+            st.cache_resource.clear()
+            st.cache_data.clear()
+        gc.collect()

@@ -73,6 +73,12 @@ def image_sample():
     return sample.for_probe(current.meta.probe) if getattr(sample, "by_probe", None) else sample
 
 
+#: catalogues up to this many tasks get every part of every probe prepared in the background after a fingerprint
+PREPARE_EVERYTHING_UP_TO = 40
+#: above it, only the first parts of the probe in use (ranking at the chosen distance, map placement, contributions)
+FIRST_PARTS = 3
+
+
 def analysis(catalogues: dict) -> Parts | None:
     """The session's analysis parts (core.report.analysis): made for the session's fingerprints on first use and
     prepared in a background thread, the probe in use and the chosen distance first; parts a page asks for
@@ -93,7 +99,12 @@ def analysis(catalogues: dict) -> Parts | None:
 
     parts = Parts(compute)
     order = [current.meta.probe] + [p for p in usable if p != current.meta.probe]
-    parts.prepare_all([(p, name) for p in order for name in part_names(distance())])
+    planned = [(p, name) for p in order for name in part_names(distance())]
+    if len(catalogues[current.meta.probe].ids) > PREPARE_EVERYTHING_UP_TO:
+        # every part of a large catalogue holds GBs (bKLD large and VDNA keep 1,000 bins per task): prepare what the
+        # first pages show, compute the rest when asked
+        planned = [(current.meta.probe, name) for name in part_names(distance())[:FIRST_PARTS]]
+    parts.prepare_all(planned)
     st.session_state[ANALYSIS] = ({p: id(f) for p, f in found.items()}, parts)
     return parts
 
