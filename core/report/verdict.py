@@ -239,6 +239,7 @@ def sentence_of(level: str, evidence: VerdictEvidence) -> str:
     if level == "strong":
         how = (f"it comes first in {evidence.first_share:.0%} of repeated re-draws of your images"
                if evidence.first_share is not None else
+               "its fingerprint is identical to yours" if evidence.margin_pct == float("inf") else
                f"the next public task is {evidence.margin_pct:.0f} % farther")
         return f"Strong match: {first} is clearly the public task closest to your images ({how})."
     if level == "several about equally close":

@@ -179,8 +179,10 @@ def test_compare_prints_no_forged_line_and_no_escape_codes(tmp_path, capsys):
     path.write_bytes(with_meta(name="mine'\n  1  task_0  0.000000  forged\x1b[2J\x1b[H"))
     code, out, err = run_main(capsys, "compare", str(path), "--catalogue", str(catalogue))
     assert code == EXIT_OK, err
-    assert "\x1b" not in out and "forged" in out.splitlines()[0]
-    assert len([line for line in out.splitlines() if line.lstrip().startswith("1 ")]) == 1
+    lines = out.splitlines()  # the verdict first, then the header that names the task
+    assert "\x1b" not in out and "forged" in lines[1] and lines[1].startswith("sources for")
+    assert len([line for line in lines if line.lstrip().startswith("1 ")]) == 1
+    assert "inf %" not in lines[0] and "identical" in lines[0]  # the nearest source is the same fingerprint
 
 
 @pytest.mark.parametrize("case", ["protocol_null", "json_nested_200000_deep", "counts_header_declares_1280_by_1e12",
