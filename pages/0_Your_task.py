@@ -19,7 +19,7 @@ st.markdown("Which public tasks resemble yours, and what could you borrow from t
             "file names) is computed and compared with the catalogue's "
             f"{len(catalogue.tasks)} public tasks.")
 for warning in catalogue.version_warnings():
-    st.warning(warning)
+    st.warning(md(warning))
 catalogue = task_input(catalogue)
 
 fingerprint = session.fingerprint()

@@ -62,7 +62,7 @@ st.dataframe(display, hide_index=True, key="cotrain_table", column_config={
 for note in plan["notes"]:
     for info in catalogue.tasks:  # notes name tasks by id: show their names
         note = note.replace(info.id, info.name)
-    st.info(note)
+    st.info(md(note))
 if effects is None:
     st.caption("The paper's co-training results: paper results not available (expected in ../shared/paper).")
 else:

@@ -248,7 +248,7 @@ def test_views_at_150_tasks(catalogue, tmp_path):
             page.get_by_role("button", name="Load fingerprint").click(timeout=60_000)
             page.get_by_text("Closest public tasks to").wait_for(timeout=180_000)
             open_page(page, "Heatmap")
-            assert page.get_by_text("31 of 151 tasks").count() == 1
+            page.get_by_text("31 of 151 tasks").first.wait_for(timeout=120_000)  # the caption under the controls
             page.get_by_text("Show all 151 tasks").click()
             page.get_by_text("151 of 151 tasks").wait_for(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-150-heatmap.png"))
