@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,8 @@ import numpy as np  # noqa: E402
 
 USER_SAMPLES = 2000
 TOP = 10
+#: tasks published last at each size, timed (publish_tasks_per_s_N): 20 one at a time, then a batch of 100
+PUBLISHED_AT_SIZE = 120
 
 
 class CoarseTask:
@@ -76,20 +79,28 @@ def user_fingerprint(template, centres: dict, q: int, seed: int) -> CoarseTask:
     return coarse_task(template, centres, 1_000_000 + q, q, seed, USER_SAMPLES, f"user task {q}")
 
 
-def publish_rate(template, centres: dict, seed: int, count: int = 200) -> float:
-    """Tasks per second SourceStore.add_many publishes, on full synthetic fingerprints (generation excluded)."""
-    from core.catalogue.synthetic import synthetic_fingerprint
-    from core.distances.source_store import SourceStore
-    rng = np.random.default_rng([seed, 2_000_000])
-    keys = sorted(centres)
-    made = [(f"full_{i}", synthetic_fingerprint(template, f"full {i}", rng, centres[keys[i % len(keys)]]))
-            for i in range(count)]
-    with tempfile.TemporaryDirectory() as scratch:
-        store = SourceStore.open(Path(scratch) / "store", like=template)
-        started = time.perf_counter()
-        for start in range(0, count, 100):
-            store.add_many(made[start:start + 100])
-        return count / (time.perf_counter() - started)
+def publish_rates(store, template, centres: dict, seed: int, first: int, singles: int = 20,
+                  batch: int = 100) -> tuple[float, float]:
+    """(tasks/s publishing one task at a time, tasks/s publishing a batch): SourceStore.add and add_many of new
+    synthetic tasks (numbered from ``first``) into the existing store, nearest-neighbour maintenance included,
+    generation excluded."""
+    made = [(f"synthetic_{i:07d}", task_fingerprint(template, centres, i, seed))
+            for i in range(first, first + singles + batch)]
+    started = time.perf_counter()
+    for task_id, task in made[:singles]:
+        store.add(task, task_id)
+    single_rate = singles / (time.perf_counter() - started)
+    started = time.perf_counter()
+    store.add_many(made[singles:])
+    return single_rate, batch / (time.perf_counter() - started)
+
+
+def shipped_fingerprints() -> list:
+    """The shipped catalogue's fingerprints, in catalogue order."""
+    from core.catalogue.store import DEFAULT_CATALOGUE
+    from core.fingerprint.fingerprint import Fingerprint
+    tasks = json.loads((DEFAULT_CATALOGUE / "catalogue.json").read_text())["tasks"]
+    return [Fingerprint.load(DEFAULT_CATALOGUE / "fingerprints" / f"{t['id']}.npz") for t in tasks]
 
 
 def setting(seed: int):
@@ -151,12 +162,35 @@ def exact_top(store, users, count: int) -> list[list[str]]:
     return [[store.ids[i] for i in np.argsort(values[:, u], kind="stable")[:TOP]] for u in range(len(users))]
 
 
+def nearest_exact_share(store, sample: int, seed: int) -> tuple[float, float]:
+    """(share of ``sample`` random tasks whose maintained nearest distance equals the exact one to 1e-12, largest
+    relative excess of a maintained distance over the exact): exact = min over every other task, float64."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(store), size=min(sample, len(store)), replace=False))
+    maintained = store.nearest_distances()[rows]
+    m, bins = store.n_features, store.n_bins
+    terms = [store.row_target(int(r)) for r in rows]
+    weighted = np.stack([t[0].ravel() for t in terms])
+    weights = np.stack([t[1] for t in terms])
+    offsets = np.array([t[2] for t in terms])
+    coarse = np.memmap(store.root / "coarse.u16", dtype=np.uint16, mode="r", shape=(len(store), m * bins))
+    lse = np.memmap(store.root / "lse.f64", dtype=np.float64, mode="r", shape=(len(store), m))
+    samples = np.asarray(store.samples, dtype=np.float64)
+    exact = np.full(len(rows), np.inf)
+    for start in range(0, len(store), 256):
+        stop = min(start + 256, len(store))
+        q = np.asarray(coarse[start:stop], dtype=np.float64) / samples[start:stop, None]
+        values = offsets[None] - q @ weighted.T + np.asarray(lse[start:stop]) @ weights.T  # (sources, targets)
+        values[rows[(rows >= start) & (rows < stop)] - start, np.flatnonzero((rows >= start) & (rows < stop))] = np.inf
+        exact = np.minimum(exact, values.min(axis=0))
+    excess = (maintained - exact) / exact
+    return float(np.mean(np.abs(excess) <= 1e-12)), float(excess.max())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--basis", type=int, default=8)
-    parser.add_argument("--candidates", type=int, nargs="+", default=[100, 200],
+    parser.add_argument("--candidates", type=int, nargs="+", default=[50, 20, 200],
                         help="sources re-scored exactly per query; the first is the headline figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="build the store here and keep it")
@@ -167,19 +201,29 @@ def main() -> None:
         return
     from core.distances.source_store import SourceStore
     template, centres = setting(args.seed)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"load_average_at_start {' '.join(load)}  (1, 5, 15 min; {os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch) / "store"
-        store = SourceStore.open(root, like=template, basis=args.basis)
+        store = SourceStore.open(root, like=template, reference=shipped_fingerprints())
         users = [user_fingerprint(template, centres, q, args.seed) for q in range(args.queries)]
-        publish_s, made = 0.0, len(store)
+        made = len(store)
         for size in sorted(args.sizes):
-            while made < size:
+            published = size - PUBLISHED_AT_SIZE
+            while made < published:
                 batch = [(f"synthetic_{i:07d}", task_fingerprint(template, centres, i, args.seed))
-                         for i in range(made, min(made + 100, size))]
-                started = time.perf_counter()
+                         for i in range(made, min(made + 100, published))]
                 store.add_many(batch)
-                publish_s += time.perf_counter() - started
                 made += len(batch)
+            if made < size:
+                single, batched = publish_rates(store, template, centres, args.seed, made)
+                made = len(store)
+                print(f"publish_tasks_per_s_{size} {single:.1f} one at a time, {batched:.1f} in a batch of 100  "
+                      "(into the existing store, nearest-neighbour maintenance included)", flush=True)
+            if size <= 2000:
+                share, worst = nearest_exact_share(store, 200, args.seed)
+                print(f"nearest_exact_share_{size} {share:.3f}  (200 random tasks: maintained nearest distance equal "
+                      f"to the exact minimum over every other task; largest relative excess {worst:.2e})", flush=True)
             expected = exact_top(store, users, size)
             command = [sys.executable, __file__, "--child", str(root), "--queries", str(args.queries),
                        "--candidates", *map(str, args.candidates), "--seed", str(args.seed)]
@@ -193,12 +237,9 @@ def main() -> None:
                 print(f"top10_recall_{size}{suffix} {recall:.4f}")
             print(f"resident_mb_{size} {result['resident_mb']:.0f}")
             print(f"open_s_{size} {result['open_s']:.3f}")
-            print(f"publish_coarse_tasks_per_s {made / publish_s:.0f}  (add_many of 100-bin synthetic tasks, "
-                  f"batches of 100, {made} tasks; basis {args.basis})", flush=True)
-        disk = sum(p.stat().st_size for p in Path(root).iterdir() if p.is_file())
-        print(f"disk_mb_{made} {disk / 2**20:.0f}")
-    print(f"publish_tasks_per_s {publish_rate(template, centres, args.seed):.0f}  (full fingerprints, 200 tasks, "
-          "add_many in batches of 100, generation excluded)")
+            disk = sum(p.stat().st_size for p in Path(root).iterdir() if p.is_file())
+            print(f"disk_mb_{size} {disk / 2**20:.0f}", flush=True)
+            print(f"load_average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
 
 
 if __name__ == "__main__":
