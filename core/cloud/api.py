@@ -123,16 +123,20 @@ def create_app(service: CloudService, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
 
 def serve(database: str, host: str, port: int, public_reads: bool = False,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log=print) -> None:
-    """Migrate the database to the newest schema, then serve the API with uvicorn until stopped."""
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log=print, stores: str | None = None) -> None:
+    """Migrate the database to the newest schema, then serve the API with uvicorn until stopped. ``stores``: the
+    folder of the frames' source stores (default :func:`core.cloud.frames.default_folder`)."""
     import uvicorn
 
     from core.cloud.database import create_cloud_engine, shown_url, upgrade
+    from core.cloud.frames import FrameStores, default_folder
 
     engine = create_cloud_engine(database)
     upgrade(engine)
-    app = create_app(CloudService(engine, public_reads), max_body_bytes)
-    log(f"knowledge cloud on http://{host}:{port} (database {shown_url(database)}; API description at "
+    folder = stores or default_folder(database)
+    app = create_app(CloudService(engine, public_reads, FrameStores(folder)), max_body_bytes)
+    log(f"knowledge cloud on http://{host}:{port} (database {shown_url(database)}; source stores in {folder}; API "
+        f"description at "
         f"/openapi.json and /docs; reads {'public' if public_reads else 'need a token'}); put TLS in front of it "
         "(see README)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -10,7 +10,8 @@ For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum
   approximate distance.
 * ``targets.f32``: the same task as a target ([x_t on the basis, -w, -c_t]): when a task is published, one product
   gives its approximate distance to every stored target (for the nearest-neighbour maintenance below).
-* ``coarse.u16`` (the B-bin counts, exact), ``lse.f64``, ``weights.f64`` and ``constants.f64`` (c_t) in float64:
+* ``coarse.u16`` (the B-bin counts, exact), ``lse.f64``, ``weights.f64`` and ``constants.f64`` (c_t and the twin
+  distance, what the formula gives for an identical source) in float64:
   read with ``pread`` (never
   mapped, so they stay out of the process's resident memory) for the ``candidates`` best screened sources only, which
   are re-scored exactly in float64: the distances returned are the bKLD values of
@@ -24,10 +25,11 @@ For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum
 API (stable): ``SourceStore.open(root, like=None, distance=...)``; ``len(store)`` and ``store.ids`` (live tasks, in
 publishing order; ``store.names``, ``store.samples`` aligned); ``add(fingerprint, task_id)``; ``add_many(iterable
 of (task_id, fingerprint))``; ``withdraw(task_id)``; ``rank(target, top_k, candidates) -> Ranking`` (ids and exact
-distances, nearest first); ``nearest_distances() -> (len(store),) float64`` and ``nearest_sources() -> list of ids``
-aligned with ``store.ids``: each task's distance, as the target, to its nearest OTHER live task (min over s != t of
-bKLD(s -> t); an identical task published under another id counts, at 0, as in the catalogue's matrix; inf and None
-for a task alone in the store). They are maintained on every add and withdrawal, never rebuilt
+distances, nearest first); ``twin_distances()``; ``nearest_distances() -> (len(store),) float64`` and
+``nearest_sources() -> list of ids`` aligned with ``store.ids``: each task's distance, as the target, to its nearest
+OTHER live task (min over s != t of bKLD(s -> t); an identical task published under another id counts, at 0, as in
+the catalogue's matrix; inf and None for a task alone in the store). They are maintained on every add and
+withdrawal, never rebuilt
 (:mod:`core.distances.store_nearest`).
 
 Adding tasks appends to each file (no rebuild); a reader sees new tasks at its next query. Rows past the last index
@@ -116,7 +118,7 @@ class SourceStore:
         m = self.n_features
         self.row_bytes = {"codes.f32": self.row_values * 4, "targets.f32": (self.row_values + 1) * 4,
                           "coarse.u16": m * self.n_bins * 2, "lse.f64": m * 8, "weights.f64": m * 8,
-                          "constants.f64": 8, "digests.bin": 32}
+                          "constants.f64": 16, "digests.bin": 32}
         self.ids: list[str] = []
         self.names: list[str] = []
         self.samples: list[int] = []
@@ -252,6 +254,12 @@ class SourceStore:
         task; inf for a task alone."""
         return self._nearest()["distance"][self.live_rows].copy()
 
+    def twin_distances(self) -> np.ndarray:
+        """(len(store),) float64 aligned with ``ids``: each task's twin distance (the formula's value for an
+        identical source, KL(P_t || softmax P_t) weighted: :func:`core.distances.bank.twin_distance`)."""
+        constants = np.fromfile(self.root / "constants.f64", dtype=np.float64, count=2 * len(self.row_ids))
+        return constants.reshape(-1, 2)[self.live_rows, 1].copy()
+
     def nearest_sources(self) -> list[str | None]:
         """Aligned with ``ids``: the id of each task's nearest other live task (None for a task alone)."""
         sources = self._nearest()["source"][self.live_rows]
@@ -292,7 +300,7 @@ class SourceStore:
     def row_target(self, row: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(x_t (m, B), w (m,), c_t) of the stored task at ``row`` as a target, exact (float64)."""
         counts = np.empty(self.n_features * self.n_bins, dtype=np.uint16)
-        weights, constant = np.empty(self.n_features), np.empty(1)
+        weights, constant = np.empty(self.n_features), np.empty(2)
         for name, buffer in (("coarse.u16", counts), ("weights.f64", weights), ("constants.f64", constant)):
             with open(self.root / name, "rb") as handle:
                 os.preadv(handle.fileno(), [buffer], row * self.row_bytes[name])
@@ -349,9 +357,11 @@ class SourceStore:
         lse, codes = source_row(q, self.layout)
         weights = weights_of(fingerprint.mean, self.n_features, self.spec.weighted)
         weighted, constant = target_terms(q, weights)
+        twin = constant - float(weighted.ravel() @ q.ravel()) + float(weights @ lse)  # KL(P || softmax P), weighted
         return {"codes.f32": codes.tobytes(), "targets.f32": target_row(weighted, weights, constant, self.layout)
                 .tobytes(), "coarse.u16": coarse.tobytes(), "lse.f64": lse.astype(np.float64).tobytes(),
-                "weights.f64": weights.astype(np.float64).tobytes(), "constants.f64": np.float64(constant).tobytes(),
+                "weights.f64": weights.astype(np.float64).tobytes(),
+                "constants.f64": np.array([constant, twin]).tobytes(),
                 "digests.bin": task_digest(coarse, fingerprint.mean)}
 
     # ------------------------------------------------------------------ bookkeeping
