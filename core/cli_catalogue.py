@@ -1,4 +1,4 @@
-"""``python -m core catalogue build|refresh|validate|add|thumbnails|families``: the catalogue's commands."""
+"""``python -m core catalogue build|refresh|validate|add|thumbnails|families|synthetic``: the catalogue's commands."""
 from __future__ import annotations
 
 import sys
@@ -11,6 +11,7 @@ from core.cli_support import (
     EXIT_USAGE,
     backbone_from_args,
     output_problem,
+    positive_int,
     print_notes,
     print_warnings,
 )
@@ -121,6 +122,24 @@ def cmd_catalogue_families(args) -> int:
     return EXIT_OK
 
 
+def cmd_catalogue_synthetic(args) -> int:
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue
+
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():
+        print(f"error: {printable(out, 400)} already exists; choose a new folder", file=sys.stderr)
+        return EXIT_USAGE
+    if not out.parent.is_dir():
+        print(f"error: folder {printable(out.parent, 400)} does not exist; create it first", file=sys.stderr)
+        return EXIT_USAGE
+    root = write_synthetic_catalogue(out, load_catalogue(args.catalogue), args.tasks, seed=args.seed)
+    print(f"wrote {args.tasks:,} synthetic tasks (random fingerprints: no evidence about real tasks) to "
+          f"{printable(root, 400)}; TFE_CATALOGUE={printable(root, 400)} streamlit run app.py shows them",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def add_catalogue_commands(commands, sampling_options, backbone_options) -> None:
     """The ``catalogue`` subcommands on the top-level parser's ``commands``; the option groups are shared with
     ``fingerprint``."""
@@ -175,3 +194,12 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     families.add_argument("--json", help="also write the families report to this JSON file")
     families.add_argument("--overwrite", action="store_true")
     families.set_defaults(handler=cmd_catalogue_families)
+
+    synthetic = cat_commands.add_parser("synthetic", help="a catalogue of random tasks shaped like the shipped ones, "
+                                        "to try the app and the command line at scale")
+    synthetic.add_argument("out", help="a new folder")
+    synthetic.add_argument("--tasks", type=positive_int(100_000), default=1_000)
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE),
+                           help="the catalogue whose backbone, probe and bin edges the tasks share")
+    synthetic.set_defaults(handler=cmd_catalogue_synthetic)

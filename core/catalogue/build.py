@@ -32,6 +32,7 @@ from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.environment import library_versions
 from core.features.extract import FeatureBatch, extract_all
+from core.features.inference import backend_of
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.binning import BinEdges, reference_edges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
@@ -217,7 +218,7 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
                            feature_dim=backbone.probe_dim(probe), edges_id=edges.identity, n_samples=accumulator.n,
                            protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe,
                            postact_dim=backbone.probe_dim(POSTACT),
-                           backend=backbone.engine(tuple(backbone.spec.probes)).name)
+                           backend=backend_of(backbone, tuple(backbone.spec.probes)))
     return accumulator.fingerprint(meta)
 
 

@@ -32,13 +32,23 @@ def plogp(p: np.ndarray) -> np.ndarray:
     return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
 
 
+def bkld_bin_terms(p_target: np.ndarray, log_q_source: np.ndarray) -> np.ndarray:
+    """Per-bin terms of KL_f in bKLD(source -> target): P_t[b] (log P_t[b] - log softmax_b(Q_s)[b]), 0 where
+    P_t[b] = 0; (..., B) -> (..., B). Summed over bins they are KL_f (:func:`bkld_contributions`).
+
+    p_target: (..., B) target histograms, rows sum to 1; log_q_source: (..., B) log softmax_b of the source's."""
+    positive = p_target > 0
+    return np.where(positive, p_target * (np.log(np.where(positive, p_target, 1.0)) - log_q_source), 0.0)
+
+
 def bkld_contributions(p_target: np.ndarray, log_q_source: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per-feature terms w_f KL_f of bKLD(source -> target), (m,); they sum to the distance.
 
     p_target: (m, B) target histogram, rows sum to 1; log_q_source: (m, B) log softmax_b of the source histogram;
-    weights: (m,) normalised feature weights (:func:`feature_weights`). KL_f = sum_b P_t log(P_t / softmax_b(Q_s)).
+    weights: (m,) normalised feature weights (:func:`feature_weights`). KL_f = sum_b P_t log(P_t / softmax_b(Q_s)),
+    the sum of :func:`bkld_bin_terms`.
     """
-    return weights * (plogp(p_target) - (p_target * log_q_source).sum(axis=-1))
+    return weights * bkld_bin_terms(p_target, log_q_source).sum(axis=-1)
 
 
 def bkld_many(p_targets: np.ndarray, weights: np.ndarray, log_q_sources: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 from core.errors import InputFolderError
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.extract import ProgressCallback, iter_features
+from core.features.inference import backend_of
 from core.features.sampling import SamplingProtocol, reuse_note
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
@@ -51,7 +52,7 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
         feature_dim=backbone.feature_dim, edges_id=edges.identity, n_samples=accumulator.n,
         protocol=protocol.to_dict(), class_counts=printable_counts(report.class_counts()) if include_classes else {},
         format_counts=_format_counts(report), probe=backbone.probe, postact_dim=backbone.probe_dim(POSTACT),
-        backend=backbone.backend)
+        backend=backend_of(backbone))
     return accumulator.fingerprint(meta, keep_samples)
 
 

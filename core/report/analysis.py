@@ -105,17 +105,14 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
 
 def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:
     """The user's task on the catalogue's map and among its families (bKLD small, as the map and families)."""
-    from core.catalogue.families import assign_family, families_report, user_ranks
+    from core.catalogue.families import families_report, family_of, user_ranks
     from core.catalogue.taskmap import place_on_map
 
     matrix = catalogue.matrix(DEFAULT_DISTANCE)
     ranks = user_ranks(matrix, catalogue.distances_to(target, DEFAULT_DISTANCE),
                        catalogue.distances_from(target, DEFAULT_DISTANCE))
     families = catalogue.derived(("families", DEFAULT_DISTANCE), lambda: families_report(catalogue))
-    labels = np.array([families["assignment"][i] for i in catalogue.ids])
-    family = assign_family(ranks, labels)
-    return Placement(ranks, place_on_map(catalogue.coords, ranks), families,
-                     next(f for f in families["families"] if f["family"] == family))
+    return Placement(ranks, place_on_map(catalogue.coords, ranks), families, family_of(ranks, catalogue.ids, families))
 
 
 def contributions(catalogue: Catalogue, target: Fingerprint, distance: str) -> np.ndarray:

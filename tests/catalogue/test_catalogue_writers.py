@@ -130,3 +130,18 @@ def test_the_lock_file_sits_beside_the_catalogue_and_is_reentrant(tmp_path):
         with writer_lock(root) as notes:  # a writer calling another writer of the same folder does not deadlock
             assert notes == []
         assert lock_path(root).read_text().strip() == str(os.getpid())
+
+
+def test_synthetic_catalogue_from_the_command_line(tmp_path, capsys):
+    """`catalogue synthetic` writes a loadable catalogue of random tasks made like the shipped one, into a new
+    folder only."""
+    from core.catalogue.store import DEFAULT_CATALOGUE
+    from core.cli import EXIT_USAGE
+    code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
+    assert code == EXIT_OK and "60 synthetic tasks" in err
+    made, shipped = load_catalogue(tmp_path / "many"), load_catalogue(DEFAULT_CATALOGUE)
+    assert len(made.ids) == 60 and sum(t.kind == "control" for t in made.tasks) == 1
+    assert made.edges.identity == shipped.edges.identity and made.weights_sha256 == shipped.weights_sha256
+    assert made.bkld_small.shape == (60, 60)
+    code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
+    assert code == EXIT_USAGE and "already exists" in err
