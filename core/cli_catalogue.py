@@ -18,6 +18,8 @@ from core.cli_support import (
 from core.paper import DEFAULT_PAPER
 from core.text import printable
 
+TASK_FOLDERS_HELP = "a folder of task folders with SOURCES.json (e.g. ../shared/data/catalogue)"
+
 
 def cmd_catalogue_build(args) -> int:
     from core.catalogue.build import build_catalogue
@@ -25,7 +27,7 @@ def cmd_catalogue_build(args) -> int:
 
     backbone = backbone_from_args(args)
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
-    build_catalogue(Path(args.source), Path(args.out), backbone, protocol, paper=Path(args.paper),
+    build_catalogue(Path(args.task_folders), Path(args.out), backbone, protocol, paper=Path(args.paper),
                     with_controls=not args.no_controls, overwrite=args.overwrite,
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     return EXIT_OK
@@ -91,12 +93,12 @@ def cmd_catalogue_validate(args) -> int:
 def cmd_catalogue_thumbnails(args) -> int:
     from core.catalogue.thumbnails import make_thumbnails
 
-    source, out = Path(args.source), Path(args.out)
-    for folder, what in ((source, "task folders"), (out, "catalogue")):
+    task_folders, out = Path(args.task_folders), Path(args.out)
+    for folder, what in ((task_folders, "task folders"), (out, "catalogue")):
         if not (folder / "SOURCES.json").is_file():
             print(f"error: {folder}: no SOURCES.json (expected the {what} there)", file=sys.stderr)
             return EXIT_INPUT
-    made = make_thumbnails(source, out, log=lambda message: print(message, file=sys.stderr))
+    made = make_thumbnails(task_folders, out, log=lambda message: print(message, file=sys.stderr))
     print(f"thumbnails for {len(made)} tasks whose stated licence allows redistribution: "
           f"{', '.join(made) or 'none'}")
     return EXIT_OK
@@ -150,7 +152,7 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     cat = commands.add_parser("catalogue", help="build the catalogue or add to a local copy")
     cat_commands = cat.add_subparsers(dest="catalogue_command", required=True)
     build = cat_commands.add_parser("build", help="build a catalogue from task folders with SOURCES.json")
-    build.add_argument("source")
+    build.add_argument("task_folders", help=TASK_FOLDERS_HELP)
     build.add_argument("--out", required=True)
     build.add_argument("--paper", default=str(DEFAULT_PAPER),
                        help="the paper's published results (for measured knowledge)")
@@ -183,7 +185,7 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     add.set_defaults(handler=cmd_catalogue_add)
 
     thumbs = cat_commands.add_parser("thumbnails", help="example thumbnails of the tasks whose licence allows it")
-    thumbs.add_argument("source", help="task folders with SOURCES.json (e.g. ../shared/data/catalogue)")
+    thumbs.add_argument("task_folders", help=TASK_FOLDERS_HELP)
     thumbs.add_argument("--out", default=str(DEFAULT_CATALOGUE), help="the catalogue folder (default: shipped)")
     thumbs.set_defaults(handler=cmd_catalogue_thumbnails)
 

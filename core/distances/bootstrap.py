@@ -33,6 +33,8 @@ from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
 #: resamples of the target's samples: 50 is what the app shows (issue 21's latency budget)
 DEFAULT_RESAMPLES = 50
+#: the seed of the resamples unless one is given (every table and verdict of one fingerprint uses the same draws)
+DEFAULT_SEED = 0
 #: resamples handled together (bounds the (chunk, K) temporaries)
 CHUNK = 10
 
@@ -224,7 +226,7 @@ class BootstrapSources:
 
 def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | SourceBank | BootstrapSources,
                         distance: str = DEFAULT_DISTANCE, n_resamples: int = DEFAULT_RESAMPLES,
-                        seed: int = 0) -> BootstrapResult:
+                        seed: int = DEFAULT_SEED) -> BootstrapResult:
     """Resample the target's samples with replacement and recompute every distance (histograms and mean), all
     resamples at once (see the module's docstring). ``sources``: fingerprints, a bank of ``distance`` (e.g. the
     catalogue's) or their :class:`BootstrapSources` prepared once.
