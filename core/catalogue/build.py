@@ -18,7 +18,7 @@ from PIL import Image
 
 from core import __version__
 from core.catalogue.knowledge import build_knowledge
-from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
+from core.catalogue.store import CITATION, MAP_MATRIX, TaskInfo, load_catalogue, stored_matrices, write_catalogue
 from core.catalogue.taskmap import fit_map
 from core.catalogue.validity import (
     facts_from_tasks,
@@ -203,9 +203,9 @@ def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], ext
             in_a = task.half_mask()
             halves[(info.id, "a")] = _fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a)
     ordered = [fingerprints[t.id] for t in tasks]
-    small, large = pairwise_bkld(ordered)
-    coords, map_method = fit_map(small)
-    write_catalogue(folder, dict(manifest, map_method=map_method), edges, tasks, fingerprints, small, large, coords,
+    matrices = stored_matrices(ordered)
+    coords, map_method = fit_map(matrices[MAP_MATRIX])
+    write_catalogue(folder, dict(manifest, map_method=map_method), edges, tasks, fingerprints, matrices, coords,
                     halves, extra_files=extra_files)
 
 

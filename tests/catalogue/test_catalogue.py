@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
+from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, stored_matrices
 from core.distances.bank import bank_for
 from core.errors import CatalogueError
 from tests.helpers import PAPER
@@ -42,8 +42,10 @@ def test_stored_matrices_are_what_the_shipped_fingerprints_give(folder):
     last bits of the machine that built them) and exactly the same ranking of sources for every target."""
     from core.distances.maths import target_ranks
     stored = load_catalogue(folder)
-    small, large = pairwise_bkld([stored.fingerprints[i] for i in stored.ids])
-    for rebuilt, kept in ((small, stored.bkld_small), (large, stored.bkld_large)):
+    matrices = stored_matrices([stored.fingerprints[i] for i in stored.ids])
+    assert set(matrices) == set(stored.matrices) == {"bkld_small", "bkld_large"}
+    for key, rebuilt in matrices.items():
+        kept = stored.matrices[key]
         np.testing.assert_allclose(rebuilt, kept, rtol=1e-12, atol=0)
         np.testing.assert_array_equal(target_ranks(rebuilt), target_ranks(kept))
         np.testing.assert_array_equal(np.argsort(rebuilt, axis=0, kind="stable"),
@@ -63,7 +65,7 @@ def test_one_stored_column_equals_the_scipy_reference(catalogue):
     expected[column] = 0.0  # the task itself: self-distance 0 by convention
     np.testing.assert_allclose(catalogue.bkld_small[:, column], expected, rtol=1e-10)
     np.testing.assert_allclose(catalogue.distances_to(target), catalogue.bkld_small[:, column], rtol=1e-12)
-    np.testing.assert_allclose(catalogue.distances_from(target, "bkld-large"), catalogue.bkld_large[column],
+    np.testing.assert_allclose(catalogue.distances_from(target, "bkld-large"), catalogue.matrix("bkld-large")[column],
                                rtol=1e-12)
 
 
@@ -163,8 +165,8 @@ def test_validity_figures_are_what_the_shipped_fingerprints_give(monkeypatch):
     def with_rebuilt_matrices(root=DEFAULT_CATALOGUE):
         catalogue = loaded(root)
         if str(root) not in rebuilt:
-            rebuilt[str(root)] = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
-        catalogue.bkld_small, catalogue.bkld_large = rebuilt[str(root)]
+            rebuilt[str(root)] = stored_matrices([catalogue.fingerprints[i] for i in catalogue.ids])
+        catalogue.matrices = rebuilt[str(root)]
         return catalogue
 
     monkeypatch.setattr(store, "load_catalogue", with_rebuilt_matrices)

@@ -145,3 +145,29 @@ def test_synthetic_catalogue_from_the_command_line(tmp_path, capsys):
     assert made.bkld_small.shape == (60, 60)
     code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
     assert code == EXIT_USAGE and "already exists" in err
+
+
+def test_a_new_stored_distance_is_one_registry_entry(monkeypatch, tmp_path):
+    """What the README's architecture section promises: a registry entry with ``stored_as`` is stored in
+    matrices.npz, read back and served as that distance's matrix, with no change to the catalogue code."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from core.distances import registry
+    from core.distances.bank import bank_for
+
+    stored_p2l = replace(registry.P2L, name="p2l-stored", stored_as="p2l_stored")
+    monkeypatch.setitem(registry.DISTANCES, stored_p2l.name, stored_p2l)
+    catalogue = load_catalogue(make_catalogue(tmp_path / "catalogue", 3))
+    assert list(catalogue.matrices) == ["bkld_small", "bkld_large", "p2l_stored"]
+    with np.load(tmp_path / "catalogue" / "matrices.npz") as data:
+        assert data.files == ["task_ids", "bkld_small", "bkld_large", "p2l_stored", "coords"]
+    expected = bank_for("p2l", [catalogue.fingerprints[i] for i in catalogue.ids]).pairwise()
+    np.testing.assert_allclose(catalogue.matrix("p2l-stored"), expected, rtol=1e-12)
+    assert catalogue.matrix("p2l-stored") is catalogue.matrices["p2l_stored"]  # read, not computed
+    monkeypatch.delitem(registry.DISTANCES, stored_p2l.name)
+    older = load_catalogue(make_catalogue(tmp_path / "older", 3))  # written before the entry existed
+    assert list(older.matrices) == ["bkld_small", "bkld_large"]
+    monkeypatch.setitem(registry.DISTANCES, stored_p2l.name, stored_p2l)
+    np.testing.assert_allclose(load_catalogue(tmp_path / "older").matrix("p2l-stored"), expected, rtol=1e-12)
