@@ -50,6 +50,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from core.distances.registry import DEFAULT_DISTANCE, DistanceSpec, spec_of
+from core.distances.store_nearest import ensure_nearest, extend_nearest, read_nearest, repair_nearest
 from core.distances.store_rows import (
     Layout,
     prominent_features,
@@ -178,7 +179,6 @@ class SourceStore:
         """Append tasks (id, fingerprint) to the store and update every task's nearest neighbour; returns how many
         were added. Refuses an id already in the store (withdrawn ones included) and a fingerprint made differently
         from the store's (backbone, probe, weights, edges, protocol)."""
-        from core.distances.store_nearest import ensure_nearest, extend_nearest
 
         with self._writer(), one_blas_thread():
             self._refresh()
@@ -215,7 +215,6 @@ class SourceStore:
     def withdraw(self, task_id: str) -> None:
         """Withdraw a task: it is never ranked again (a tombstone; its rows stay), and the tasks whose nearest
         neighbour it was get their next nearest."""
-        from core.distances.store_nearest import ensure_nearest, repair_nearest
 
         with self._writer(), one_blas_thread():
             self._refresh()
@@ -361,7 +360,6 @@ class SourceStore:
 
     # ------------------------------------------------------------------ bookkeeping
     def _nearest(self) -> np.ndarray:
-        from core.distances.store_nearest import ensure_nearest, read_nearest
 
         self._refresh()
         found = read_nearest(self)

@@ -22,14 +22,35 @@ A withdrawal recomputes, as above, the nearest of the tasks whose nearest was th
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from core.distances.store_rows import same_rows
 
-if TYPE_CHECKING:
-    from core.distances.source_store import SourceStore
+
+class StoreView(Protocol):
+    """What this module reads of a :class:`core.distances.source_store.SourceStore` (declared here, so the store
+    can import this module and this module need not import the store)."""
+
+    root: Path
+    row_ids: list[str]
+    live: np.ndarray
+    live_rows: np.ndarray
+    digests: np.ndarray
+
+    def exact(self, rows: np.ndarray, weighted: np.ndarray, weights: np.ndarray, offset: float,
+              digest: bytes) -> np.ndarray: ...
+
+    def row_target(self, row: int) -> tuple[np.ndarray, np.ndarray, float]: ...
+
+    def target_rows(self) -> np.ndarray: ...
+
+    def source_codes(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def screen_rows(self, queries: np.ndarray, chunk: int = ...) -> np.ndarray: ...
+
 
 NEAREST = np.dtype([("distance", "<f8"), ("source", "<i8")])
 #: sources re-scored exactly for a new task's own nearest neighbour
@@ -42,7 +63,7 @@ PAIRS_PER_SOURCE = 50
 GROUP = 64
 
 
-def read_nearest(store: SourceStore) -> np.ndarray | None:
+def read_nearest(store: StoreView) -> np.ndarray | None:
     """The records of every row, or None when ``nearest.bin`` is missing, short or names a withdrawn task as a
     live task's nearest (a writer completes it: :func:`ensure_nearest`)."""
     rows = len(store.row_ids)
@@ -55,7 +76,7 @@ def read_nearest(store: SourceStore) -> np.ndarray | None:
     return data
 
 
-def ensure_nearest(store: SourceStore) -> np.ndarray:
+def ensure_nearest(store: StoreView) -> np.ndarray:
     """The records of every row, completed and repaired where needed (call with the writer lock held)."""
     found = read_nearest(store)
     if found is not None:
@@ -69,7 +90,7 @@ def ensure_nearest(store: SourceStore) -> np.ndarray:
     return repair_nearest(store, data)
 
 
-def extend_nearest(store: SourceStore, nearest: np.ndarray, start: int) -> np.ndarray:
+def extend_nearest(store: StoreView, nearest: np.ndarray, start: int) -> np.ndarray:
     """Records for rows ``start`` onwards (new tasks) and the earlier targets they are nearer to; written."""
     rows = len(store.row_ids)
     out = np.empty(rows, dtype=NEAREST)
@@ -90,7 +111,7 @@ def extend_nearest(store: SourceStore, nearest: np.ndarray, start: int) -> np.nd
     return out
 
 
-def repair_nearest(store: SourceStore, nearest: np.ndarray) -> np.ndarray:
+def repair_nearest(store: StoreView, nearest: np.ndarray) -> np.ndarray:
     """Recompute the live targets whose nearest is withdrawn or unknown (after a withdrawal); written if any."""
     sources = nearest["source"][store.live_rows]
     stale = (sources == -2) | ((sources >= 0) & ~store.live[np.clip(sources, 0, None)])
@@ -106,7 +127,7 @@ def repair_nearest(store: SourceStore, nearest: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nearest_of(store: SourceStore, targets: np.ndarray, out: np.ndarray, errors: list[np.ndarray]) -> None:
+def _nearest_of(store: StoreView, targets: np.ndarray, out: np.ndarray, errors: list[np.ndarray]) -> None:
     """Each of ``targets`` (rows) as the target: its nearest live source, screened then re-scored exactly, into
     ``out``; the screening errors (screened - exact) of the re-scored candidates are appended to ``errors``."""
     target_rows = store.target_rows()
@@ -132,7 +153,7 @@ def _nearest_of(store: SourceStore, targets: np.ndarray, out: np.ndarray, errors
         out[row] = (values[best], chosen[best])
 
 
-def _new_sources(store: SourceStore, new: np.ndarray, earlier: np.ndarray, out: np.ndarray, margin: float,
+def _new_sources(store: StoreView, new: np.ndarray, earlier: np.ndarray, out: np.ndarray, margin: float,
                  everything: bool, chunk: int = 2048) -> None:
     """The new rows as sources for the earlier live targets: re-score the pairs that could beat a target's nearest
     (all pairs when ``everything``); update ``out``."""
@@ -165,14 +186,14 @@ def _new_sources(store: SourceStore, new: np.ndarray, earlier: np.ndarray, out: 
             out[target] = (values[best], chosen[best])
 
 
-def _load(store: SourceStore) -> np.ndarray | None:
+def _load(store: StoreView) -> np.ndarray | None:
     path = store.root / "nearest.bin"
     if not path.is_file() or path.stat().st_size % NEAREST.itemsize:
         return None
     return np.fromfile(path, dtype=NEAREST)
 
 
-def _write(store: SourceStore, records: np.ndarray) -> None:
+def _write(store: StoreView, records: np.ndarray) -> None:
     temporary = store.root / ".nearest.bin.tmp"
     with open(temporary, "wb") as handle:
         handle.write(records.tobytes())
