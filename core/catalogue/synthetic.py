@@ -7,6 +7,7 @@ about real tasks.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,21 +36,18 @@ def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator
     return Fingerprint(counts, mean, meta, postact)
 
 
-def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
-                              n_samples: int = 200, compute_large: bool = False) -> Path:
-    """Write a catalogue of ``n_tasks`` synthetic tasks to ``root`` with ``like``'s edges, backbone, weights and
-    probe. Modalities and licences cycle through ``like``'s; every 50th task is a non-medical control. Tasks of one
-    modality share a histogram centre (plus noise), so the distances have structure. bKLD small is computed; bKLD
-    large only with ``compute_large`` (its source bank holds T x m x 1000 float64; otherwise the stored bkld_large
-    is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality (no UMAP
-    fit at this size)."""
+def synthetic_tasks(like: Catalogue, n_tasks: int, seed: int = 0,
+                    n_samples: int = 200) -> Iterator[tuple[TaskInfo, Fingerprint, np.ndarray]]:
+    """(task, fingerprint, map position (2,)) of ``n_tasks`` synthetic tasks, one at a time, with ``like``'s edges,
+    backbone, weights and probe. Modalities and licences cycle through ``like``'s; every 50th task is a non-medical
+    control. Tasks of one modality share a histogram centre (plus noise), so the distances have structure; map
+    positions are random clusters per modality."""
     rng = np.random.default_rng(seed)
     template = like.fingerprints[like.ids[0]]
     modalities = sorted({t.modality for t in like.tasks if t.kind == "medical"})
     licences = [t.licence for t in like.tasks]
     centres = {m: rng.uniform(150, 850, size=template.n_features) for m in modalities + ["control"]}
     anchors = {m: rng.uniform(-10, 10, size=2) for m in centres}
-    tasks, fingerprints, coords = [], {}, np.empty((n_tasks, 2))
     for i in range(n_tasks):
         control = i % 50 == 49
         modality = "non-medical: synthetic" if control else modalities[i % len(modalities)]
@@ -59,16 +57,44 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
                         kind="control" if control else "medical", licence=licences[i % len(licences)],
                         source="synthetic (core/catalogue/synthetic.py)", upstream="none")
         centre = centres[key] + rng.normal(0, 40, size=template.n_features)
-        fingerprints[info.id] = synthetic_fingerprint(template, info.name, rng, centre, n_samples)
-        coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)
+        fingerprint = synthetic_fingerprint(template, info.name, rng, centre, n_samples)
+        yield info, fingerprint, anchors[key] + rng.normal(0, 1.5, size=2)
+
+
+def synthetic_manifest(like: Catalogue, n_tasks: int, seed: int, n_samples: int) -> dict:
+    return {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
+            "protocol": dict(like.protocol, n=n_samples), "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}"}}
+
+
+def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
+                              n_samples: int = 200, compute_large: bool = False) -> Path:
+    """Write a catalogue of ``n_tasks`` synthetic tasks (:func:`synthetic_tasks`) to ``root``. bKLD small is
+    computed; bKLD large only with ``compute_large`` (its source bank holds T x m x 1000 float64; otherwise the stored
+    bkld_large is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality
+    (no UMAP fit at this size)."""
+    tasks, fingerprints, coords = [], {}, np.empty((n_tasks, 2))
+    for i, (info, fingerprint, xy) in enumerate(synthetic_tasks(like, n_tasks, seed, n_samples)):
         tasks.append(info)
+        fingerprints[info.id] = fingerprint
+        coords[i] = xy
     ordered = [fingerprints[t.id] for t in tasks]
     small = bank_for(BKLD_SMALL, ordered).pairwise()
     computed_large = compute_large
     large = bank_for(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
-    manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
-                "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
-                "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",
-                          "bkld_large": "computed" if computed_large else "copy of bkld_small (not computed)"}}
+    manifest = synthetic_manifest(like, n_tasks, seed, n_samples)
+    manifest["map_method"] = "synthetic"
+    manifest["built"]["bkld_large"] = "computed" if computed_large else "copy of bkld_small (not computed)"
     write_catalogue(Path(root), manifest, like.edges, tasks, fingerprints, small, large, coords)
+    return Path(root)
+
+
+def write_synthetic_large_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
+                                    n_samples: int = 200) -> Path:
+    """The same tasks as :func:`write_synthetic_catalogue` in the store layout (core.catalogue.large): no matrices,
+    one fingerprint in memory at a time."""
+    from core.catalogue.large import write_large_catalogue
+
+    write_large_catalogue(Path(root), synthetic_manifest(like, n_tasks, seed, n_samples), like.edges,
+                          ((info, fingerprint) for info, fingerprint, _ in synthetic_tasks(like, n_tasks, seed,
+                                                                                          n_samples)))
     return Path(root)
