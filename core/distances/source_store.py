@@ -1,35 +1,40 @@
-"""A compact, append-only store of source tasks for ranking by bKLD at 10,000 tasks and more on one machine.
+"""A compact, append-only store of tasks for ranking by bKLD at 10,000 tasks and more on one machine.
 
-For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] log softmax_b(Q_s)[f, b], with x_t = w_f P_t[f, b]
-the target's weighted histogram (weights normalised) and c_t its own sum_f w_f sum_b P log P. Since
-log softmax_b(Q)_b = Q_b - lse_f(Q) and sum_b P_t = 1, this is
+For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum_f w_f lse_s[f]
+(:mod:`core.distances.store_rows`): ranking every source is one inner product per source. Per task the store keeps:
 
-    bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum_f w_f lse_s[f]
-
-Ranking every source is one inner product per source. The store keeps, per task, only what ranking needs:
-
-* ``codes.f32``: the screening row, float32, memory-mapped and read by every query: per feature the histogram's
-  coordinates in a fixed orthonormal basis of K vectors (the two end bins, which hold the clipped tails, and the
-  first K - 2 cosines (DCT-II) of the interior bins: histograms are smooth, so few cosines carry most of a row),
-  then lse_s (m values). One matrix-vector product gives every source's approximate distance.
-* ``coarse.u16``: the B-bin counts, exact (n <= 65,535 per task), and ``lse.f64``: lse_s in float64. Read with
-  ``pread`` (never mapped, so they stay out of the process's resident memory) for the ``candidates`` best screened
-  sources only, which are then re-scored exactly in float64: the distances returned are the bKLD values of
-  :class:`core.distances.bank.SourceBank` (equal to float64 rounding), and when the store holds no more than
-  ``candidates`` tasks every task is re-scored, so the ranking is exact.
+* ``codes.f32``: the source's screening row, float32, memory-mapped and read by every query: per feature the
+  histogram's coordinates in a fixed orthonormal basis of K vectors (the two end bins, which hold the clipped tails,
+  and the first K - 2 cosines of the interior bins), then lse_s. One matrix-vector product gives every source's
+  approximate distance.
+* ``targets.f32``: the same task as a target ([x_t on the basis, -w, -c_t]): when a task is published, one product
+  gives its approximate distance to every stored target (for the nearest-neighbour maintenance below).
+* ``coarse.u16`` (the B-bin counts, exact), ``lse.f64`` and ``weights.f64`` (float64): read with ``pread`` (never
+  mapped, so they stay out of the process's resident memory) for the ``candidates`` best screened sources only, which
+  are re-scored exactly in float64: the distances returned are the bKLD values of
+  :class:`core.distances.bank.SourceBank` (to float64 rounding), and when the store holds no more than ``candidates``
+  tasks every task is re-scored, so the ranking is exact.
 * ``digests.bin``: sha256 of each task's B-bin counts and mean: a source whose digest equals the target's scores
-  exactly 0 (the bank compares the fine counts as well; equal means of m float64 values with different counts do
-  not occur in practice).
-* ``index.jsonl``: one line per task (id, name, samples), written last: a task is in the store once its line is.
+  exactly 0, as in the bank.
+* ``index.jsonl``: one line per task (id, name, samples), written after its rows: a task is in the store once its
+  line is. ``withdrawn.jsonl``: tombstones (ids), never ranked again. ``nearest.bin``: see below.
 
-Adding a task appends to each file (no rebuild); a reader sees new tasks at its next query. Rows past the last index
+API (stable): ``SourceStore.open(root, like=None, distance=...)``; ``len(store)`` and ``store.ids`` (live tasks, in
+publishing order; ``store.names``, ``store.samples`` aligned); ``add(fingerprint, task_id)``; ``add_many(iterable
+of (task_id, fingerprint))``; ``withdraw(task_id)``; ``rank(target, top_k, candidates) -> Ranking`` (ids and exact
+distances, nearest first); ``nearest_distances() -> (len(store),) float64`` and ``nearest_sources() -> list of ids``
+aligned with ``store.ids``: each task's distance, as the target, to its nearest OTHER live task (min over s != t of
+bKLD(s -> t); an identical task published under another id counts, at 0, as in the catalogue's matrix; inf and None
+for a task alone in the store). They are maintained on every add and withdrawal, never rebuilt
+(:mod:`core.distances.store_nearest`).
+
+Adding tasks appends to each file (no rebuild); a reader sees new tasks at its next query. Rows past the last index
 line (a write that died half-way) are ignored and overwritten by the next add. One writer at a time (an exclusive
-``flock`` on ``store.lock``).
+``flock`` on ``store.lock``). A store of another format version is refused with a message saying so.
 """
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -39,13 +44,24 @@ from pathlib import Path
 
 import numpy as np
 
-from core.distances.maths import feature_weights, plogp
 from core.distances.registry import DEFAULT_DISTANCE, DistanceSpec, spec_of
+from core.distances.store_rows import (
+    query_row,
+    same_rows,
+    screening_basis,
+    source_row,
+    target_row,
+    target_terms,
+    task_digest,
+    weights_of,
+)
 from core.errors import CatalogueError, IncompatibleFingerprintsError
 from core.fingerprint.binning import coarsen
 from core.fingerprint.fingerprint import Fingerprint
 
-STORE_VERSION = 1
+__all__ = ["SourceStore", "Ranking", "STORE_VERSION", "screening_basis"]
+
+STORE_VERSION = 2
 #: basis vectors per feature in the screening row (2 end bins + cosines); measured by bench/cloud_scale.py
 DEFAULT_BASIS = 8
 #: sources re-scored exactly per query, at least (more when top_k is larger)
@@ -53,40 +69,13 @@ DEFAULT_CANDIDATES = 200
 #: what must agree between the store's fingerprints and a target (check_comparable's hard differences)
 _IDENTITY = ("backbone", "probe", "weights_sha256", "edges_id", "feature_dim")
 _PROTOCOL_IDENTITY = ("pipeline", "augment")
-
-
-def screening_basis(n_bins: int, size: int) -> np.ndarray:
-    """(n_bins, size) orthonormal columns: the first and last bin, then the first ``size - 2`` DCT-II cosines of
-    the interior bins."""
-    if not 2 <= size <= n_bins:
-        raise ValueError(f"basis size must be between 2 and {n_bins}, got {size}")
-    interior = n_bins - 2
-    basis = np.zeros((n_bins, size))
-    basis[0, 0] = basis[-1, 1] = 1.0
-    positions = (np.arange(interior) + 0.5) * np.pi / interior
-    for j in range(size - 2):
-        column = np.cos(positions * j) * np.sqrt((1.0 if j == 0 else 2.0) / interior)
-        basis[1:-1, 2 + j] = column
-    return basis
-
-
-def log_sum_exp(q: np.ndarray) -> np.ndarray:
-    """lse over the last axis, max-shifted: (…, B) -> (…)."""
-    top = q.max(axis=-1, keepdims=True)
-    return (top + np.log(np.exp(q - top).sum(axis=-1, keepdims=True)))[..., 0]
-
-
-def task_digest(coarse: np.ndarray, mean: np.ndarray) -> bytes:
-    """sha256 of B-bin counts (as uint16) and the mean (float64): equal digests = identical task."""
-    sha = hashlib.sha256(np.ascontiguousarray(coarse, dtype=np.uint16).data)
-    sha.update(np.ascontiguousarray(mean, dtype=np.float64).data)
-    return sha.digest()
+_ROW_FILES = ("codes.f32", "targets.f32", "coarse.u16", "lse.f64", "weights.f64", "digests.bin")
 
 
 @dataclass(frozen=True)
 class Ranking:
     """The nearest sources of one target, nearest first: ``ids`` and their exact ``distances`` (float64, source ->
-    target), ``candidates``: how many sources were re-scored exactly, ``total``: tasks in the store."""
+    target), ``candidates``: how many sources were re-scored exactly, ``total``: live tasks in the store."""
 
     ids: list[str]
     distances: np.ndarray
@@ -104,12 +93,20 @@ class SourceStore:
         self.n_features, self.n_bins = int(manifest["n_features"]), int(manifest["n_bins"])
         self.basis = screening_basis(self.n_bins, int(manifest["basis"]))
         self.row_values = self.n_features * (self.basis.shape[1] + 1)
+        m = self.n_features
+        self.row_bytes = {"codes.f32": self.row_values * 4, "targets.f32": (self.row_values + 1) * 4,
+                          "coarse.u16": m * self.n_bins * 2, "lse.f64": m * 8, "weights.f64": m * 8,
+                          "digests.bin": 32}
         self.ids: list[str] = []
         self.names: list[str] = []
         self.samples: list[int] = []
-        self._digests = np.empty((0, 32), dtype=np.uint8)
+        self.row_ids: list[str] = []  # every published row, withdrawn ones included
+        self.row_samples = np.empty(0)
+        self.live = np.empty(0, dtype=bool)
+        self.live_rows = np.empty(0, dtype=np.int64)
+        self.digests = np.empty((0, 32), dtype=np.uint8)
         self._codes: np.ndarray | None = None
-        self._index_bytes = 0
+        self._index_bytes = self._withdrawn_bytes = -1
         self._refresh()
 
     # ------------------------------------------------------------------ opening and publishing
@@ -137,7 +134,9 @@ class SourceStore:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CatalogueError(f"{manifest_path}: unreadable ({str(err)[:160]})") from None
         if not isinstance(manifest, dict) or manifest.get("store_version") != STORE_VERSION:
-            raise CatalogueError(f"{manifest_path}: not a source store of version {STORE_VERSION}")
+            found = manifest.get("store_version") if isinstance(manifest, dict) else None
+            raise CatalogueError(f"{manifest_path}: a source store of format version {found}, this program reads "
+                                 f"version {STORE_VERSION}; build the store again from the fingerprints")
         return cls(root, manifest)
 
     def __len__(self) -> int:
@@ -148,12 +147,16 @@ class SourceStore:
         self.add_many([(task_id, fingerprint)])
 
     def add_many(self, tasks: Iterable[tuple[str, Fingerprint]]) -> int:
-        """Append tasks (id, fingerprint) to the store; returns how many were added. Refuses an id already in the
-        store and a fingerprint made differently from the store's (backbone, probe, weights, edges, protocol)."""
+        """Append tasks (id, fingerprint) to the store and update every task's nearest neighbour; returns how many
+        were added. Refuses an id already in the store (withdrawn ones included) and a fingerprint made differently
+        from the store's (backbone, probe, weights, edges, protocol)."""
+        from core.distances.store_nearest import ensure_nearest, extend_nearest
+
         with self._writer():
             self._refresh()
-            known = set(self.ids)
-            rows = {name: [] for name in ("codes.f32", "coarse.u16", "lse.f64", "digests.bin")}
+            nearest = ensure_nearest(self)
+            known = set(self.row_ids)
+            rows = {name: [] for name in _ROW_FILES}
             lines = []
             for task_id, fingerprint in tasks:
                 if not isinstance(task_id, str) or not task_id or "\n" in task_id:
@@ -162,32 +165,38 @@ class SourceStore:
                     raise CatalogueError(f"{self.root}: task id '{task_id}' is already in the store")
                 self._check(fingerprint)
                 known.add(task_id)
-                coarse, lse, codes = self._source_rows(fingerprint)
-                rows["codes.f32"].append(codes.astype(np.float32).tobytes())
-                rows["coarse.u16"].append(coarse.tobytes())
-                rows["lse.f64"].append(lse.astype(np.float64).tobytes())
-                rows["digests.bin"].append(task_digest(coarse, fingerprint.mean))
+                for name, data in self._rows_of(fingerprint).items():
+                    rows[name].append(data)
                 lines.append(json.dumps({"id": task_id, "name": fingerprint.name,
                                          "n": int(fingerprint.meta.n_samples)}) + "\n")
             if not lines:
                 return 0
-            sizes = {"codes.f32": self.row_values * 4, "coarse.u16": self.n_features * self.n_bins * 2,
-                     "lse.f64": self.n_features * 8, "digests.bin": 32}
+            start = len(self.row_ids)
             for name, chunks in rows.items():
                 with open(self.root / name, "ab") as handle:
-                    handle.truncate(len(self) * sizes[name])  # drop rows of a write that died half-way
+                    handle.truncate(start * self.row_bytes[name])  # drop rows of a write that died half-way
                     handle.seek(0, os.SEEK_END)
                     handle.write(b"".join(chunks))
                     handle.flush()
                     os.fsync(handle.fileno())
-            with open(self.root / "index.jsonl", "ab") as handle:
-                handle.truncate(self._index_bytes)
-                handle.seek(0, os.SEEK_END)
-                handle.write("".join(lines).encode())
-                handle.flush()
-                os.fsync(handle.fileno())
+            _append(self.root / "index.jsonl", "".join(lines), self._index_bytes)
             self._refresh()
+            extend_nearest(self, nearest, start)
             return len(lines)
+
+    def withdraw(self, task_id: str) -> None:
+        """Withdraw a task: it is never ranked again (a tombstone; its rows stay), and the tasks whose nearest
+        neighbour it was get their next nearest."""
+        from core.distances.store_nearest import ensure_nearest, repair_nearest
+
+        with self._writer():
+            self._refresh()
+            if task_id not in self.ids:
+                raise CatalogueError(f"{self.root}: no live task '{task_id}' in the store")
+            nearest = ensure_nearest(self)
+            _append(self.root / "withdrawn.jsonl", json.dumps({"id": task_id}) + "\n", self._withdrawn_bytes)
+            self._refresh()
+            repair_nearest(self, nearest)
 
     # ------------------------------------------------------------------ querying
     def rank(self, target: Fingerprint, top_k: int | None = 10, candidates: int = DEFAULT_CANDIDATES) -> Ranking:
@@ -200,35 +209,85 @@ class SourceStore:
             return Ranking([], np.empty(0), 0, 0)
         top_k = total if top_k is None else min(int(top_k), total)
         weighted, weights, offset = self._target_terms(target)
-        pool = min(total, max(int(candidates), top_k))
-        if pool < total:
-            screened = self.screen(weighted, weights)
-            chosen = np.argpartition(screened, pool - 1)[:pool]
-        else:
-            chosen = np.arange(total)
-        chosen = np.sort(chosen)
-        values = offset - self._cross(chosen, weighted, weights)
         own = task_digest(coarsen(np.asarray(target.counts), self.n_bins), target.mean)
-        values[_same_rows(self._digests[chosen], own)] = 0.0  # the task itself
+        chosen = self.shortlist(query_row(weighted, weights, self.basis), max(int(candidates), top_k))
+        values = self.exact(chosen, weighted, weights, offset, own)
         order = np.lexsort((chosen, values))[:top_k]
-        return Ranking([self.ids[i] for i in chosen[order]], values[order], pool, total)
+        return Ranking([self.row_ids[i] for i in chosen[order]], values[order], len(chosen), total)
 
-    def screen(self, weighted: np.ndarray, weights: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """Approximate bKLD(s -> t) minus the target's constant for every source, (N,) float32: one matrix-vector
-        product over the memory-mapped screening rows, in chunks of ``chunk`` tasks."""
-        query = np.concatenate([(weighted @ self.basis).ravel(), -weights]).astype(np.float32)
+    def screen(self, weighted: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Approximate bKLD(s -> t) minus the target's constant for every live source (aligned with ``ids``),
+        (N,) float32."""
+        return self.screen_rows(query_row(weighted, weights, self.basis)[None])[self.live_rows, 0]
+
+    def nearest_distances(self) -> np.ndarray:
+        """(len(store),) float64 aligned with ``ids``: each task's distance (as target) to its nearest other live
+        task; inf for a task alone."""
+        return self._nearest()["distance"][self.live_rows].copy()
+
+    def nearest_sources(self) -> list[str | None]:
+        """Aligned with ``ids``: the id of each task's nearest other live task (None for a task alone)."""
+        sources = self._nearest()["source"][self.live_rows]
+        return [self.row_ids[s] if s >= 0 else None for s in sources]
+
+    # ------------------------------------------------------------------ building blocks (also for store_nearest)
+    def screen_rows(self, queries: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """(rows, Q) float32: minus the inner products of every row's screening row with ``queries`` (Q, row
+        values); withdrawn rows included."""
         assert self._codes is not None
-        out = np.empty(len(self), dtype=np.float32)
-        for start in range(0, len(self), chunk):
-            stop = min(start + chunk, len(self))
-            out[start:stop] = -(self._codes[start:stop] @ query)
-        return out
+        out = np.empty((len(self.row_ids), len(queries)), dtype=np.float32)
+        transposed = np.ascontiguousarray(queries.T, dtype=np.float32)
+        for start in range(0, len(out), chunk):
+            stop = min(start + chunk, len(out))
+            np.matmul(self._codes[start:stop], transposed, out=out[start:stop])
+        return np.negative(out, out=out)
+
+    def shortlist(self, query: np.ndarray, pool: int, exclude: int | None = None) -> np.ndarray:
+        """Sorted rows of the ``pool`` live sources with the best screened value for ``query`` (all live rows when
+        there are no more than ``pool``); row ``exclude`` left out."""
+        live = self.live_rows if exclude is None else self.live_rows[self.live_rows != exclude]
+        if len(live) <= pool:
+            return live
+        screened = self.screen_rows(query[None])[:, 0]
+        mask = np.ones(len(screened), dtype=bool)
+        mask[live] = False
+        screened[mask] = np.inf
+        return np.sort(np.argpartition(screened, pool - 1)[:pool])
+
+    def exact(self, rows: np.ndarray, weighted: np.ndarray, weights: np.ndarray, offset: float,
+              digest: bytes) -> np.ndarray:
+        """Exact bKLD(s -> t) (float64) for the source ``rows`` (sorted) and the target's terms; 0 for a source
+        whose digest equals the target's."""
+        values = offset - self._cross(rows, weighted, weights)
+        values[same_rows(self.digests[rows], digest)] = 0.0
+        return values
+
+    def row_target(self, row: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(x_t (m, B), w (m,), c_t) of the stored task at ``row`` as a target, exact (float64)."""
+        counts = np.empty(self.n_features * self.n_bins, dtype=np.uint16)
+        weights = np.empty(self.n_features)
+        with open(self.root / "coarse.u16", "rb") as coarse_file, open(self.root / "weights.f64", "rb") as w_file:
+            os.preadv(coarse_file.fileno(), [counts], row * self.row_bytes["coarse.u16"])
+            os.preadv(w_file.fileno(), [weights], row * self.row_bytes["weights.f64"])
+        p = counts.reshape(self.n_features, self.n_bins) / np.float64(self.row_samples[row])
+        weighted, constant = target_terms(p, weights)
+        return weighted, weights, constant
+
+    def target_rows(self) -> np.ndarray:
+        """(rows, row values + 1) float32, memory-mapped: every task's target screening row."""
+        return np.memmap(self.root / "targets.f32", dtype=np.float32, mode="r",
+                         shape=(len(self.row_ids), self.row_values + 1))
+
+    def source_codes(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), row values) float32: the screening rows of ``rows``."""
+        assert self._codes is not None
+        return np.asarray(self._codes[rows])
 
     def _cross(self, rows: np.ndarray, weighted: np.ndarray, weights: np.ndarray, block: int = 16) -> np.ndarray:
-        """sum_f sum_b x_t Q_s - sum_f w_f lse_s for the given tasks (sorted rows), exactly (float64); the rows are
+        """sum_f sum_b x_t Q_s - sum_f w_f lse_s for the given rows (sorted), exactly (float64); the rows are
         read with pread, ``block`` tasks at a time."""
-        coarse_size, lse_size = self.n_features * self.n_bins * 2, self.n_features * 8
-        samples = np.asarray(self.samples, dtype=np.float64)[rows]
+        coarse_size, lse_size = self.row_bytes["coarse.u16"], self.row_bytes["lse.f64"]
+        samples = self.row_samples[rows]
         flat = weighted.ravel()
         counts = np.empty((len(rows), self.n_features * self.n_bins), dtype=np.uint16)
         lse = np.empty((len(rows), self.n_features))
@@ -245,11 +304,12 @@ class SourceStore:
     def _target_terms(self, target: Fingerprint) -> tuple[np.ndarray, np.ndarray, float]:
         """(x_t (m, B) weighted histogram, w (m,) normalised weights, c_t)."""
         p = target.probabilities(self.n_bins)
-        weights = feature_weights(target.mean if self.spec.weighted else None, p.shape[0])
-        return p * weights[:, None], weights, float(weights @ plogp(p))
+        weights = weights_of(target.mean, p.shape[0], self.spec.weighted)
+        weighted, constant = target_terms(p, weights)
+        return weighted, weights, constant
 
-    def _source_rows(self, fingerprint: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(coarse counts (m, B), lse (m,), screening row (m * (K + 1),)) of one source."""
+    def _rows_of(self, fingerprint: Fingerprint) -> dict[str, bytes]:
+        """The bytes of every row file for one task."""
         counts = np.asarray(fingerprint.counts)
         coarse = counts if counts.shape[-1] == self.n_bins else coarsen(counts, self.n_bins)
         if coarse.max() > np.iinfo(np.uint16).max:
@@ -260,10 +320,26 @@ class SourceStore:
             raise ValueError(f"'{fingerprint.name}': histogram rows do not sum to its {fingerprint.meta.n_samples} "
                              "samples")
         q = coarse / np.float64(fingerprint.meta.n_samples)
-        lse = log_sum_exp(q)
-        return coarse, lse, np.concatenate([(q @ self.basis).ravel(), lse])
+        lse, codes = source_row(q, self.basis)
+        weights = weights_of(fingerprint.mean, self.n_features, self.spec.weighted)
+        weighted, constant = target_terms(q, weights)
+        return {"codes.f32": codes.tobytes(), "targets.f32": target_row(weighted, weights, constant, self.basis)
+                .tobytes(), "coarse.u16": coarse.tobytes(), "lse.f64": lse.astype(np.float64).tobytes(),
+                "weights.f64": weights.astype(np.float64).tobytes(),
+                "digests.bin": task_digest(coarse, fingerprint.mean)}
 
     # ------------------------------------------------------------------ bookkeeping
+    def _nearest(self) -> np.ndarray:
+        from core.distances.store_nearest import ensure_nearest, read_nearest
+
+        self._refresh()
+        found = read_nearest(self)
+        if found is not None:
+            return found
+        with self._writer():
+            self._refresh()
+            return ensure_nearest(self)
+
     def _check(self, fingerprint: Fingerprint) -> None:
         mine, theirs = self.manifest["identity"], _identity(fingerprint)
         differences = [f"{key}: {theirs[key]!r} vs {mine.get(key)!r}" for key in theirs
@@ -274,31 +350,29 @@ class SourceStore:
                 f"be compared with them ({'; '.join(differences)})")
 
     def _refresh(self) -> None:
-        """Re-read the index when it grew (another process published); map the screening rows of the tasks in it."""
-        index = self.root / "index.jsonl"
+        """Re-read the index and the tombstones when they grew (another process published or withdrew); map the
+        screening rows of the tasks in the index."""
+        index, withdrawn = self.root / "index.jsonl", self.root / "withdrawn.jsonl"
         size = index.stat().st_size if index.is_file() else 0
-        if size == self._index_bytes and self._codes is not None:
+        gone_size = withdrawn.stat().st_size if withdrawn.is_file() else 0
+        if size == self._index_bytes and gone_size == self._withdrawn_bytes and self._codes is not None:
             return
-        ids, names, samples, complete = [], [], [], 0
-        if size:
-            with open(index, "rb") as handle:
-                data = handle.read(size)
-            for line in data.splitlines(keepends=True):
-                if not line.endswith(b"\n"):
-                    break  # a line being written
-                entry = json.loads(line)
-                ids.append(entry["id"])
-                names.append(entry["name"])
-                samples.append(int(entry["n"]))
-                complete += len(line)
-        self.ids, self.names, self.samples, self._index_bytes = ids, names, samples, complete
-        count = len(ids)
-        codes_path = self.root / "codes.f32"
-        self._codes = (np.memmap(codes_path, dtype=np.float32, mode="r", shape=(count, self.row_values))
+        entries, complete = _read_lines(index, size)
+        gone, gone_complete = _read_lines(withdrawn, gone_size)
+        self.row_ids = [e["id"] for e in entries]
+        self.row_samples = np.array([int(e["n"]) for e in entries], dtype=np.float64)
+        gone_ids = {e["id"] for e in gone}
+        self.live = np.array([i not in gone_ids for i in self.row_ids], dtype=bool)
+        self.live_rows = np.flatnonzero(self.live)
+        self.ids = [self.row_ids[r] for r in self.live_rows]
+        self.names = [entries[r]["name"] for r in self.live_rows]
+        self.samples = [int(entries[r]["n"]) for r in self.live_rows]
+        self._index_bytes, self._withdrawn_bytes = complete, gone_complete
+        count = len(entries)
+        self._codes = (np.memmap(self.root / "codes.f32", dtype=np.float32, mode="r", shape=(count, self.row_values))
                        if count else np.empty((0, self.row_values), dtype=np.float32))
-        digests = self.root / "digests.bin"
-        self._digests = (np.fromfile(digests, dtype=np.uint8, count=count * 32).reshape(count, 32)
-                         if count else np.empty((0, 32), dtype=np.uint8))
+        self.digests = (np.fromfile(self.root / "digests.bin", dtype=np.uint8, count=count * 32).reshape(count, 32)
+                        if count else np.empty((0, 32), dtype=np.uint8))
 
     @contextmanager
     def _writer(self):
@@ -310,13 +384,32 @@ class SourceStore:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def _read_lines(path: Path, size: int) -> tuple[list[dict], int]:
+    """The complete JSON lines of the first ``size`` bytes of ``path`` and their length in bytes."""
+    entries, complete = [], 0
+    if size:
+        with open(path, "rb") as handle:
+            data = handle.read(size)
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # a line being written
+            entries.append(json.loads(line))
+            complete += len(line)
+    return entries, complete
+
+
+def _append(path: Path, text: str, keep: int) -> None:
+    """Append ``text`` after the first ``keep`` bytes of ``path`` (dropping a half-written line), durably."""
+    with open(path, "ab") as handle:
+        handle.truncate(max(keep, 0))
+        handle.seek(0, os.SEEK_END)
+        handle.write(text.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _identity(fingerprint: Fingerprint) -> dict:
     meta = fingerprint.meta
     identity = {key: getattr(meta, key) for key in _IDENTITY}
     identity.update({f"protocol {key}": meta.protocol.get(key) for key in _PROTOCOL_IDENTITY})
     return identity
-
-
-def _same_rows(digests: np.ndarray, digest: bytes) -> np.ndarray:
-    """(k,) bool: which of the (k, 32) digests equal ``digest``."""
-    return np.all(digests == np.frombuffer(digest, dtype=np.uint8)[None], axis=1)

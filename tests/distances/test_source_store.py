@@ -120,3 +120,86 @@ def test_screening_finds_the_exact_top10_of_300_synthetic_tasks(shipped, tmp_pat
         assert ranking.candidates == 200
         assert ranking.ids == [f"t{i}" for i in np.argsort(exact, kind="stable")[:10]]
         np.testing.assert_allclose(ranking.distances, np.sort(exact)[:10], rtol=1e-12)
+
+
+def _brute_nearest(tasks, live):
+    """Reference: each live task's nearest other live task by the catalogue's source bank (float64), lowest index
+    on ties, as core.catalogue.validity.nearest_legal_source picks it."""
+    from core.distances.bank import bank_for
+    matrix = bank_for("bkld-small", tasks).distances_to_each(tasks).T  # [s, t]
+    found = {}
+    for t in live:
+        others = [s for s in live if s != t]
+        s = others[int(np.argmin(matrix[others, t]))]
+        found[t] = (matrix[s, t], s)
+    return found
+
+
+def _synthetic_tasks(template, count, seed):
+    from core.catalogue.synthetic import synthetic_fingerprint
+    rng = np.random.default_rng(seed)
+    centres = [rng.uniform(150, 850, size=template.n_features) for _ in range(4)]
+    return [synthetic_fingerprint(template, f"t{i}", rng, centres[i % 4] + rng.normal(0, 40, size=1280))
+            for i in range(count)]
+
+
+def test_nearest_distances_match_the_catalogue_matrix(shipped, full_store):
+    """The shipped tasks: each one's nearest other task and distance, as the stored bKLD small matrix gives them."""
+    matrix = shipped.bkld_small
+    distances, sources = full_store.nearest_distances(), full_store.nearest_sources()
+    assert full_store.ids == shipped.ids
+    for t in range(len(shipped.ids)):
+        others = [s for s in range(len(shipped.ids)) if s != t]
+        s = others[int(np.argmin(matrix[others, t]))]
+        assert sources[t] == shipped.ids[s]
+        np.testing.assert_allclose(distances[t], matrix[s, t], rtol=1e-12)
+
+
+@pytest.mark.parametrize("every_pair_up_to", [200, 4])
+def test_nearest_distances_are_maintained_on_add_and_withdrawal(shipped, tmp_path, monkeypatch, every_pair_up_to):
+    """60 synthetic tasks published in batches and one by one, an identical twin under another id, withdrawals:
+    after every step each live task's nearest other task equals the brute-force float64 reference. With every pair
+    re-scored only up to 4 earlier tasks, the screening and its margin rule decide which earlier targets a new
+    source is re-scored for."""
+    import core.distances.store_nearest as store_nearest
+    monkeypatch.setattr(store_nearest, "EVERY_PAIR_UP_TO", every_pair_up_to)
+    template = shipped.fingerprints[shipped.ids[0]]
+    tasks = _synthetic_tasks(template, 60, 1)
+    tasks.append(tasks[7].renamed("twin of t7"))
+    store = SourceStore.open(tmp_path / "s", like=template)
+
+    def check(live):
+        reference = _brute_nearest(tasks, live)
+        assert store.ids == [f"t{i}" for i in live]
+        distances, sources = store.nearest_distances(), store.nearest_sources()
+        for k, t in enumerate(live):
+            distance, s = reference[t]
+            assert sources[k] == f"t{s}", (t, sources[k], s)
+            np.testing.assert_allclose(distances[k], distance, rtol=1e-12, atol=1e-15)
+
+    store.add(tasks[0], "t0")
+    assert store.nearest_distances()[0] == np.inf and store.nearest_sources() == [None]
+    store.add_many((f"t{i}", tasks[i]) for i in range(1, 30))
+    check(list(range(30)))
+    for i in range(30, 45):
+        store.add(tasks[i], f"t{i}")
+    store.add_many((f"t{i}", tasks[i]) for i in range(45, 61))
+    live = list(range(61))
+    check(live)
+    assert store.nearest_distances()[7] == 0.0 and store.nearest_sources()[7] == "t60"  # the twin, at 0
+    for gone in (60, store.ids.index(store.nearest_sources()[3])):
+        store.withdraw(f"t{gone}")
+        live.remove(gone)
+        check(live)
+    (tmp_path / "s" / "nearest.bin").unlink()  # lost derived data is rebuilt by the next reader
+    check(live)
+
+
+def test_an_old_store_version_is_refused_with_a_clear_message(shipped, tmp_path):
+    import json
+    store = SourceStore.open(tmp_path / "s", like=shipped.fingerprints[shipped.ids[0]])
+    manifest = json.loads((store.root / "store.json").read_text())
+    manifest["store_version"] = 1
+    (store.root / "store.json").write_text(json.dumps(manifest))
+    with pytest.raises(CatalogueError, match="format version 1, this program reads version 2"):
+        SourceStore.open(store.root)
