@@ -5,10 +5,11 @@ the usual ``catalogue.json``, ``edges.npz`` and ``fingerprints/ID.npz`` it holds
 
     store/         a compact source store for bKLD small (core.distances.source_store): ranks one fingerprint
                    against every task in one matrix-vector product plus an exact re-scoring of the best candidates
-    facts.npz      the catalogue-wide figures the verdict reads, as samples: ``own_excess`` (a medical task's
-                   distance from its nearest legal source above its twin distance, for sampled tasks and every task
-                   added since) and ``pair_excess`` (the same for sampled pairs of different medical tasks: the
-                   closeness scale)
+    facts.npz      what the verdict's catalogue-wide figures need besides the store's nearest neighbours (which
+                   the store maintains on every addition): each task's twin distance, the nearest-legal-source
+                   distance of tasks whose store nearest is a control or shares their images (``fallback``), and
+                   ``pair_excess``, bKLD small of sampled pairs of different medical tasks above the target's twin
+                   distance (the closeness scale)
 
 Loading reads the metadata and opens the store: no fingerprint is read. What the app and the command line show is a
 :func:`neighbourhood`: a small in-memory :class:`core.catalogue.store.Catalogue` of the tasks nearest the user's
@@ -43,8 +44,7 @@ FACTS_FILE = "facts.npz"
 #: medical tasks a neighbourhood shows (plus the task it is centred on and up to NEIGHBOURHOOD_CONTROLS controls)
 NEIGHBOURHOOD = 30
 NEIGHBOURHOOD_CONTROLS = 2
-#: medical tasks whose nearest-source distance is measured when a large catalogue is written (the distribution the
-#: verdict's "of your kind" reads); every task added later is measured too
+#: medical targets of the pair sample when a large catalogue is written (each added task is one more)
 FACT_SAMPLE = 200
 #: sources of the pair sample: each sampled target is compared with this many sampled sources (the closeness scale)
 PAIR_SOURCES = 40
@@ -74,7 +74,8 @@ class LargeCatalogue:
     knowledge: dict = field(default_factory=dict)
     _by_id: dict = field(default_factory=dict, repr=False)
     _kept: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _own: list | None = field(default=None, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {t.id: t for t in self.tasks}
@@ -121,8 +122,16 @@ class LargeCatalogue:
         self.task(task_id)
         return read_fingerprint(self.root, task_id, self.manifest, self.edges)
 
-    def facts(self) -> dict[str, np.ndarray]:
+    def facts(self) -> dict:
         return read_facts(self.root)
+
+    def own_excess(self) -> list[float]:
+        """Every medical task's nearest-legal-source distance above its twin (:func:`own_excess`), computed once
+        per catalogue object."""
+        with self._lock:
+            if self._own is None:
+                self._own = own_excess(self)
+            return self._own
 
     def neighbourhood(self, target: Fingerprint | None = None, around: str | None = None,
                       size: int = NEIGHBOURHOOD) -> Catalogue:
@@ -215,9 +224,8 @@ def neighbourhood(large: LargeCatalogue, target: Fingerprint, around: str | None
                           large.edges, [large.task(i) for i in ids], fingerprints, small, None, coords, method,
                           large.knowledge, manifest.get("built", {}), large.probe, large.versions,
                           {}, neighbourhood_of={"total": len(large.tasks), "around": around, "size": size})
-    facts = large.facts()
-    catalogue._derived[("own excess", BKLD_SMALL)] = [threading.Lock(), [float(v) for v in facts["own_excess"]], True]
-    catalogue._derived[("scale pairs", BKLD_SMALL)] = [threading.Lock(), facts["pair_excess"], True]
+    catalogue._derived[("own excess", BKLD_SMALL)] = [threading.Lock(), large.own_excess(), True]
+    catalogue._derived[("scale pairs", BKLD_SMALL)] = [threading.Lock(), large.facts()["pair_excess"], True]
     return catalogue
 
 
@@ -227,15 +235,18 @@ def neighbourhood_for(catalogue: Catalogue | LargeCatalogue, target: Fingerprint
 
 
 # ---------------------------------------------------------------------------------------------- facts
-def read_facts(root: Path) -> dict[str, np.ndarray]:
+def read_facts(root: Path) -> dict:
+    """{'twin': {task id: twin distance}, 'fallback': {task id: own excess}, 'pair_excess': (n,) float64}."""
     path = Path(root) / FACTS_FILE
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {name: np.asarray(data[name], dtype=np.float64) for name in ("own_excess", "pair_excess")}
+            return {"twin": dict(zip(map(str, data["twin_ids"]), map(float, data["twin"]))),
+                    "fallback": dict(zip(map(str, data["fallback_ids"]), map(float, data["fallback"]))),
+                    "pair_excess": np.asarray(data["pair_excess"], dtype=np.float64)}
     except FileNotFoundError:
-        return {"own_excess": np.empty(0), "pair_excess": np.empty(0)}
+        return {"twin": {}, "fallback": {}, "pair_excess": np.empty(0)}
     except (OSError, KeyError, ValueError) as err:
-        raise CatalogueError(f"{path}: unreadable ({str(err)[:160]}); rebuild the catalogue's facts") from None
+        raise CatalogueError(f"{path}: unreadable ({str(err)[:160]}); rebuild the catalogue") from None
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
@@ -247,59 +258,84 @@ def _write_atomic(path: Path, payload: bytes) -> None:
     os.replace(temporary, path)
 
 
-def write_facts(root: Path, own_excess: np.ndarray, pair_excess: np.ndarray) -> None:
+def write_facts(root: Path, facts: dict) -> None:
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, own_excess=np.asarray(own_excess, dtype=np.float64),
-             pair_excess=np.asarray(pair_excess, dtype=np.float64))
+    np.savez(buffer, twin_ids=np.array(list(facts["twin"]), dtype=str),
+             twin=np.array(list(facts["twin"].values()), dtype=np.float64),
+             fallback_ids=np.array(list(facts["fallback"]), dtype=str),
+             fallback=np.array(list(facts["fallback"].values()), dtype=np.float64),
+             pair_excess=np.asarray(facts["pair_excess"], dtype=np.float64))
     _write_atomic(Path(root) / FACTS_FILE, buffer.getvalue())
 
 
+def _legal(tasks: dict[str, TaskInfo], target: str, source: str | None) -> bool:
+    known = tasks.get(source) if source is not None else None
+    return known is not None and source != target and known.kind == "medical" and \
+        source not in set(tasks[target].shares_images_with)
+
+
+def own_excess(large: LargeCatalogue) -> list[float]:
+    """Each medical task's bKLD small from its nearest legal source above its twin distance (the reference of
+    "of your kind", core.report.recommend.catalogue_excess), from the store's nearest neighbours, maintained on every
+    addition; a task whose nearest is not a legal source (a control, a task sharing its images) takes the value
+    measured when it was added (``fallback``), or is left out."""
+    facts = large.facts()
+    tasks = {t.id: t for t in large.tasks}
+    distances = dict(zip(large.store.ids, large.store.nearest_distances()))
+    sources = dict(zip(large.store.ids, large.store.nearest_sources()))
+    values = []
+    for task in large.tasks:
+        if task.kind != "medical" or task.id not in facts["twin"]:
+            continue
+        if _legal(tasks, task.id, sources.get(task.id)):
+            values.append(float(distances[task.id]) - facts["twin"][task.id])
+        elif task.id in facts["fallback"]:
+            values.append(facts["fallback"][task.id])
+    return values
+
+
 def own_excess_of(store: SourceStore, tasks: dict[str, TaskInfo], task_id: str,
-                  fingerprint: Fingerprint) -> float | None:
+                  fingerprint: Fingerprint, twin: float) -> float | None:
     """bKLD small from the task's nearest legal source (medical, not itself, no shared images) above its twin
     distance, from the store's ``NEAREST_DEPTH`` nearest; None when none of them is legal."""
-    info = tasks[task_id]
-    shared = set(info.shares_images_with)
     ranking = store.rank(fingerprint, top_k=min(len(store), NEAREST_DEPTH))
     for source, value in zip(ranking.ids, ranking.distances):
-        known = tasks.get(source)
-        if source != task_id and source not in shared and known is not None and known.kind == "medical":
-            return float(value) - twin_distance(BKLD_SMALL, fingerprint)
+        if _legal(tasks, task_id, source):
+            return float(value) - twin
     return None
 
 
 def pair_excess_of(sources: list[str], bank, tasks: dict[str, TaskInfo], task_id: str,
-                   fingerprint: Fingerprint) -> np.ndarray:
+                   fingerprint: Fingerprint, twin: float) -> np.ndarray:
     """bKLD small from each legal one of ``sources`` (their bKLD small SourceBank: ``bank``) to the task, above the
     task's twin distance."""
     if not sources:
         return np.empty(0)
-    shared = set(tasks[task_id].shares_images_with)
-    legal = np.array([i != task_id and i not in shared for i in sources])
-    values = bank.distances(fingerprint)[legal]
-    return values - twin_distance(BKLD_SMALL, fingerprint)
+    legal = np.array([_legal(tasks, task_id, i) for i in sources])
+    return bank.distances(fingerprint)[legal] - twin
 
 
-def sampled_facts(large: LargeCatalogue, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(own_excess, pair_excess) for a random sample of ``FACT_SAMPLE`` medical tasks (all when fewer): each one's
-    nearest legal source from the store, and its distance from ``PAIR_SOURCES`` sampled sources."""
+def task_facts(large: LargeCatalogue, twins: dict[str, float], seed: int = 0) -> dict:
+    """The facts of a freshly written catalogue: ``twins`` (every task's), the fallback of every medical task whose
+    store nearest is not a legal source, and the pair sample: ``FACT_SAMPLE`` sampled medical targets against
+    ``PAIR_SOURCES`` sampled sources."""
     rng = np.random.default_rng(seed)
+    tasks = {t.id: t for t in large.tasks}
+    fallback = {}
+    for task_id, source in zip(large.store.ids, large.store.nearest_sources()):
+        if task_id in tasks and tasks[task_id].kind == "medical" and not _legal(tasks, task_id, source):
+            value = own_excess_of(large.store, tasks, task_id, large.fingerprint(task_id), twins[task_id])
+            if value is not None:
+                fallback[task_id] = value
     medical = [t.id for t in large.tasks if t.kind == "medical"]
     sample = sorted(rng.choice(len(medical), size=min(FACT_SAMPLE, len(medical)), replace=False)) if medical else []
     sample_ids = [medical[i] for i in sample]
     source_ids = sample_ids[:: max(1, len(sample_ids) // PAIR_SOURCES)][:PAIR_SOURCES]
-    tasks = {t.id: t for t in large.tasks}
     bank = bank_for(BKLD_SMALL, [large.fingerprint(i) for i in source_ids]) if source_ids else None
-    own, pairs = [], []
-    for task_id in sample_ids:
-        fingerprint = large.fingerprint(task_id)
-        value = own_excess_of(large.store, tasks, task_id, fingerprint)
-        if value is not None:
-            own.append(value)
-        pairs.append(pair_excess_of(source_ids, bank, tasks, task_id, fingerprint))
-    return np.asarray(own), np.concatenate(pairs or [np.empty(0)])
+    pairs = [pair_excess_of(source_ids, bank, tasks, i, large.fingerprint(i), twins[i]) for i in sample_ids]
+    return {"twin": twins, "fallback": fallback, "pair_excess": np.concatenate(pairs or [np.empty(0)])}
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -321,6 +357,7 @@ def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
     (root / "fingerprints").mkdir(parents=True, exist_ok=True)
     edges.save(root / "edges.npz")
     listed: list[TaskInfo] = []
+    twins: dict[str, float] = {}
     store = None
     batch: list[tuple[str, Fingerprint]] = []
     for info, fingerprint in tasks:
@@ -329,16 +366,17 @@ def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
             store = SourceStore.open(root / STORE_FOLDER, like=fingerprint, distance=BKLD_SMALL)
         batch.append((info.id, fingerprint))
         listed.append(info)
+        twins[info.id] = twin_distance(BKLD_SMALL, fingerprint)
         if len(batch) >= 64:
             store.add_many(batch)
             batch = []
     if store is None:
         raise CatalogueError(f"{root}: a catalogue needs at least one task")
     store.add_many(batch)
-    write_facts(root, np.empty(0), np.empty(0))
+    write_facts(root, {"twin": twins, "fallback": {}, "pair_excess": np.empty(0)})
     write_manifest(root, manifest, listed, edges)
     large = load_catalogue(root)
-    write_facts(root, *sampled_facts(large, seed))
+    write_facts(root, task_facts(large, twins, seed))
     return large
 
 
@@ -362,18 +400,22 @@ def add_large(local: Path, fingerprint: Fingerprint, task: TaskInfo, replace: bo
     tasks = {t.id: t for t in large.tasks}
     tasks[task.id] = task
     facts = large.facts()
-    own, pairs = facts["own_excess"], facts["pair_excess"]
+    twin = facts["twin"][task.id] = twin_distance(BKLD_SMALL, fingerprint)
     if task.kind == "medical":
-        value = own_excess_of(large.store, tasks, task.id, fingerprint)
+        ranking = large.store.nearest_sources()[large.store.ids.index(task.id)]
+        if not _legal(tasks, task.id, ranking):
+            value = own_excess_of(large.store, tasks, task.id, fingerprint, twin)
+            if value is not None:
+                facts["fallback"][task.id] = value
         rng = np.random.default_rng(len(large.tasks))
         medical = [t.id for t in large.tasks if t.kind == "medical"]
         picked = rng.choice(len(medical), size=min(PAIR_SOURCES_PER_ADD, len(medical)), replace=False) \
             if medical else []
         sources = [medical[i] for i in picked]
         bank = bank_for(BKLD_SMALL, [large.fingerprint(i) for i in sources]) if sources else None
-        own = np.append(own, [] if value is None else [value])
-        pairs = np.concatenate([pairs, pair_excess_of(sources, bank, tasks, task.id, fingerprint)])
-    write_facts(local, own, pairs)
+        facts["pair_excess"] = np.concatenate([facts["pair_excess"],
+                                               pair_excess_of(sources, bank, tasks, task.id, fingerprint, twin)])
+    write_facts(local, facts)
     write_manifest(local, _read_json(local / "catalogue.json"), large.tasks + [task], large.edges)
     return load_catalogue(local)
 

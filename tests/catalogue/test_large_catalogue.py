@@ -79,17 +79,17 @@ def test_neighbourhood_ranks_exactly_as_the_in_memory_catalogue(pair, user):
 def test_verdict_facts_are_the_whole_catalogues_not_the_neighbourhoods(pair):
     from core.report.recommend import catalogue_excess, pair_excess
 
+    from core.report.recommend import _own_excess
+
     big = load_catalogue(pair[1])
-    facts = big.facts()
     around = big.neighbourhood(user_task())
     medical = sum(t.kind == "medical" for t in big.tasks)
-    assert len(facts["own_excess"]) == medical  # every medical task sampled at this size
-    assert catalogue_excess(around, BKLD_SMALL) == list(facts["own_excess"])
-    assert np.array_equal(pair_excess(around, BKLD_SMALL), facts["pair_excess"])
-    # each sampled task's nearest legal source is the in-memory matrix's (same value)
+    own = catalogue_excess(around, BKLD_SMALL)
+    assert len(own) == medical and own == big.own_excess()  # every medical task, not the neighbourhood's 30
+    assert np.array_equal(pair_excess(around, BKLD_SMALL), big.facts()["pair_excess"])
+    # each task's nearest legal source distance above its twin equals the in-memory catalogue's, task by task
     memory = load_catalogue(pair[0])
-    from core.report.recommend import _own_excess
-    np.testing.assert_allclose(sorted(facts["own_excess"]), sorted(_own_excess(memory, BKLD_SMALL)), rtol=1e-9)
+    np.testing.assert_allclose(own, _own_excess(memory, BKLD_SMALL), rtol=1e-9, atol=1e-12)
 
 
 def test_adding_is_incremental_and_loses_nothing(pair, tmp_path):
@@ -100,6 +100,7 @@ def test_adding_is_incremental_and_loses_nothing(pair, tmp_path):
     before = {p.name: p.read_bytes() for p in (local / "fingerprints").iterdir()}
     store_bytes = (local / "store" / "codes.f32").read_bytes()
     facts_before = load_catalogue(local).facts()
+    own_before = load_catalogue(local).own_excess()
     grown = add_to_local_copy(user_task(), info_for("user_mine", "medical"), local, pair[0])
     assert isinstance(grown, LargeCatalogue) and grown.ids[-1] == "user_mine" and len(grown.tasks) == N_TASKS + 1
     assert not (local / "matrices.npz").exists()
@@ -107,7 +108,7 @@ def test_adding_is_incremental_and_loses_nothing(pair, tmp_path):
         assert (local / "fingerprints" / name).read_bytes() == payload
     assert (local / "store" / "codes.f32").read_bytes().startswith(store_bytes)  # appended, not rebuilt
     facts = grown.facts()
-    assert len(facts["own_excess"]) == len(facts_before["own_excess"]) + 1
+    assert len(grown.own_excess()) == len(own_before) + 1 and "user_mine" in facts["twin"]
     assert len(facts["pair_excess"]) == len(facts_before["pair_excess"]) + large_module.PAIR_SOURCES_PER_ADD
     around = grown.neighbourhood(around="user_mine")
     table = ranking(around, user_task()).table
