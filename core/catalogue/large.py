@@ -24,19 +24,22 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.catalogue.store import CATALOGUE_VERSION, Catalogue, TaskInfo
 from core.distances.bank import bank_for, twin_distance
 from core.distances.registry import BKLD_SMALL
 from core.distances.source_store import SourceStore
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
+
+if TYPE_CHECKING:  # core.catalogue.store imports this module; the catalogue class is handed in (small_class)
+    from core.catalogue.store import Catalogue, TaskInfo
 
 LAYOUT = "store"
 STORE_FOLDER = "store"
@@ -71,6 +74,7 @@ class LargeCatalogue:
     tasks: list[TaskInfo]
     manifest: dict
     store: SourceStore
+    small_class: type  # core.catalogue.store.Catalogue: what a neighbourhood is
     knowledge: dict = field(default_factory=dict)
     _by_id: dict = field(default_factory=dict, repr=False)
     _kept: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -178,9 +182,11 @@ def is_large(root: Path) -> bool:
         return False
 
 
-def load_large(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo]) -> LargeCatalogue:
+def load_large(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
+               small_class: type) -> LargeCatalogue:
     """The large catalogue whose manifest, edges and tasks :func:`core.catalogue.store.load_catalogue` has read and
-    checked: opens the store (no fingerprint is read). Tasks listed in catalogue.json must be in the store."""
+    checked: opens the store (no fingerprint is read). Tasks listed in catalogue.json must be in the store.
+    ``small_class``: core.catalogue.store.Catalogue."""
     store = SourceStore.open(root / STORE_FOLDER)
     missing = [t.id for t in tasks if t.id not in set(store.ids)]
     if missing:
@@ -188,9 +194,9 @@ def load_large(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo
                              f"'{missing[0]}'); the catalogue is inconsistent, rebuild it")
     knowledge_path = root / "knowledge.json"
     knowledge = json.loads(knowledge_path.read_text()) if knowledge_path.is_file() else {}
-    return LargeCatalogue(root, CATALOGUE_VERSION, manifest["backbone"], manifest["weights_sha256"],
-                          manifest["protocol"], edges, tasks, manifest, store, knowledge if isinstance(knowledge, dict)
-                          else {})
+    return LargeCatalogue(root, manifest["catalogue_version"], manifest["backbone"], manifest["weights_sha256"],
+                          manifest["protocol"], edges, tasks, manifest, store, small_class,
+                          knowledge if isinstance(knowledge, dict) else {})
 
 
 # ---------------------------------------------------------------------------------------------- the neighbourhood
@@ -220,7 +226,7 @@ def neighbourhood(large: LargeCatalogue, target: Fingerprint, around: str | None
     small = bank_for(BKLD_SMALL, ordered).pairwise()
     coords, method = fit_map(small, prefer="mds")  # MDS: no numba compilation, 0.05 s at this size
     manifest = large.manifest
-    catalogue = Catalogue(large.root, CATALOGUE_VERSION, large.backbone, large.weights_sha256, large.protocol,
+    catalogue = large.small_class(large.root, large.version, large.backbone, large.weights_sha256, large.protocol,
                           large.edges, [large.task(i) for i in ids], fingerprints, small, None, coords, method,
                           large.knowledge, manifest.get("built", {}), large.probe, large.versions,
                           {}, neighbourhood_of={"total": len(large.tasks), "around": around, "size": size})
@@ -339,20 +345,22 @@ def task_facts(large: LargeCatalogue, twins: dict[str, float], seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def write_manifest(root: Path, manifest: dict, tasks: list[TaskInfo], edges: BinEdges) -> None:
-    full = dict(manifest, catalogue_version=CATALOGUE_VERSION, edges_id=edges.identity, layout=LAYOUT,
-                tasks=[asdict(t) for t in tasks])
+def write_manifest(root: Path, manifest: dict, tasks: list[TaskInfo], edges: BinEdges) -> dict:
+    """catalogue.json of a large catalogue (``manifest`` holds catalogue_version), atomically; returns it."""
+    full = dict(manifest, edges_id=edges.identity, layout=LAYOUT, tasks=[asdict(t) for t in tasks])
     full.pop("map_method", None)
     _write_atomic(Path(root) / "catalogue.json", (json.dumps(full, indent=1, sort_keys=True) + "\n").encode())
+    return full
 
 
 def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
-                          tasks: Iterable[tuple[TaskInfo, Fingerprint]], seed: int = 0) -> LargeCatalogue:
+                          tasks: Iterable[tuple[TaskInfo, Fingerprint]], small_class: type, seed: int = 0,
+                          files_written_by: Callable[[], None] | None = None) -> LargeCatalogue:
     """Write a new store-layout catalogue to the empty or new folder ``root`` from (task, fingerprint) pairs (an
     iterable: one fingerprint in memory at a time), then its sampled facts. Files of ``root`` are written in place:
-    build into a new folder (core.catalogue.store.replace_folder's staging folder when converting)."""
-    from core.catalogue.store import load_catalogue
-
+    build into a new folder (core.catalogue.store.replace_folder's staging folder when converting).
+    ``files_written_by``: the fingerprint files are written by others (e.g. worker processes); called (to wait for
+    them) before the facts read any."""
     root = Path(root)
     (root / "fingerprints").mkdir(parents=True, exist_ok=True)
     edges.save(root / "edges.npz")
@@ -361,7 +369,8 @@ def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
     store = None
     batch: list[tuple[str, Fingerprint]] = []
     for info, fingerprint in tasks:
-        fingerprint.save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
+        if files_written_by is None:
+            fingerprint.save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
         if store is None:
             store = SourceStore.open(root / STORE_FOLDER, like=fingerprint, distance=BKLD_SMALL)
         batch.append((info.id, fingerprint))
@@ -374,19 +383,19 @@ def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
         raise CatalogueError(f"{root}: a catalogue needs at least one task")
     store.add_many(batch)
     write_facts(root, {"twin": twins, "fallback": {}, "pair_excess": np.empty(0)})
-    write_manifest(root, manifest, listed, edges)
-    large = load_catalogue(root)
+    full = write_manifest(root, manifest, listed, edges)
+    if files_written_by is not None:
+        files_written_by()
+    large = load_large(root, full, edges, listed, small_class)
     write_facts(root, task_facts(large, twins, seed))
     return large
 
 
-def add_large(local: Path, fingerprint: Fingerprint, task: TaskInfo, replace: bool) -> LargeCatalogue:
+def add_large(large: LargeCatalogue, fingerprint: Fingerprint, task: TaskInfo, replace: bool) -> None:
     """Add one task to a large catalogue in place (the caller holds its writer lock): the fingerprint file, the
     store row, the task's facts, then catalogue.json (the task is in the catalogue once catalogue.json lists it;
     an addition killed before that leaves a fingerprint file and a store row that nothing lists)."""
-    from core.catalogue.store import _read_json, load_catalogue
-
-    large = load_catalogue(local)
+    local = large.root
     check_comparable(fingerprint, large.fingerprint(large.ids[0]))
     if task.id in large.ids:
         raise CatalogueError(f"task id '{task.id}' is already in {local}; choose another name" +
@@ -416,13 +425,12 @@ def add_large(local: Path, fingerprint: Fingerprint, task: TaskInfo, replace: bo
         facts["pair_excess"] = np.concatenate([facts["pair_excess"],
                                                pair_excess_of(sources, bank, tasks, task.id, fingerprint, twin)])
     write_facts(local, facts)
-    write_manifest(local, _read_json(local / "catalogue.json"), large.tasks + [task], large.edges)
-    return load_catalogue(local)
+    write_manifest(local, {k: v for k, v in large.manifest.items() if k != "tasks"}, large.tasks + [task], large.edges)
 
 
 def convert_to_large(catalogue: Catalogue, staging: Path, manifest: dict,
                      extra: tuple[TaskInfo, Fingerprint]) -> None:
     """Write ``catalogue``'s tasks plus ``extra`` as a store-layout catalogue into ``staging`` (a fresh folder)."""
     pairs = [(info, catalogue.fingerprints[info.id]) for info in catalogue.tasks if info.id != extra[0].id]
-    write_large_catalogue(staging, manifest, catalogue.edges, pairs + [extra])
+    write_large_catalogue(staging, manifest, catalogue.edges, pairs + [extra], type(catalogue))
 

@@ -89,8 +89,7 @@ class Catalogue:
     probe: str = "postact"
     versions: dict = field(default_factory=dict)
     validity: dict = field(default_factory=dict)
-    #: set on a large catalogue's neighbourhood (core.catalogue.large): {"total": tasks in the whole catalogue,
-    #: "around": the task it is centred on or None (the user's), "size": nearest medical tasks shown}
+    #: a large catalogue's neighbourhood (core.catalogue.large): {"total": T of the whole, "around": id or None, "size"}
     neighbourhood_of: dict = field(default_factory=dict)
     _banks: dict = field(default_factory=dict, repr=False, compare=False)
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
@@ -159,8 +158,7 @@ class Catalogue:
         return self._banks[distance]
 
     def matrix(self, distance: str) -> np.ndarray:
-        """Pairwise directed distances (T, T) [source, target]; stored for bKLD (a neighbourhood may leave bKLD
-        large out), computed once for the others."""
+        """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed once for the others."""
         stored = spec_of(distance).stored_as
         if stored and getattr(self, stored) is not None:
             return getattr(self, stored)
@@ -270,7 +268,7 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         raise CatalogueError(f"{root / 'catalogue.json'}: task ids must be unique and at least one task listed")
     if manifest.get("layout") == "store":
         from core.catalogue.large import load_large
-        return load_large(root, manifest, edges, tasks)
+        return load_large(root, manifest, edges, tasks, Catalogue)
     fingerprints = {}
     for info in tasks:
         try:
@@ -443,7 +441,8 @@ def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: 
         raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")
     origin = shipped if first_use else local
     if not first_use and large.is_large(local):
-        return large.add_large(local, fingerprint, task, replace)  # in place: no matrix, no map, no folder copy
+        large.add_large(load_catalogue(local), fingerprint, task, replace)  # in place: no matrix, map or copy
+        return load_catalogue(local)
     catalogue = load_catalogue(origin)
     check_comparable(fingerprint, catalogue.fingerprints[catalogue.ids[0]])
     if task.id in catalogue.ids and not replace:
@@ -452,10 +451,9 @@ def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: 
     fingerprints = dict(catalogue.fingerprints)
     fingerprints[task.id] = fingerprint.renamed(task.name)
     if len(tasks) > large.STORE_ABOVE:  # pairwise matrices grow as T^2: from here on the store layout
-        manifest = _read_json(origin / "catalogue.json")
-        replace_folder(local, lambda staging: large.convert_to_large(catalogue, staging, manifest,
-                                                                     (task, fingerprints[task.id])),
-                       carry_from=origin, produced=_WRITTEN + ("store", large.FACTS_FILE, "validity.json", "probes"))
+        replace_folder(local, lambda staging: large.convert_to_large(
+            catalogue, staging, _read_json(origin / "catalogue.json"), (task, fingerprints[task.id])),
+            carry_from=origin, produced=_WRITTEN + ("store", large.FACTS_FILE, "validity.json", "probes"))
         return load_catalogue(local)
     ordered = [fingerprints[t.id] for t in tasks]
     small, large = pairwise_bkld(ordered)

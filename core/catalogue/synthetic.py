@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
+from core.catalogue.store import CATALOGUE_VERSION, Catalogue, TaskInfo, write_catalogue
 from core.distances.bank import bank_for
 from core.distances.registry import BKLD_LARGE, BKLD_SMALL
 from core.fingerprint.binning import N_BINS_LARGE
@@ -63,7 +63,8 @@ def synthetic_tasks(like: Catalogue, n_tasks: int, seed: int = 0,
 
 def synthetic_manifest(like: Catalogue, n_tasks: int, seed: int, n_samples: int) -> dict:
     return {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
-            "protocol": dict(like.protocol, n=n_samples), "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}"}}
+            "catalogue_version": CATALOGUE_VERSION, "protocol": dict(like.protocol, n=n_samples),
+            "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}"}}
 
 
 def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
@@ -89,12 +90,42 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
 
 
 def write_synthetic_large_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
-                                    n_samples: int = 200) -> Path:
+                                    n_samples: int = 200, workers: int = 0) -> Path:
     """The same tasks as :func:`write_synthetic_catalogue` in the store layout (core.catalogue.large): no matrices,
-    one fingerprint in memory at a time."""
+    one fingerprint in memory at a time. ``workers`` > 0: that many processes write the fingerprint files (each
+    draws every task, the draws being sequential, and saves its share) while this one fills the store."""
     from core.catalogue.large import write_large_catalogue
 
-    write_large_catalogue(Path(root), synthetic_manifest(like, n_tasks, seed, n_samples), like.edges,
+    root = Path(root)
+    (root / "fingerprints").mkdir(parents=True, exist_ok=True)
+    started = []
+    if workers > 0:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        started = [context.Process(target=_save_share, args=(root, like.root, n_tasks, seed, n_samples, k, workers))
+                   for k in range(workers)]
+        for process in started:
+            process.start()
+
+    def wait() -> None:
+        for process in started:
+            process.join()
+            if process.exitcode != 0:
+                raise RuntimeError(f"a fingerprint-writing worker failed (exit code {process.exitcode})")
+
+    write_large_catalogue(root, synthetic_manifest(like, n_tasks, seed, n_samples), like.edges,
                           ((info, fingerprint) for info, fingerprint, _ in synthetic_tasks(like, n_tasks, seed,
-                                                                                          n_samples)))
-    return Path(root)
+                                                                                          n_samples)),
+                          Catalogue, files_written_by=wait if started else None)
+    return root
+
+
+def _save_share(root: Path, like_root: Path, n_tasks: int, seed: int, n_samples: int, share: int,
+                shares: int) -> None:
+    from core.catalogue.store import load_catalogue
+
+    like = load_catalogue(like_root)
+    for i, (info, fingerprint, _) in enumerate(synthetic_tasks(like, n_tasks, seed, n_samples)):
+        if i % shares == share:
+            fingerprint.save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)

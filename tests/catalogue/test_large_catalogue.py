@@ -77,9 +77,7 @@ def test_neighbourhood_ranks_exactly_as_the_in_memory_catalogue(pair, user):
 
 
 def test_verdict_facts_are_the_whole_catalogues_not_the_neighbourhoods(pair):
-    from core.report.recommend import catalogue_excess, pair_excess
-
-    from core.report.recommend import _own_excess
+    from core.report.recommend import _own_excess, catalogue_excess, pair_excess
 
     big = load_catalogue(pair[1])
     around = big.neighbourhood(user_task())
