@@ -7,6 +7,7 @@ Clients authenticate with ``Authorization: Bearer tfe_...``. Routes are plain fu
 thread pool, so a slow query does not stall other requests."""
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -123,16 +124,23 @@ def create_app(service: CloudService, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
 
 def serve(database: str, host: str, port: int, public_reads: bool = False,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log=print) -> None:
-    """Migrate the database to the newest schema, then serve the API with uvicorn until stopped."""
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log=print, stores: str | None = None) -> None:
+    """Migrate the database to the newest schema, then serve the API with uvicorn until stopped. ``stores``: the
+    folder of the frames' source stores (default :func:`core.cloud.frames.default_folder`)."""
     import uvicorn
 
     from core.cloud.database import create_cloud_engine, shown_url, upgrade
+    from core.cloud.frames import FrameStores, default_folder
 
     engine = create_cloud_engine(database)
     upgrade(engine)
-    app = create_app(CloudService(engine, public_reads), max_body_bytes)
-    log(f"knowledge cloud on http://{host}:{port} (database {shown_url(database)}; API description at "
-        f"/openapi.json and /docs; reads {'public' if public_reads else 'need a token'}); put TLS in front of it "
-        "(see README)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    folder = stores or default_folder(database)
+    app = create_app(CloudService(engine, public_reads, FrameStores(folder)), max_body_bytes)
+    log(f"knowledge cloud on http://{host}:{port} (database {shown_url(database)}; source stores in {folder}; API "
+        f"description at /openapi.json and /docs; reads {'public' if public_reads else 'need a token'}); put TLS in "
+        "front of it (see README)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if stores is None and folder.name.startswith("tfe-cloud-stores-"):  # a temporary folder of this run
+            shutil.rmtree(folder, ignore_errors=True)

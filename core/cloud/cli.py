@@ -78,7 +78,7 @@ def _service(args, public_reads: bool = False):
 def cmd_serve(args) -> int:
     from core.cloud.api import serve
     serve(args.database, args.host, args.port, args.public_reads, args.max_body_mb * 1024**2,
-          log=lambda message: print(message, file=sys.stderr, flush=True))
+          log=lambda message: print(message, file=sys.stderr, flush=True), stores=args.stores)
     return 0
 
 
@@ -222,6 +222,8 @@ def add_cloud_commands(commands) -> None:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--public-reads", action="store_true", help="allow listing and querying without a token")
     serve.add_argument("--max-body-mb", type=int, default=16, help="largest request body accepted (MiB)")
+    serve.add_argument("--stores", help="folder of the source stores that rank each frame's tasks (default: beside a "
+                                        "SQLite file; a temporary folder for PostgreSQL, rebuilt at each start)")
     command(serve, cmd_serve)
 
     token = sub.add_parser("token", help="create, revoke or list API tokens (on the server's database)")

@@ -6,8 +6,11 @@ Tasks are comparable when their features are: same backbone, probe layer, weight
 sampling pipeline (:func:`frame_of`, the hard differences of :func:`core.fingerprint.fingerprint.check_comparable`).
 A query is ranked against the tasks of its own frame only; when there are none, it is refused, saying so.
 
-The pairwise matrix the verdict needs costs O(T^2); it is kept per frame and recomputed when the frame's tasks
-change (a publish or withdrawal)."""
+Ranking by bKLD small goes through the frame's source store (:mod:`core.cloud.frames`, :func:`rank_in_store`):
+exact distances of the nearest tasks, and the verdict's reference from the store's maintained nearest-neighbour
+distances, so no pairwise matrix is built. The other distances are ranked with an in-memory catalogue
+(:func:`cached_catalogue`, :func:`rank`: its pairwise matrix costs O(T^2), recomputed when the frame's tasks change),
+for frames of up to ``IN_MEMORY_UP_TO`` tasks only."""
 from __future__ import annotations
 
 import hashlib
@@ -107,3 +110,56 @@ def rank(catalogue: Catalogue, tasks: list[dict], query: Fingerprint, distance: 
                    "(the verdict needs at least two tasks).")
     return {"distance": distance, "direction": "source -> your task; lower = closer", "verdict": verdict,
             "tasks": rows}
+
+
+#: frames up to this many tasks may also be ranked by the other distances (in memory, with the catalogue's maths),
+#: and their rankings carry the second opinion's rank
+IN_MEMORY_UP_TO = 200
+#: rows a ranking from a store lists at most: the user's neighbourhood, not the whole cloud
+LISTED = 50
+_fingerprints: dict[str, dict[str, Fingerprint]] = {}
+
+
+def rank_in_store(store, frame_ids: list[str], query: Fingerprint, describe: "callable", load: "callable") -> dict:
+    """:func:`rank` through ``store`` (a :class:`core.distances.source_store.SourceStore` of the frame's tasks,
+    bKLD small): its ``LISTED`` nearest tasks with exact distances, described by ``describe(ids) -> {id: task}``.
+    The verdict's reference (each task's excess over its own nearest other task) comes from the store's maintained
+    nearest and twin distances, not from a pairwise matrix. Frames of up to ``IN_MEMORY_UP_TO`` tasks list every
+    task (the same rows and values as :func:`rank`) and carry the second opinion's rank (VDNA, over every task;
+    ``load(task_id)`` gives a fingerprint, kept per frame)."""
+    from core.distances.bank import bank_for
+    from core.distances.registry import SECOND_OPINION
+    from core.report.recommend import closeness_from
+
+    distance = store.spec.name
+    small = len(frame_ids) <= IN_MEMORY_UP_TO
+    ranking = store.rank(query, top_k=None if small else LISTED)
+    by_id = describe(ranking.ids)
+    second_rank: dict[str, int] = {}
+    if small:
+        kept = _fingerprints.setdefault(store.root.name, {})
+        for stale in set(kept) - set(frame_ids):
+            del kept[stale]
+        sources = [kept.setdefault(i, kept.get(i) or load(i)) for i in frame_ids]
+        second = bank_for(SECOND_OPINION, sources).distances(query)
+        second_rank = {frame_ids[k]: r + 1 for r, k in enumerate(np.argsort(second, kind="stable"))}
+    rows = []
+    for position, (task_id, value) in enumerate(zip(ranking.ids, ranking.distances)):
+        task = by_id[task_id]
+        row = {"rank": position + 1, "task_id": task_id, "distance": float(value), "card": task["card"],
+               "publisher": task["publisher"], "published_at": task["published_at"],
+               "experiences": task.get("experiences", [])}
+        if task_id in second_rank:
+            row["second_opinion_rank"] = second_rank[task_id]
+        rows.append(row)
+    if len(frame_ids) >= 2:
+        nearest, twins = store.nearest_distances(), store.twin_distances()
+        own = [float(n - t) for n, t in zip(nearest, twins) if np.isfinite(n)]
+        table = pd.DataFrame({"task": [by_id[i]["card"]["name"] for i in ranking.ids], "kind": "medical",
+                              "distance": ranking.distances})
+        verdict = closeness_from(own, table, query, distance).message
+    else:
+        verdict = ("Only one comparable task is published: there is no scale yet to say whether it is close "
+                   "(the verdict needs at least two tasks).")
+    return {"distance": distance, "direction": "source -> your task; lower = closer", "verdict": verdict,
+            "tasks": rows, "listed": len(rows), "comparable": len(frame_ids)}

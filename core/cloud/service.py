@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.cloud.database import writer
+from core.cloud.frames import STORE_DISTANCE, FrameStores
 from core.cloud.records import CardUpdate, ExperienceIn, PublishRequest, TaskCard, decode_fingerprint
 from core.cloud.schema import AuditEntry, Experience, Institution, Task, Token, utc_now
 from core.cloud.tokens import NewToken, new_token, normalised_scopes, parse_token, secret_matches
@@ -79,8 +81,11 @@ def _experience(row: Experience, authors: dict[int, str]) -> dict:
 class CloudService:
     """The cloud over one database (``engine`` after :func:`core.cloud.database.upgrade`)."""
 
-    def __init__(self, engine: Engine, public_reads: bool = False) -> None:
+    def __init__(self, engine: Engine, public_reads: bool = False, stores: FrameStores | None = None) -> None:
+        """``stores``: the frames' source stores (:mod:`core.cloud.frames`); without them every query is ranked
+        in memory (small clouds only)."""
         self.engine, self.write_engine, self.public_reads = engine, writer(engine), public_reads
+        self.stores = stores
 
     # ------------------------------------------------------------------ institutions and tokens
     def create_token(self, institution: str, scopes: tuple[str, ...]) -> NewToken:
@@ -181,6 +186,11 @@ class CloudService:
             if existing is None:
                 raise
             return existing, False
+        if self.stores is not None:
+            try:
+                self.stores.publish(frame_of(meta), task_id, fingerprint)
+            except Exception:  # the database has it; the frame's store is brought level at its next query
+                logging.getLogger(__name__).exception("task %s: not added to its frame's store", task_id)
         return self.task(caller, task_id), True
 
     def _by_request(self, caller: Caller, request_id: str) -> dict | None:
@@ -215,7 +225,13 @@ class CloudService:
             task = self._owned(session, caller, task_id, "withdraw")
             task.withdrawn_at = task.updated_at = utc_now()
             _audit(session, caller, "task.withdraw", task_id, {"name": task.name})
-            return {"id": task_id, "withdrawn_at": _iso(task.withdrawn_at)}
+            answer, frame = {"id": task_id, "withdrawn_at": _iso(task.withdrawn_at)}, task.frame
+        if self.stores is not None:
+            try:
+                self.stores.withdraw(frame, task_id)
+            except Exception:  # brought level at the frame's next query
+                logging.getLogger(__name__).exception("task %s: not withdrawn from its frame's store", task_id)
+        return answer
 
     def add_experience(self, caller: Caller, task_id: str, experience: ExperienceIn) -> dict:
         """Attach an experience; any institution with ``publish`` may report what it measured for a task."""
@@ -290,7 +306,7 @@ class CloudService:
     def query(self, caller: Caller, fingerprint_b64: str, distance: str | None) -> dict:
         """Rank the query's frame's tasks for it (see :mod:`core.cloud.ranking`); refused when no published task
         is comparable."""
-        from core.cloud.ranking import cached_catalogue, describe_frame, frame_of, rank
+        from core.cloud.ranking import IN_MEMORY_UP_TO, cached_catalogue, describe_frame, frame_of, rank, rank_in_store
         from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
 
         caller.require("read")
@@ -302,16 +318,43 @@ class CloudService:
         except (ValueError, FingerprintFileError) as err:
             raise CloudError(422, str(err)) from None
         frame = frame_of(query.meta)
-        published = self.tasks(caller)
-        tasks = [task for task in published if task["fingerprint"]["frame"] == frame]
-        if not tasks:
+        with Session(self.engine) as session:
+            frame_ids = list(session.scalars(select(Task.id).where(Task.withdrawn_at.is_(None), Task.frame == frame)
+                                             .order_by(Task.published_at, Task.id)))
+            published = session.scalar(select(func.count(Task.id)).where(Task.withdrawn_at.is_(None)))
+        if not frame_ids:
             raise CloudError(409, f"no published task was made like your fingerprint ({describe_frame(query.meta)}); "
-                                  f"{len(published)} task(s) were made with other settings and cannot be compared")
-        catalogue = cached_catalogue(frame, tasks, lambda task_id: Fingerprint.from_bytes(
-            self.fingerprint_bytes(caller, task_id), f"cloud task {task_id}"))
-        result = rank(catalogue, tasks, query, distance)
-        result["not_comparable"] = len(published) - len(tasks)
+                                  f"{published} task(s) were made with other settings and cannot be compared")
+
+        def load(task_id: str) -> Fingerprint:
+            return Fingerprint.from_bytes(self.fingerprint_bytes(caller, task_id), f"cloud task {task_id}")
+
+        if self.stores is not None and distance == STORE_DISTANCE:
+            with self.stores.lock(frame):
+                store = self.stores.store(frame, frame_ids, load)
+                result = rank_in_store(store, frame_ids, query, lambda ids: self._described(ids), load)
+        elif len(frame_ids) > IN_MEMORY_UP_TO:
+            raise CloudError(422, f"{len(frame_ids)} comparable tasks: this cloud ranks that many by "
+                                  f"{STORE_DISTANCE} only (other distances up to {IN_MEMORY_UP_TO} tasks)")
+        else:
+            tasks = self.tasks(caller, frame)
+            catalogue = cached_catalogue(frame, tasks, load)
+            result = rank(catalogue, tasks, query, distance)
+        result["not_comparable"] = published - len(frame_ids)
         return result
+
+    def _described(self, task_ids: list[str]) -> dict[str, dict]:
+        """{id: task as :meth:`task` describes it} for live tasks, in one query (plus one for experiences)."""
+        with Session(self.engine) as session:
+            light = [column for column in Task.__table__.c if column.name != "fingerprint"]
+            rows = session.execute(select(*light).where(Task.id.in_(task_ids))).all()
+            experiences = session.scalars(select(Experience).where(Experience.task_id.in_(task_ids))
+                                          .order_by(Experience.id)).all()
+            authors = self._authors(session)
+        grouped: dict[str, list] = {}
+        for experience in experiences:
+            grouped.setdefault(experience.task_id, []).append(experience)
+        return {row.id: self._describe(Task(**row._mapping), authors, grouped.get(row.id, [])) for row in rows}
 
     def audit(self, caller: Caller, limit: int = 1000) -> list[dict]:
         """The newest audit entries first (admins only)."""

@@ -4,12 +4,15 @@ For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum
 (:mod:`core.distances.store_rows`): ranking every source is one inner product per source. Per task the store keeps:
 
 * ``codes.f32``: the source's screening row, float32, memory-mapped and read by every query: per feature the
-  histogram's coordinates in a fixed orthonormal basis of K vectors (the two end bins, which hold the clipped tails,
-  and the first K - 2 cosines of the interior bins), then lse_s. One matrix-vector product gives every source's
+  histogram's coordinates in a fixed orthonormal basis (the two end bins, which hold the clipped tails, and the first
+  cosines of the interior bins; 16 vectors for the 384 features that carry most of bKLD small's weight, 4 for the
+  others: :class:`core.distances.store_rows.Layout`), then lse_s. One matrix-vector product gives every source's
   approximate distance.
 * ``targets.f32``: the same task as a target ([x_t on the basis, -w, -c_t]): when a task is published, one product
   gives its approximate distance to every stored target (for the nearest-neighbour maintenance below).
-* ``coarse.u16`` (the B-bin counts, exact), ``lse.f64`` and ``weights.f64`` (float64): read with ``pread`` (never
+* ``coarse.u16`` (the B-bin counts, exact), ``lse.f64``, ``weights.f64`` and ``constants.f64`` (c_t and the twin
+  distance, what the formula gives for an identical source) in float64:
+  read with ``pread`` (never
   mapped, so they stay out of the process's resident memory) for the ``candidates`` best screened sources only, which
   are re-scored exactly in float64: the distances returned are the bKLD values of
   :class:`core.distances.bank.SourceBank` (to float64 rounding), and when the store holds no more than ``candidates``
@@ -22,10 +25,11 @@ For a fixed target t, bKLD(s -> t) = c_t - sum_f sum_b x_t[f, b] Q_s[f, b] + sum
 API (stable): ``SourceStore.open(root, like=None, distance=...)``; ``len(store)`` and ``store.ids`` (live tasks, in
 publishing order; ``store.names``, ``store.samples`` aligned); ``add(fingerprint, task_id)``; ``add_many(iterable
 of (task_id, fingerprint))``; ``withdraw(task_id)``; ``rank(target, top_k, candidates) -> Ranking`` (ids and exact
-distances, nearest first); ``nearest_distances() -> (len(store),) float64`` and ``nearest_sources() -> list of ids``
-aligned with ``store.ids``: each task's distance, as the target, to its nearest OTHER live task (min over s != t of
-bKLD(s -> t); an identical task published under another id counts, at 0, as in the catalogue's matrix; inf and None
-for a task alone in the store). They are maintained on every add and withdrawal, never rebuilt
+distances, nearest first); ``twin_distances()``; ``nearest_distances() -> (len(store),) float64`` and
+``nearest_sources() -> list of ids`` aligned with ``store.ids``: each task's distance, as the target, to its nearest
+OTHER live task (min over s != t of bKLD(s -> t); an identical task published under another id counts, at 0, as in
+the catalogue's matrix; inf and None for a task alone in the store). They are maintained on every add and
+withdrawal, never rebuilt
 (:mod:`core.distances.store_nearest`).
 
 Adding tasks appends to each file (no rebuild); a reader sees new tasks at its next query. Rows past the last index
@@ -43,9 +47,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from core.distances.registry import DEFAULT_DISTANCE, DistanceSpec, spec_of
 from core.distances.store_rows import (
+    Layout,
+    prominent_features,
     query_row,
     same_rows,
     screening_basis,
@@ -62,14 +69,28 @@ from core.fingerprint.fingerprint import Fingerprint
 __all__ = ["SourceStore", "Ranking", "STORE_VERSION", "screening_basis"]
 
 STORE_VERSION = 2
-#: basis vectors per feature in the screening row (2 end bins + cosines); measured by bench/cloud_scale.py
-DEFAULT_BASIS = 8
+#: basis vectors per feature in the screening row (2 end bins + cosines): the prominent features (the largest
+#: average bKLD small weights) and the others; measured by bench/cloud_scale.py
+PROMINENT_FEATURES = 384
+PROMINENT_BASIS = 16
+DEFAULT_BASIS = 4
 #: sources re-scored exactly per query, at least (more when top_k is larger)
-DEFAULT_CANDIDATES = 200
+DEFAULT_CANDIDATES = 50
 #: what must agree between the store's fingerprints and a target (check_comparable's hard differences)
 _IDENTITY = ("backbone", "probe", "weights_sha256", "edges_id", "feature_dim")
 _PROTOCOL_IDENTITY = ("pipeline", "augment")
-_ROW_FILES = ("codes.f32", "targets.f32", "coarse.u16", "lse.f64", "weights.f64", "digests.bin")
+_ROW_FILES = ("codes.f32", "targets.f32", "coarse.u16", "lse.f64", "weights.f64", "constants.f64", "digests.bin")
+_BLAS = None
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread: the store's products read memory-mapped rows at memory speed, so a
+    second thread adds nothing on an idle machine and, on a busy one, waits for a core while the first spins (each
+    call many times slower)."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -91,12 +112,13 @@ class SourceStore:
         self.manifest = manifest
         self.spec: DistanceSpec = spec_of(manifest["distance"])
         self.n_features, self.n_bins = int(manifest["n_features"]), int(manifest["n_bins"])
-        self.basis = screening_basis(self.n_bins, int(manifest["basis"]))
-        self.row_values = self.n_features * (self.basis.shape[1] + 1)
+        self.layout = Layout(self.n_features, self.n_bins, manifest["prominent"], int(manifest["prominent_basis"]),
+                             int(manifest["basis"]))
+        self.row_values = self.layout.size + self.n_features
         m = self.n_features
         self.row_bytes = {"codes.f32": self.row_values * 4, "targets.f32": (self.row_values + 1) * 4,
                           "coarse.u16": m * self.n_bins * 2, "lse.f64": m * 8, "weights.f64": m * 8,
-                          "digests.bin": 32}
+                          "constants.f64": 16, "digests.bin": 32}
         self.ids: list[str] = []
         self.names: list[str] = []
         self.samples: list[int] = []
@@ -112,9 +134,12 @@ class SourceStore:
     # ------------------------------------------------------------------ opening and publishing
     @classmethod
     def open(cls, root: str | Path, like: Fingerprint | None = None, distance: str = DEFAULT_DISTANCE,
-             basis: int = DEFAULT_BASIS) -> SourceStore:
+             basis: int = DEFAULT_BASIS, reference: Iterable[Fingerprint] | None = None,
+             prominent: int = PROMINENT_FEATURES, prominent_basis: int = PROMINENT_BASIS) -> SourceStore:
         """The store in folder ``root``; a new one is created there (for fingerprints comparable with ``like``)
-        when the folder has no store yet."""
+        when the folder has no store yet. Only when creating: ``reference`` (default ``[like]``) are the tasks
+        whose average feature weights choose the ``prominent`` features (bKLD small; bKLD large weighs every
+        feature equally and gets ``basis`` vectors, at least 8, for all), projected on ``prominent_basis`` vectors."""
         root = Path(root)
         manifest_path = root / "store.json"
         if not manifest_path.is_file():
@@ -124,8 +149,11 @@ class SourceStore:
             if not spec.softmaxed_source or spec.n_bins is None:
                 raise ValueError(f"a source store ranks by bKLD small or large, not '{spec.name}'")
             root.mkdir(parents=True, exist_ok=True)
+            chosen = prominent_features([f.mean for f in (reference or [like])], prominent) if spec.weighted else []
+            basis = basis if spec.weighted else max(basis, 8)
             manifest = {"store_version": STORE_VERSION, "distance": spec.name, "n_features": like.n_features,
-                        "n_bins": spec.n_bins, "basis": basis, "identity": _identity(like)}
+                        "n_bins": spec.n_bins, "basis": basis, "prominent": chosen, "prominent_basis": prominent_basis,
+                        "identity": _identity(like)}
             temporary = manifest_path.with_name(".store.json.tmp")
             temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
             os.replace(temporary, manifest_path)
@@ -152,7 +180,7 @@ class SourceStore:
         from the store's (backbone, probe, weights, edges, protocol)."""
         from core.distances.store_nearest import ensure_nearest, extend_nearest
 
-        with self._writer():
+        with self._writer(), one_blas_thread():
             self._refresh()
             nearest = ensure_nearest(self)
             known = set(self.row_ids)
@@ -189,7 +217,7 @@ class SourceStore:
         neighbour it was get their next nearest."""
         from core.distances.store_nearest import ensure_nearest, repair_nearest
 
-        with self._writer():
+        with self._writer(), one_blas_thread():
             self._refresh()
             if task_id not in self.ids:
                 raise CatalogueError(f"{self.root}: no live task '{task_id}' in the store")
@@ -210,20 +238,27 @@ class SourceStore:
         top_k = total if top_k is None else min(int(top_k), total)
         weighted, weights, offset = self._target_terms(target)
         own = task_digest(coarsen(np.asarray(target.counts), self.n_bins), target.mean)
-        chosen = self.shortlist(query_row(weighted, weights, self.basis), max(int(candidates), top_k))
-        values = self.exact(chosen, weighted, weights, offset, own)
+        with one_blas_thread():
+            chosen = self.shortlist(query_row(weighted, weights, self.layout), max(int(candidates), top_k))
+            values = self.exact(chosen, weighted, weights, offset, own)
         order = np.lexsort((chosen, values))[:top_k]
         return Ranking([self.row_ids[i] for i in chosen[order]], values[order], len(chosen), total)
 
     def screen(self, weighted: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Approximate bKLD(s -> t) minus the target's constant for every live source (aligned with ``ids``),
         (N,) float32."""
-        return self.screen_rows(query_row(weighted, weights, self.basis)[None])[self.live_rows, 0]
+        return self.screen_rows(query_row(weighted, weights, self.layout)[None])[self.live_rows, 0]
 
     def nearest_distances(self) -> np.ndarray:
         """(len(store),) float64 aligned with ``ids``: each task's distance (as target) to its nearest other live
         task; inf for a task alone."""
         return self._nearest()["distance"][self.live_rows].copy()
+
+    def twin_distances(self) -> np.ndarray:
+        """(len(store),) float64 aligned with ``ids``: each task's twin distance (the formula's value for an
+        identical source, KL(P_t || softmax P_t) weighted: :func:`core.distances.bank.twin_distance`)."""
+        constants = np.fromfile(self.root / "constants.f64", dtype=np.float64, count=2 * len(self.row_ids))
+        return constants.reshape(-1, 2)[self.live_rows, 1].copy()
 
     def nearest_sources(self) -> list[str | None]:
         """Aligned with ``ids``: the id of each task's nearest other live task (None for a task alone)."""
@@ -265,13 +300,12 @@ class SourceStore:
     def row_target(self, row: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(x_t (m, B), w (m,), c_t) of the stored task at ``row`` as a target, exact (float64)."""
         counts = np.empty(self.n_features * self.n_bins, dtype=np.uint16)
-        weights = np.empty(self.n_features)
-        with open(self.root / "coarse.u16", "rb") as coarse_file, open(self.root / "weights.f64", "rb") as w_file:
-            os.preadv(coarse_file.fileno(), [counts], row * self.row_bytes["coarse.u16"])
-            os.preadv(w_file.fileno(), [weights], row * self.row_bytes["weights.f64"])
+        weights, constant = np.empty(self.n_features), np.empty(2)
+        for name, buffer in (("coarse.u16", counts), ("weights.f64", weights), ("constants.f64", constant)):
+            with open(self.root / name, "rb") as handle:
+                os.preadv(handle.fileno(), [buffer], row * self.row_bytes[name])
         p = counts.reshape(self.n_features, self.n_bins) / np.float64(self.row_samples[row])
-        weighted, constant = target_terms(p, weights)
-        return weighted, weights, constant
+        return p * weights[:, None], weights, float(constant[0])
 
     def target_rows(self) -> np.ndarray:
         """(rows, row values + 1) float32, memory-mapped: every task's target screening row."""
@@ -320,12 +354,14 @@ class SourceStore:
             raise ValueError(f"'{fingerprint.name}': histogram rows do not sum to its {fingerprint.meta.n_samples} "
                              "samples")
         q = coarse / np.float64(fingerprint.meta.n_samples)
-        lse, codes = source_row(q, self.basis)
+        lse, codes = source_row(q, self.layout)
         weights = weights_of(fingerprint.mean, self.n_features, self.spec.weighted)
         weighted, constant = target_terms(q, weights)
-        return {"codes.f32": codes.tobytes(), "targets.f32": target_row(weighted, weights, constant, self.basis)
+        twin = constant - float(weighted.ravel() @ q.ravel()) + float(weights @ lse)  # KL(P || softmax P), weighted
+        return {"codes.f32": codes.tobytes(), "targets.f32": target_row(weighted, weights, constant, self.layout)
                 .tobytes(), "coarse.u16": coarse.tobytes(), "lse.f64": lse.astype(np.float64).tobytes(),
                 "weights.f64": weights.astype(np.float64).tobytes(),
+                "constants.f64": np.array([constant, twin]).tobytes(),
                 "digests.bin": task_digest(coarse, fingerprint.mean)}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -336,7 +372,7 @@ class SourceStore:
         found = read_nearest(self)
         if found is not None:
             return found
-        with self._writer():
+        with self._writer(), one_blas_thread():
             self._refresh()
             return ensure_nearest(self)
 

@@ -82,7 +82,13 @@ class Closeness:
 def how_close(catalogue: Catalogue, table: pd.DataFrame, target: Fingerprint,
               distance: str = DEFAULT_DISTANCE) -> Closeness:
     """Is anything in the catalogue close to the user's task? (``table`` from :func:`recommendations`.)"""
-    own = catalogue_excess(catalogue, distance)
+    return closeness_from(catalogue_excess(catalogue, distance), table, target, distance)
+
+
+def closeness_from(own: list[float], table: pd.DataFrame, target: Fingerprint,
+                   distance: str = DEFAULT_DISTANCE) -> Closeness:
+    """:func:`how_close` from ``own``: each catalogue medical task's excess over its own nearest legal source (from
+    :func:`catalogue_excess`, or a source store's nearest and twin distances at scale)."""
     threshold = float(np.percentile(own, 90)) if own else float("inf")
     nearest = float(table.loc[table["kind"] != "control", "distance"].iloc[0])
     excess = nearest - twin_distance(distance, target) if nearest > 0 else 0.0

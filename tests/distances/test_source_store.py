@@ -101,7 +101,7 @@ def test_screening_basis_is_orthonormal_and_complete_at_full_size():
 
 
 def test_screening_finds_the_exact_top10_of_300_synthetic_tasks(shipped, tmp_path):
-    """300 synthetic tasks in 12 modalities, 10 synthetic users: the store's top-10 (screened, 200 candidates
+    """300 synthetic tasks in 12 modalities, 10 synthetic users: the store's top-10 (screened, 50 candidates
     re-scored) equals the exact top-10 of the catalogue's source bank for every user."""
     from core.catalogue.synthetic import synthetic_fingerprint
     from core.distances.bank import bank_for
@@ -117,7 +117,7 @@ def test_screening_finds_the_exact_top10_of_300_synthetic_tasks(shipped, tmp_pat
         user = synthetic_fingerprint(template, "user", rng, centres[q % 12] + rng.normal(0, 40, size=1280), 2000)
         exact = bank.distances(user)
         ranking = store.rank(user, top_k=10)
-        assert ranking.candidates == 200
+        assert ranking.candidates == 50
         assert ranking.ids == [f"t{i}" for i in np.argsort(exact, kind="stable")[:10]]
         np.testing.assert_allclose(ranking.distances, np.sort(exact)[:10], rtol=1e-12)
 
