@@ -38,6 +38,8 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one task's ne
                          key="explorer_focus",
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
     catalogue = neighbourhood(whole, around=focus)
+    st.caption(f"The tabs below show the neighbourhood of '{md(whole.task(focus).name)}': it and the "
+               f"{catalogue.neighbourhood_of['size']} medical tasks nearest it, with the nearest controls.")
 
 map_tab, heat_tab, neighbour_tab, validity_tab = st.tabs(["Map", "Heatmap", "Nearest sources", "Validity report"])
 with map_tab:
