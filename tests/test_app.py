@@ -149,6 +149,8 @@ def test_local_folder_path_fingerprints(tmp_path):
     at.button(key="go_local").click().run()
     no_exceptions(at)
     assert at.session_state["fingerprint"].meta.class_counts == {"CT_COVID": 4, "CT_NonCOVID": 4}
+    sample = at.session_state["image_sample"]  # Why this task?'s thumbnails: each of the 8 images once, same engine
+    assert sample.thumbnails.shape == (8, 64, 64, 3) and set(sample.by_probe) == {"preact", "postact"}
 
 
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):

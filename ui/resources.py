@@ -9,6 +9,7 @@ from core.catalogue.large import LargeCatalogue
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
+from core.features.inference import engine_for
 from core.report.analysis import warm
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
@@ -75,7 +76,9 @@ def _load(root: str, probe: str | None) -> Catalogue | LargeCatalogue:
 def get_backbone(probe: str | None = None) -> LoadedBackbone:
     """The default backbone with the fastest backend available (ONNX Runtime on the CPU when installed: exported
     and checked against PyTorch on first use)."""
-    return load_backbone(probe=probe)
+    backbone = load_backbone(probe=probe)
+    engine_for(backbone)  # export and check the ONNX model under this spinner, not during the first fingerprint
+    return backbone
 
 
 @st.cache_resource(show_spinner="Reading the paper's co-training results…")

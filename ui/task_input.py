@@ -31,8 +31,8 @@ def server_is_local() -> bool:
     return str(st.get_option("server.address") or "").strip() in LOCAL_ADDRESSES
 
 
-def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | None = None) -> None:
-    """Fingerprint ``source`` with a progress bar; on success the result goes into the session."""
+def run_fingerprint(catalogue, folder: Path, name: str, n: int, workdir: Path | None = None) -> None:
+    """Fingerprint the user's ``folder`` with a progress bar; on success the result goes into the session."""
     bar = st.progress(0.0, text="Starting…")
 
     def progress(update: ExtractionProgress) -> None:
@@ -44,9 +44,9 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     base = shipped if catalogue.probe in (shipped.probe, POSTACT) else catalogue
     try:
         backbone = get_backbone(base.probe)
-        run = fingerprint_folder(source, backbone, base.edges, SamplingProtocol(n=n), name=name,
+        run = fingerprint_folder(folder, backbone, base.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
-                                 workdir=workdir or source.parent)
+                                 workdir=workdir or folder.parent)
     except EngineError as err:
         bar.empty()
         st.error(md(err))
@@ -64,7 +64,7 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
             found[probe] = with_probe(run.fingerprint, probe, other.edges)
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
-        st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
+        st.session_state[session.IMAGE_SAMPLE] = image_sample(folder, backbone, workdir=workdir or folder.parent)
     except Exception:  # optional; 'Why this task?' says when there are none
         pass
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.distances.bank import bank_for, twin_distance
-from core.distances.registry import BKLD_SMALL
+from core.distances.registry import BKLD_SMALL, spec_of
 from core.distances.source_store import SourceStore
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
@@ -227,7 +227,8 @@ def neighbourhood(large: LargeCatalogue, target: Fingerprint, around: str | None
     coords, method = fit_map(small, prefer="mds")  # MDS: no numba compilation, 0.05 s at this size
     manifest = large.manifest
     catalogue = large.small_class(large.root, large.version, large.backbone, large.weights_sha256, large.protocol,
-                          large.edges, [large.task(i) for i in ids], fingerprints, small, None, coords, method,
+                          large.edges, [large.task(i) for i in ids], fingerprints,
+                          {spec_of(BKLD_SMALL).stored_as: small}, coords, method,
                           large.knowledge, manifest.get("built", {}), large.probe, large.versions,
                           {}, neighbourhood_of={"total": len(large.tasks), "around": around, "size": size})
     catalogue._derived[("own excess", BKLD_SMALL)] = [threading.Lock(), large.own_excess(), True]

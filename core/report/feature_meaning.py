@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.distances.maths import log_softmax
+from core.distances.maths import bkld_bin_terms, log_softmax
 from core.fingerprint.binning import N_BINS_SMALL, histogram_probabilities
 
 #: images of the user's folder kept (as thumbnails, in memory only) to show which of them activate a feature
@@ -67,42 +67,39 @@ class ImageSample:
         return np.argsort(self.features[:, int(feature)])[::-1][:k]
 
 
-def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
+def image_sample(folder: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
                  workdir: Path | None = None) -> ImageSample | None:
-    """Read up to ``n`` images of ``source`` (evenly spread, seeded), compute their probe features on the centre
-    crop (the backbone's inference engine: its probe and the post-activation features, one pass) and keep small
-    thumbnails; None when nothing could be read. Unreadable files are passed over."""
+    """Up to ``n`` different images of the user's ``folder`` (seeded) through the fingerprint's own extraction
+    path: decoded, prepared and centre-cropped by :func:`core.features.extract.crop_batches`, their probe and
+    post-activation features from the engine that made the fingerprint (:func:`core.features.inference.submit`,
+    one pass); small thumbnails kept. None when nothing could be read; unreadable files are passed over.
+    ``backbone``: core.features.backbones.LoadedBackbone."""
+    import threading
+
     from PIL import Image
 
-    from core.features.preprocess import CROP, RESIZED, prepare
+    from core.features.extract import crop_batches
+    from core.features.inference import engine_for, submit
+    from core.features.sampling import distinct_centre_plan
     from core.images.dataset import open_dataset
-    with open_dataset(source, workdir=workdir) as dataset:
-        order = np.random.default_rng(seed).permutation(len(dataset))
-        crops, thumbnails = [], []
-        for index in order:
-            try:
-                prepared = prepare(dataset.read(dataset.items[int(index)]))
-            except Exception:  # a broken file was already listed by the fingerprint run
-                continue
-            offset = (RESIZED - CROP) // 2
-            window = prepared[offset:offset + CROP, offset:offset + CROP]
-            window = np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
-            crops.append(window)
-            thumbnails.append(np.asarray(Image.fromarray(window).resize((THUMBNAIL_PX, THUMBNAIL_PX))))
-            if len(crops) == n:
-                break
-    if not crops:
+    with open_dataset(folder, workdir=workdir) as dataset:
+        plan = distinct_centre_plan(len(dataset), n, seed)
+        batches = [crops for crops, _, _ in crop_batches(dataset, plan, engine_for(backbone).batch_size,
+                                                         threading.Event()) if crops is not None and len(crops)]
+    if not batches:
         return None
-    parts = [backbone.infer(np.stack(crops[start:start + 16])) for start in range(0, len(crops), 16)]
-    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    parts = [submit(backbone, crops).result() for crops in batches]
+    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in backbone.run_probes()}
+    thumbnails = [np.asarray(Image.fromarray(crop).resize((THUMBNAIL_PX, THUMBNAIL_PX)))
+                  for crops in batches for crop in crops]
     return ImageSample(np.stack(thumbnails), by_probe[backbone.probe], by_probe)
 
 
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL
                       ) -> np.ndarray:
-    """One feature's KL terms per bin, (n_bins,): P_b (log P_b - log softmax(Q)_b), 0 where P_b = 0; they sum to
-    that feature's KL_f in bKLD(source -> target). counts: (1000,) fine counts of the target and the source."""
+    """One feature's KL terms per bin, (n_bins,): :func:`core.distances.maths.bkld_bin_terms` of its histograms;
+    they sum to that feature's KL_f in bKLD(source -> target). counts: (1000,) fine counts of the target and the
+    source."""
     p = histogram_probabilities(np.asarray(target_counts)[None], n_bins)[0]
     q = histogram_probabilities(np.asarray(source_counts)[None], n_bins)[0]
-    log_q = log_softmax(q)
-    return np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_q), 0.0)
+    return bkld_bin_terms(p, log_softmax(q))
