@@ -220,6 +220,7 @@ def server_start(store, template, user, scratch: Path) -> tuple[float, float, fl
     from core.cloud.ranking import frame_of
     from core.cloud.schema import Institution, Task
     from core.cloud.service import CloudService
+    scratch.mkdir(parents=True, exist_ok=True)
     database = scratch / "cloud.db"
     engine = create_cloud_engine(str(database))
     upgrade(engine)

@@ -153,7 +153,7 @@ def rank_in_store(store, frame_ids: list[str], query: Fingerprint, describe: "ca
         rows.append(row)
     if len(frame_ids) >= 2:
         nearest, twins = store.nearest_distances(), store.twin_distances()
-        own = [float(n - t) for n, t in zip(nearest, twins) if np.isfinite(n)]
+        own = [float(n - t) for n, t, source in zip(nearest, twins, store.nearest_sources()) if source is not None]
         table = pd.DataFrame({"task": [by_id[i]["card"]["name"] for i in ranking.ids], "kind": "medical",
                               "distance": ranking.distances})
         verdict = closeness_from(own, table, query, distance).message

@@ -306,7 +306,7 @@ class CloudService:
     def query(self, caller: Caller, fingerprint_b64: str, distance: str | None) -> dict:
         """Rank the query's frame's tasks for it (see :mod:`core.cloud.ranking`); refused when no published task
         is comparable."""
-        from core.cloud.ranking import IN_MEMORY_UP_TO, cached_catalogue, describe_frame, frame_of, rank, rank_in_store
+        from core.cloud.ranking import IN_MEMORY_UP_TO, cached_catalogue, frame_of, rank, rank_in_store
         from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
 
         caller.require("read")
@@ -318,6 +318,31 @@ class CloudService:
         except (ValueError, FingerprintFileError) as err:
             raise CloudError(422, str(err)) from None
         frame = frame_of(query.meta)
+
+        def load(task_id: str) -> Fingerprint:
+            return Fingerprint.from_bytes(self.fingerprint_bytes(caller, task_id), f"cloud task {task_id}")
+
+        if self.stores is not None and distance == STORE_DISTANCE:
+            with self.stores.lock(frame):  # the ids are read under the lock that publish and withdraw take
+                frame_ids, published = self._frame_ids(frame, query)
+                store = self.stores.store(frame, frame_ids, load)
+                result = rank_in_store(store, frame_ids, query, lambda ids: self._described(ids), load)
+        else:
+            frame_ids, published = self._frame_ids(frame, query)
+            if len(frame_ids) > IN_MEMORY_UP_TO:
+                raise CloudError(422, f"{len(frame_ids)} comparable tasks: this cloud ranks that many by "
+                                      f"{STORE_DISTANCE} only (other distances up to {IN_MEMORY_UP_TO} tasks)")
+            tasks = self.tasks(caller, frame)
+            catalogue = cached_catalogue(frame, tasks, load)
+            result = rank(catalogue, tasks, query, distance)
+        result["not_comparable"] = published - len(frame_ids)
+        return result
+
+    def _frame_ids(self, frame: str, query: Fingerprint) -> tuple[list[str], int]:
+        """(the frame's live task ids, oldest first; how many tasks are published in all); refused (409) when the
+        frame has none."""
+        from core.cloud.ranking import describe_frame
+
         with Session(self.engine) as session:
             frame_ids = list(session.scalars(select(Task.id).where(Task.withdrawn_at.is_(None), Task.frame == frame)
                                              .order_by(Task.published_at, Task.id)))
@@ -325,23 +350,7 @@ class CloudService:
         if not frame_ids:
             raise CloudError(409, f"no published task was made like your fingerprint ({describe_frame(query.meta)}); "
                                   f"{published} task(s) were made with other settings and cannot be compared")
-
-        def load(task_id: str) -> Fingerprint:
-            return Fingerprint.from_bytes(self.fingerprint_bytes(caller, task_id), f"cloud task {task_id}")
-
-        if self.stores is not None and distance == STORE_DISTANCE:
-            with self.stores.lock(frame):
-                store = self.stores.store(frame, frame_ids, load)
-                result = rank_in_store(store, frame_ids, query, lambda ids: self._described(ids), load)
-        elif len(frame_ids) > IN_MEMORY_UP_TO:
-            raise CloudError(422, f"{len(frame_ids)} comparable tasks: this cloud ranks that many by "
-                                  f"{STORE_DISTANCE} only (other distances up to {IN_MEMORY_UP_TO} tasks)")
-        else:
-            tasks = self.tasks(caller, frame)
-            catalogue = cached_catalogue(frame, tasks, load)
-            result = rank(catalogue, tasks, query, distance)
-        result["not_comparable"] = published - len(frame_ids)
-        return result
+        return frame_ids, published
 
     def _described(self, task_ids: list[str]) -> dict[str, dict]:
         """{id: task as :meth:`task` describes it} for live tasks, in one query (plus one for experiences)."""

@@ -244,11 +244,6 @@ class SourceStore:
         order = np.lexsort((chosen, values))[:top_k]
         return Ranking([self.row_ids[i] for i in chosen[order]], values[order], len(chosen), total)
 
-    def screen(self, weighted: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Approximate bKLD(s -> t) minus the target's constant for every live source (aligned with ``ids``),
-        (N,) float32."""
-        return self.screen_rows(query_row(weighted, weights, self.layout)[None])[self.live_rows, 0]
-
     def nearest_distances(self) -> np.ndarray:
         """(len(store),) float64 aligned with ``ids``: each task's distance (as target) to its nearest other live
         task; inf for a task alone."""

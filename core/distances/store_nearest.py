@@ -63,8 +63,9 @@ def ensure_nearest(store: SourceStore) -> np.ndarray:
     rows = len(store.row_ids)
     data = _load(store)
     data = np.empty(0, dtype=NEAREST) if data is None else data[:rows].copy()
-    data["source"][data["source"] >= rows] = -2  # names a row that was never completed: recompute
+    stale = np.flatnonzero(data["source"] >= rows)  # names a row that was never completed: recompute
     data = extend_nearest(store, data, len(data))
+    data["source"][stale] = -2
     return repair_nearest(store, data)
 
 

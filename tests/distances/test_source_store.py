@@ -193,6 +193,11 @@ def test_nearest_distances_are_maintained_on_add_and_withdrawal(shipped, tmp_pat
         check(live)
     (tmp_path / "s" / "nearest.bin").unlink()  # lost derived data is rebuilt by the next reader
     check(live)
+    from core.distances.store_nearest import NEAREST
+    records = np.fromfile(tmp_path / "s" / "nearest.bin", dtype=NEAREST)
+    records[5] = (0.0, 10_000)  # names a row whose write died before its index line: recomputed
+    records[:-3].tofile(tmp_path / "s" / "nearest.bin")  # and the last rows' records lost
+    check(live)
 
 
 def test_an_old_store_version_is_refused_with_a_clear_message(shipped, tmp_path):
