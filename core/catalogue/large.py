@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +38,9 @@ from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
-if TYPE_CHECKING:  # core.catalogue.store imports this module; the catalogue class is handed in (small_class)
-    from core.catalogue.store import Catalogue, TaskInfo
+#: core.catalogue.store.TaskInfo and .Catalogue: store imports this module, so their class is handed in (small_class)
+TaskInfo = Any
+Catalogue = Any
 
 LAYOUT = "store"
 STORE_FOLDER = "store"
