@@ -7,7 +7,7 @@ import streamlit as st
 from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
-from ui.resources import get_catalogues
+from ui.resources import get_catalogue, get_catalogues
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
 from ui.text import md
 from ui.verdict import show_verdict, verdict_of
@@ -17,10 +17,12 @@ get_catalogues()  # every probe's catalogue loaded before a fingerprint needs th
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
             "machine: only a **fingerprint** (per-feature histograms of a pretrained CNN's features, no pixels, no "
             "file names) is computed and compared with the catalogue's "
-            f"{len(catalogue.tasks)} public tasks.")
+            f"{catalogue.neighbourhood_of.get('total', len(catalogue.tasks)):,} public tasks.")
 for warning in catalogue.version_warnings():
     st.warning(md(warning))
 catalogue = task_input(catalogue)
+if catalogue.neighbourhood_of:  # a large catalogue: the neighbourhood of the fingerprint just made
+    catalogue = get_catalogue(catalogue.probe)
 
 fingerprint = session.fingerprint()
 if fingerprint is not None:

@@ -10,12 +10,13 @@ from core.report.recommend import knowledge_tables
 from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
 from ui import figures
 from ui.common import footer, page_setup, task_filter
-from ui.resources import get_transfer_results
+from ui.resources import FOCUS, get_transfer_results, get_whole_catalogue, neighbourhood
 from ui.text import md
 
 catalogue = page_setup("Catalogue explorer")
-st.markdown(f"{len(catalogue.tasks)} tasks: {sum(t.kind == 'medical' for t in catalogue.tasks)} public medical "
-            f"tasks and {sum(t.kind == 'control' for t in catalogue.tasks)} non-medical controls (what 'far away' "
+whole = get_whole_catalogue() if catalogue.neighbourhood_of else catalogue  # every task's metadata
+st.markdown(f"{len(whole.tasks):,} tasks: {sum(t.kind == 'medical' for t in whole.tasks):,} public medical "
+            f"tasks and {sum(t.kind == 'control' for t in whole.tasks):,} non-medical controls (what 'far away' "
             f"looks like). Backbone {catalogue.backbone}, {catalogue.protocol['n']:,} samples per task.")
 def _paper_name(task) -> str:
     entry = catalogue.knowledge.get("tasks", {}).get(task.id)
@@ -25,11 +26,20 @@ def _paper_name(task) -> str:
 tasks = pd.DataFrame([{"task": t.name, "modality": t.modality, "anatomy": t.anatomy,
                        "classes": ", ".join(f"{k} ({v})" for k, v in t.classes.items()), "images": t.n_images,
                        "kind": t.kind, "licence": t.licence, "source": t.source, "upstream": t.upstream,
-                       "shares images with": ", ".join(catalogue.task(i).name for i in t.shares_images_with
-                                                       if i in catalogue.ids),
+                       "shares images with": ", ".join(whole.task(i).name for i in t.shares_images_with
+                                                       if i in known),
                        "paper task": _paper_name(t)}
-                      for t in catalogue.tasks])
+                      for known in [set(whole.ids)] for t in whole.tasks])
 st.dataframe(task_filter(tasks, "catalogue"), hide_index=True, key="catalogue_table")
+if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one task's neighbourhood
+    focus = st.session_state.get(FOCUS)
+    st.session_state["explorer_focus"] = focus if focus in whole.ids else whole.ids[0]  # follows the map's clicks
+    focus = st.selectbox("Neighbourhood of", whole.ids, format_func=lambda i: whole.task(i).name,
+                         key="explorer_focus",
+                         on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
+    catalogue = neighbourhood(whole, around=focus)
+    st.caption(f"The tabs below show the neighbourhood of '{md(whole.task(focus).name)}': it and the "
+               f"{catalogue.neighbourhood_of['size']} medical tasks nearest it, with the nearest controls.")
 
 map_tab, heat_tab, neighbour_tab, validity_tab = st.tabs(["Map", "Heatmap", "Nearest sources", "Validity report"])
 with map_tab:

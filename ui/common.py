@@ -18,7 +18,18 @@ def page_setup(title: str):
     except Exception as err:  # a broken catalogue must say what to do, not show a traceback
         st.error(f"The catalogue could not be loaded: {md(err)}")
         st.stop()
+    if catalogue.neighbourhood_of:
+        neighbourhood_note(catalogue)
     return catalogue
+
+
+def neighbourhood_note(catalogue) -> None:
+    """What a page of a large catalogue shows: a neighbourhood, not the whole."""
+    about = catalogue.neighbourhood_of
+    centre = "your task" if about["around"] is None else f"'{md(catalogue.task(about['around']).name)}'"
+    st.caption(f"This catalogue holds {about['total']:,} tasks; this page shows the neighbourhood of {centre}: the "
+               f"{about['size']} medical tasks nearest it by bKLD small (found among all of them by the source "
+               "store) and the nearest non-medical controls. Other distances rank within this neighbourhood.")
 
 
 def analysis_progress() -> None:

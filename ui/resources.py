@@ -5,6 +5,7 @@ import os
 
 import streamlit as st
 
+from core.catalogue.large import LargeCatalogue
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
@@ -23,9 +24,35 @@ def catalogue_root() -> str:
 
 def get_catalogue(probe: str | None = None) -> Catalogue:
     """The catalogue made with ``probe`` (None: the shipped default) from :func:`catalogue_root`; the default
-    probe named by its name is the same object as None."""
+    probe named by its name is the same object as None. A large catalogue (core.catalogue.large) gives the
+    session's neighbourhood (:func:`neighbourhood`)."""
     shipped = _load(catalogue_root(), None)
+    if isinstance(shipped, LargeCatalogue):
+        return neighbourhood(shipped.for_probe(probe))
     return shipped if probe in (None, shipped.probe) else _load(catalogue_root(), probe)
+
+
+def get_whole_catalogue() -> Catalogue | LargeCatalogue:
+    """The app's catalogue as loaded: every task's metadata also when it is large."""
+    return _load(catalogue_root(), None)
+
+
+#: session key of the task a large catalogue's views are centred on when the session has no fingerprint
+FOCUS = "explorer_task"
+
+
+def neighbourhood(large: LargeCatalogue, around: str | None = None) -> Catalogue:
+    """The part of a large catalogue the pages show: the neighbourhood of the session's fingerprint, else of task
+    ``around`` (default: the explorer's or the map's selected task, else the first medical task)."""
+    from ui import session
+
+    fingerprint = session.fingerprint()
+    if around is None and fingerprint is not None and fingerprint.meta.probe == large.probe:
+        return large.neighbourhood(fingerprint)
+    ids = set(large.ids)
+    around = next((i for i in (around, st.session_state.get(FOCUS), st.session_state.get(session.SELECTED_TASK))
+                   if i in ids), None) or next((t.id for t in large.tasks if t.kind == "medical"), large.ids[0])
+    return large.neighbourhood(around=around)
 
 
 def get_catalogues() -> dict[str, Catalogue]:
@@ -35,9 +62,11 @@ def get_catalogues() -> dict[str, Catalogue]:
 
 
 @st.cache_resource(show_spinner="Loading the catalogue…")
-def _load(root: str, probe: str | None) -> Catalogue:
+def _load(root: str, probe: str | None) -> Catalogue | LargeCatalogue:
     """Loaded and prepared once per server process, root and probe."""
     catalogue = load_catalogue(root).for_probe(probe)
+    if isinstance(catalogue, LargeCatalogue):
+        return catalogue  # metadata and store only; what a page shows is a neighbourhood
     catalogue.bank(DEFAULT_DISTANCE)  # prepare the default distance's source terms once per server process
     warm(catalogue)  # and the catalogue's figures every user's first ranking reads
     return catalogue

@@ -100,7 +100,8 @@ def analysis(catalogues: dict) -> Parts | None:
     parts = Parts(compute)
     order = [current.meta.probe] + [p for p in usable if p != current.meta.probe]
     planned = [(p, name) for p in order for name in part_names(distance())]
-    if len(catalogues[current.meta.probe].ids) > PREPARE_EVERYTHING_UP_TO:
+    shown = catalogues[current.meta.probe]
+    if len(shown.ids) > PREPARE_EVERYTHING_UP_TO or shown.neighbourhood_of:  # a large catalogue's neighbourhood too
         # every part of a large catalogue holds GBs (bKLD large and VDNA keep 1,000 bins per task): prepare what the
         # first pages show, compute the rest when asked
         planned = [(current.meta.probe, name) for name in part_names(distance())[:FIRST_PARTS]]

@@ -100,6 +100,8 @@ class Catalogue:
     probe: str = "postact"
     versions: dict = field(default_factory=dict)
     validity: dict = field(default_factory=dict)
+    #: a large catalogue's neighbourhood (core.catalogue.large): {"total": T of the whole, "around": id or None, "size"}
+    neighbourhood_of: dict = field(default_factory=dict)
     _banks: dict = field(default_factory=dict, repr=False, compare=False)
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
     _derived_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -174,8 +176,9 @@ class Catalogue:
     def matrix(self, distance: str) -> np.ndarray:
         """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed once for the others."""
         stored = spec_of(distance).stored_as
-        return self.matrices[stored] if stored else self.derived(("matrix", distance),
-                                                                 lambda: self.bank(distance).pairwise())
+        if stored in self.matrices:  # a large catalogue's neighbourhood stores only the map's
+            return self.matrices[stored]
+        return self.derived(("matrix", distance), lambda: self.bank(distance).pairwise())
 
     def derived(self, key: object, compute: Callable[[], object]) -> object:
         """``compute()``, once per catalogue object and ``key``: figures of the catalogue alone that every user's
@@ -248,7 +251,8 @@ def _read_json(path: Path) -> dict:
 
 
 def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
-    """Load and validate a catalogue folder; raises :class:`CatalogueError` saying what is wrong."""
+    """Load and validate a catalogue folder; raises :class:`CatalogueError` saying what is wrong. A folder of the
+    store layout gives a :class:`core.catalogue.large.LargeCatalogue` (metadata and store; no fingerprint read)."""
     root = Path(root)
     if not root.is_dir():
         retired = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
@@ -278,6 +282,9 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     tasks = [_task_info(entry, root) for entry in manifest["tasks"]]
     if len({t.id for t in tasks}) != len(tasks) or not tasks:
         raise CatalogueError(f"{root / 'catalogue.json'}: task ids must be unique and at least one task listed")
+    if manifest.get("layout") == "store":
+        from core.catalogue.large import load_large
+        return load_large(root, manifest, edges, tasks, Catalogue)
     fingerprints = {}
     for info in tasks:
         try:
@@ -450,12 +457,16 @@ def add_to_local_copy(fingerprint: Fingerprint, task: TaskInfo, local: Path = DE
 
 
 def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: Path, replace: bool) -> Catalogue:
+    from core.catalogue import large
     from core.catalogue.taskmap import fit_map
 
     first_use = not (local / "catalogue.json").exists()
     if first_use and local.exists() and (not local.is_dir() or any(local.iterdir())):
         raise CatalogueError(f"{local}: exists and is not a catalogue; choose an empty or new folder")
     origin = shipped if first_use else local
+    if not first_use and large.is_large(local):
+        large.add_large(load_catalogue(local), fingerprint, task, replace)  # in place: no matrix, map or copy
+        return load_catalogue(local)
     catalogue = load_catalogue(origin)
     check_comparable(fingerprint, catalogue.fingerprints[catalogue.ids[0]])
     if task.id in catalogue.ids and not replace:
@@ -463,6 +474,11 @@ def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: 
     tasks = [t for t in catalogue.tasks if t.id != task.id] + [task]
     fingerprints = dict(catalogue.fingerprints)
     fingerprints[task.id] = fingerprint.renamed(task.name)
+    if len(tasks) > large.STORE_ABOVE:  # pairwise matrices grow as T^2: from here on the store layout
+        replace_folder(local, lambda staging: large.convert_to_large(
+            catalogue, staging, _read_json(origin / "catalogue.json"), (task, fingerprints[task.id])),
+            carry_from=origin, produced=_WRITTEN + ("store", large.FACTS_FILE, "validity.json", "probes"))
+        return load_catalogue(local)
     ordered = [fingerprints[t.id] for t in tasks]
     matrices = stored_matrices(ordered)
     coords, method = fit_map(matrices[MAP_MATRIX])

@@ -41,11 +41,11 @@ def _mds_coords(symmetric: np.ndarray) -> np.ndarray:
     return np.asarray(model.fit_transform(symmetric), dtype=np.float64)
 
 
-def fit_map(directed: np.ndarray) -> tuple[np.ndarray, str]:
+def fit_map(directed: np.ndarray, prefer: str = "umap") -> tuple[np.ndarray, str]:
     """Coordinates (T, 2) of the tasks from the directed matrix [source, target] and the method used: "umap"
-    (T >= 4), else or on failure "mds"."""
+    (T >= 4, unless ``prefer`` is "mds"), else or on failure "mds"."""
     symmetric = symmetrise(target_ranks(directed))
-    if len(symmetric) >= 4:
+    if len(symmetric) >= 4 and prefer == "umap":
         try:
             return _umap_coords(symmetric), "umap"
         except Exception:  # the map is a view, not a result: fall back rather than fail a build
