@@ -29,6 +29,9 @@ SHARED = ROOT.parent / "shared" / "data" / "catalogue"
 PAGES = ["Recommendations", "Map", "Heatmap", "Why this task?", "Catalogue explorer", "Co-training plan", "Your task"]
 #: (what is measured, the option's label starts with) on the Recommendations page's distance menu
 DISTANCE_STEPS = [("bKLD large", "bKLD large"), ("P2L", "P2L"), ("VDNA", "VDNA"), ("back to bKLD small", "bKLD small")]
+#: the probe menu (Your task, under the expander "Advanced: probe layer"): its label starts with this
+PROBE_MENU = "Layer whose pooled values"
+PROBE_EXPANDER = "Advanced: probe layer"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 #: the ranked table on Your task: a data frame after the heading "Closest public tasks to ..."
 FIRST_TABLE = """() => {
@@ -102,11 +105,19 @@ def choose(page, label: str, option_start: str, scope=None) -> None:
     page.get_by_role("option").filter(has_text=option_start).first.click()
 
 
+def open_probe_menu(page) -> None:
+    """Open the 'Advanced: probe layer' expander unless it is open already (clicking it again would close it)."""
+    menu = page.get_by_label(PROBE_MENU, exact=False).first
+    if not menu.is_visible():
+        page.get_by_text(PROBE_EXPANDER, exact=True).click()
+    menu.wait_for(state="visible", timeout=30_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fundus_eye_disease_4class")
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="cycles of interactions (0: the first table only)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -153,10 +164,9 @@ def main() -> None:
                              timed(lambda option=option: choose(page, "Distance", option), page))
                     switch_page(page, "Your task")
                     settle(page)
-                    page.get_by_text("Advanced: probe layer").click()
                     for what, option in (("to postact", "postact"), ("back to the default", "(default)")):
-                        note(f"probe change {what}",
-                             timed(lambda option=option: choose(page, "Layer whose pooled values", option), page))
+                        open_probe_menu(page)
+                        note(f"probe change {what}", timed(lambda option=option: choose(page, PROBE_MENU, option), page))
                 browser.close()
         finally:
             process.terminate()
@@ -169,7 +179,8 @@ def main() -> None:
         print(f"  {what:<38} median {median:6.2f} s  (n = {len(values)}, max {max(values):.2f} s)")
         if not what.startswith("first ranked table"):
             interactions.append(median)
-    print(f"slowest_interaction_s {max(interactions):.2f}")
+    if interactions:
+        print(f"slowest_interaction_s {max(interactions):.2f}")
 
 
 if __name__ == "__main__":
