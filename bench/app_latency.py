@@ -166,7 +166,8 @@ def main() -> None:
                     settle(page)
                     for what, option in (("to postact", "postact"), ("back to the default", "(default)")):
                         open_probe_menu(page)
-                        note(f"probe change {what}", timed(lambda option=option: choose(page, PROBE_MENU, option), page))
+                        note(f"probe change {what}",
+                             timed(lambda option=option: choose(page, PROBE_MENU, option), page))
                 browser.close()
         finally:
             process.terminate()

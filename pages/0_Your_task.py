@@ -1,6 +1,7 @@
+import sys, time
+T = lambda w: print(f"TIMING {time.time():.3f} {w}", file=sys.stderr, flush=True)
 """Landing page "Your task": add images (folder, .zip or local path) or a shared
 fingerprint, compute the fingerprint on this machine, see what was read and skipped."""
-from __future__ import annotations
 
 import streamlit as st
 
@@ -12,6 +13,7 @@ from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_
 from ui.text import md
 from ui.verdict import show_verdict, verdict_of
 
+T("page start")
 catalogue = page_setup("Your task")
 get_catalogues()  # every probe's catalogue loaded before a fingerprint needs them (once per server process)
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
@@ -29,11 +31,15 @@ if fingerprint is not None:
                f"{fingerprint.n_features} features, computed with {backend}.")
     st.caption(f"Network: {fingerprint.meta.backbone}, probe layer {fingerprint.meta.probe}. "
                "Probe layer: the layer of the pretrained network whose values describe each image.")
+    T('before read_and_skipped')
     read_and_skipped(fingerprint)
+    T('read_and_skipped')
     st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes(),
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
+    T('download')
     distance = session.distance()
     ranked = session.ranking(catalogue, fingerprint, distance).table
+    T('ranking')
     st.subheader(f"Closest public tasks to {md(fingerprint.name)}")
     show_verdict(verdict_of(catalogue, fingerprint, distance, ranked))
     top = ranked_with_references(ranked).head(6)
@@ -49,4 +55,6 @@ if fingerprint is not None:
                                                                help="bKLD, public task → yours; lower = closer")})
     st.page_link(pages.RECOMMENDATIONS, label="See recommendations with uncertainty and the paper's evidence",
                  icon=":material/arrow_forward:")
+T('before footer')
 footer()
+T('page end')
