@@ -185,6 +185,59 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
         assert len(find_table(at, "rank", "raw distance, 95 % low")) == 19
 
 
+def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fingerprint, monkeypatch):
+    """The first ranked table does not wait for the bootstrap: while the ranking (bootstrap, verdict) is held back,
+    Your task shows the table and says the verdict is being weighed; once it is ready the verdict appears above the
+    same table."""
+    import threading
+
+    from core.report import analysis
+    release, original = threading.Event(), analysis.ranking
+
+    def held_back(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "ranking", held_back)
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+
+    def verdicts() -> list[str]:
+        return [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+
+    before = find_table(at, "place", "task", "note", "distance")
+    assert verdicts() == [f"**Verdict — being weighed.** Your images are re-drawn {analysis.N_RESAMPLES} times to "
+                          "see whether the first place holds; the distances below are final."]
+    assert before.iloc[0]["task"] == "Breast ultrasound (BUSI)" and (before["distance"].diff().dropna() >= 0).all()
+    release.set()
+    parts = at.session_state["analysis"][1]
+    parts.get((user_fingerprint.meta.probe, ("ranking", "bkld-small")))
+    at.run()
+    no_exceptions(at)
+    [verdict] = verdicts()
+    assert "being weighed" not in verdict
+    assert find_table(at, "place", "task", "note", "distance").equals(before)
+
+
+def test_why_this_task_shows_the_images_read_while_fingerprinting(user_fingerprint, backbone, tmp_path):
+    """The images kept for 'Why this task?' are read with the fingerprint; their features come after the first
+    table, and the page shows them as the one-step computation did."""
+    from core.report.feature_meaning import image_sample, read_sampled_images
+    from tests.helpers import link_files
+    root = require_shared() / "busi_3class"
+    folder = link_files([p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]], tmp_path / "busi", root)
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint,
+             sampled_images=(read_sampled_images(folder), backbone)).run()
+    no_exceptions(at)
+    at.switch_page("pages/4_Why_similar.py").run()
+    no_exceptions(at)
+    expected = image_sample(folder, backbone)
+    sample = at.session_state["image_sample"]
+    np.testing.assert_array_equal(sample.thumbnails, expected.thumbnails)
+    np.testing.assert_array_equal(sample.features, expected.features)
+    assert any(c.value.startswith("Your 6 images (of 12 sampled") for c in at.caption)
+
+
 def test_pages_without_a_fingerprint_say_what_to_do():
     for page in ("pages/1_Recommendations.py", "pages/4_Why_similar.py"):
         at = app(page).run()

@@ -13,7 +13,7 @@ from core.features.extract import ExtractionProgress
 from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.fingerprint.pipeline import fingerprint_folder, with_probe
-from core.report.feature_meaning import image_sample
+from core.report.feature_meaning import read_sampled_images
 from ui import session
 from ui.common import probe_choice
 from ui.resources import get_backbone, get_catalogue, get_catalogues
@@ -33,8 +33,6 @@ def server_is_local() -> bool:
 
 def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | None = None) -> None:
     """Fingerprint ``source`` with a progress bar; on success the result goes into the session."""
-    import sys, time; T = lambda w: print(f"TIMING {time.time():.3f} {w}", file=sys.stderr, flush=True)
-    T("run_fingerprint start")
     bar = st.progress(0.0, text="Starting…")
 
     def progress(update: ExtractionProgress) -> None:
@@ -46,7 +44,6 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     base = shipped if catalogue.probe in (shipped.probe, POSTACT) else catalogue
     try:
         backbone = get_backbone(base.probe)
-        T('backbone')
         run = fingerprint_folder(source, backbone, base.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
                                  workdir=workdir or source.parent)
@@ -61,18 +58,16 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
         return
     bar.progress(1.0, text=f"Done: {run.fingerprint.meta.n_samples:,} samples. Keeping a few thumbnails for "
                            "'Why this task?' (this session only)…")
-    T('fingerprinted')
     found = {base.probe: run.fingerprint}
     for probe, other in get_catalogues().items():  # every other probe from the same pass: switching is instant
         if probe not in found and probe == POSTACT and run.fingerprint.sample_postact is not None:
             found[probe] = with_probe(run.fingerprint, probe, other.edges)
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
-    T('set_result')
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
-        st.session_state[session.IMAGE_SAMPLE] = image_sample(source, backbone, workdir=workdir or source.parent)
+        # (read now, while the folder exists; their features are computed after the first table)
+        session.set_sampled_images(read_sampled_images(source, workdir=workdir or source.parent), backbone)
     except Exception:  # optional; 'Why this task?' says when there are none
         pass
-    T('image_sample')
 
 
 def task_input(catalogue):
@@ -89,7 +84,6 @@ def task_input(catalogue):
         files = st.file_uploader("Drop a folder of images (first-level subfolders are classes)",
                                  accept_multiple_files="directory", key="folder_upload")
         if files and st.button("Compute fingerprint", type="primary", key="go_folder"):
-            import sys, time; print(f"TIMING {time.time():.3f} clicked", file=sys.stderr, flush=True)
             with session.UploadFolder() as folder:
                 refused = session.write_uploads(files, folder / "task")
                 for upload_name, reason in refused:

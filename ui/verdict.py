@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.report.analysis import N_RESAMPLES
 from core.report.verdict import LEVEL_MEANINGS, LEVELS, Verdict
 from ui import session
 from ui.text import md
@@ -30,6 +31,24 @@ def bootstrap_of(catalogue, fingerprint, distance: str):
 def verdict_of(catalogue, fingerprint, distance: str, table=None) -> Verdict:
     """The verdict for the session's fingerprint (computed once per session, with its ranking)."""
     return session.ranking(catalogue, fingerprint, distance).verdict
+
+
+def show_verdict_when_ready(catalogue, fingerprint, distance: str) -> None:
+    """The verdict once the session's ranking at ``distance`` (with its bootstrap) is ready; until then a line that
+    says it is being weighed, checked four times a second, and the page runs again once it is ready."""
+    found = session.ranking_if_ready(catalogue, fingerprint, distance)
+    if found is not None:
+        show_verdict(found.verdict)
+        return
+
+    @st.fragment(run_every=0.25)
+    def weighing() -> None:
+        if session.ranking_if_ready(catalogue, fingerprint, distance) is not None:
+            st.rerun()  # the whole page, with the verdict
+        st.info(f"**Verdict — being weighed.** Your images are re-drawn {N_RESAMPLES} times to see whether the "
+                "first place holds; the distances below are final.", icon=":material/hourglass_top:")
+
+    weighing()
 
 
 def show_verdict(verdict: Verdict) -> None:

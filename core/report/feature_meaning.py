@@ -67,11 +67,19 @@ class ImageSample:
         return np.argsort(self.features[:, int(feature)])[::-1][:k]
 
 
-def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
-                 workdir: Path | None = None) -> ImageSample | None:
-    """Read up to ``n`` images of ``source`` (evenly spread, seeded), compute their probe features on the centre
-    crop (the backbone's inference engine: its probe and the post-activation features, one pass) and keep small
-    thumbnails; None when nothing could be read. Unreadable files are passed over."""
+@dataclass(frozen=True)
+class SampledImages:
+    """A few of the user's images before their features: ``crops`` (n, 224, 224, 3) uint8 centre crops, as the
+    backbone sees them, and ``thumbnails`` (n, THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8."""
+
+    crops: np.ndarray
+    thumbnails: np.ndarray
+
+
+def read_sampled_images(source: str | Path, n: int = IMAGE_SAMPLE, seed: int = 0,
+                        workdir: Path | None = None) -> SampledImages | None:
+    """Read up to ``n`` images of ``source`` (evenly spread, seeded): their centre crops and small thumbnails; None
+    when nothing could be read. Unreadable files are passed over."""
     from PIL import Image
 
     from core.features.preprocess import CROP, RESIZED, prepare
@@ -91,11 +99,24 @@ def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int 
             thumbnails.append(np.asarray(Image.fromarray(window).resize((THUMBNAIL_PX, THUMBNAIL_PX))))
             if len(crops) == n:
                 break
-    if not crops:
-        return None
-    parts = [backbone.infer(np.stack(crops[start:start + 16])) for start in range(0, len(crops), 16)]
+    return SampledImages(np.stack(crops), np.stack(thumbnails)) if crops else None
+
+
+def sample_features(sampled: SampledImages, backbone) -> ImageSample:
+    """The sampled images' probe features (the backbone's inference engine: its probe and the post-activation
+    features, one pass, 16 crops at a time)."""
+    crops = sampled.crops
+    parts = [backbone.infer(crops[start:start + 16]) for start in range(0, len(crops), 16)]
     by_probe = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    return ImageSample(np.stack(thumbnails), by_probe[backbone.probe], by_probe)
+    return ImageSample(sampled.thumbnails, by_probe[backbone.probe], by_probe)
+
+
+def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
+                 workdir: Path | None = None) -> ImageSample | None:
+    """Read up to ``n`` images of ``source`` (:func:`read_sampled_images`) and compute their features
+    (:func:`sample_features`); None when nothing could be read."""
+    sampled = read_sampled_images(source, n, seed, workdir)
+    return None if sampled is None else sample_features(sampled, backbone)
 
 
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL
