@@ -4,10 +4,10 @@ and prepare the rest meanwhile (:class:`Parts`).
 
 Parts (:func:`part_names`): ``("points", distance)`` the ranked table alone, before its bootstrap (:class:`Points`:
 what a first page shows at once); ``("ranking", distance)`` the ranked table with bootstrap intervals, the closeness
-cue and the verdict (:class:`Ranking`, made from the points part); ``("placement",)`` where the task lands on the map and its family;
-``("contributions", distance)`` per-feature contributions of every catalogue task (bKLD only). The catalogue's own
-figures (computed matrices, the closeness reference, the bootstrap's source terms, the families) are computed once
-per catalogue object (:meth:`core.catalogue.store.Catalogue.derived`) and shared by every user.
+cue and the verdict (:class:`Ranking`, made from the points part); ``("placement",)`` where the task lands on the
+map and its family; ``("contributions", distance)`` per-feature contributions of every catalogue task (bKLD only).
+The catalogue's own figures (computed matrices, the closeness reference, the bootstrap's source terms, the families)
+are computed once per catalogue object (:meth:`core.catalogue.store.Catalogue.derived`) and shared by every user.
 
 The figures equal those of the per-page functions (``recommendations``, ``bootstrap_for``, ``how_close``,
 ``verdict_from_catalogue``, ``map_ranks``, ``family_of``, ``contributions_to``) for the same fingerprint and seed;
