@@ -48,7 +48,7 @@ def _load(root: str, probe: str | None) -> Catalogue:
 _loading: dict[str | None, Future] = {}
 _loaded: set[str | None] = set()  # probes whose backbone get_backbone has handed to its cache
 _loading_lock = threading.Lock()
-_emoji_pattern_started = threading.Event()
+_first_uses_started = threading.Event()
 
 
 def _backbone_loading(probe: str | None) -> Future:
@@ -71,22 +71,24 @@ def _backbone_loading(probe: str | None) -> Future:
 def preload(probe: str | None = None) -> None:
     """Start, once per server process and in the background, what a first click on "Compute fingerprint" and the
     first page visits would otherwise wait for: the backbone of ``probe`` (seconds: timm and torch imported, the
-    ONNX export checked against PyTorch) and Streamlit's emoji pattern (half a second, compiled the first time a
-    message holds a non-ASCII character). Returns at once."""
+    ONNX export checked against PyTorch), Streamlit's emoji pattern (half a second, compiled the first time a
+    message holds a non-ASCII character) and pandas' table styler (its templates, for the Recommendations table).
+    Returns at once."""
     if probe not in _loaded:
         _backbone_loading(probe)
     with _loading_lock:
-        if _emoji_pattern_started.is_set():
+        if _first_uses_started.is_set():
             return
-        _emoji_pattern_started.set()
+        _first_uses_started.set()
 
-    def compile_emoji_pattern() -> None:
+    def warm_first_uses() -> None:
         import re
 
+        import pandas.io.formats.style  # noqa: F401 (compiles its templates on import)
         from streamlit.emojis import EMOJI_EXTRACTION_REGEX
         re.compile(EMOJI_EXTRACTION_REGEX)  # kept in the re module's cache, which re.search uses
 
-    threading.Thread(target=compile_emoji_pattern, name="emoji-preload", daemon=True).start()
+    threading.Thread(target=warm_first_uses, name="first-use-preload", daemon=True).start()
 
 
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")

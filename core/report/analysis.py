@@ -112,14 +112,15 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
     if distance != SECOND_OPINION:
         computed[SECOND_OPINION] = catalogue.distances_to(target, SECOND_OPINION)
     candidates = [catalogue.ids.index(i) for i in catalogue.candidate_ids]
-    bootstrap = None
+    bootstrap, resampled = None, None
     drawn = bootstrap_all(catalogue, target, distance, n_resamples, seed)
     if drawn is not None:
         full, values = drawn
         bootstrap = summarise(values[:, candidates], full[candidates])
+        resampled = {task_id: values[:, k] for k, task_id in enumerate(catalogue.ids)}  # controls' too, same draws
     table = recommendations(catalogue, target, distance, bootstrap, computed)
     return Ranking(distance, table, bootstrap, how_close(catalogue, table, target, distance),
-                   verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed), to_user,
+                   verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed, resampled), to_user,
                    catalogue.distances_from(target, distance),
                    distance_scale(catalogue, ranked_with_references(table), target, distance))
 
