@@ -36,7 +36,7 @@ if fingerprint is not None:
     distance = session.distance()  # the table at once; the verdict as soon as the bootstrap behind it is ready
     ranked = session.points(catalogue, fingerprint, distance).table
     st.subheader(f"Closest public tasks to {md(fingerprint.name)}")
-    show_verdict_when_ready(catalogue, fingerprint, distance)
+    finish = show_verdict_when_ready(catalogue, fingerprint, distance)
     top = ranked_with_references(ranked).head(6)
     top = top.assign(place=["reference" if ref else str(r) for ref, r in zip(top["reference_control"], top["rank"])])
     st.dataframe(top[["place", "task", "note", "modality", "anatomy", "licence", "distance"]], hide_index=True,
@@ -50,4 +50,7 @@ if fingerprint is not None:
                                                                help="bKLD, public task → yours; lower = closer")})
     st.page_link(pages.RECOMMENDATIONS, label="See recommendations with uncertainty and the paper's evidence",
                  icon=":material/arrow_forward:")
-footer()
+    footer()
+    finish()  # the verdict, once its bootstrap is ready (the page runs again)
+else:
+    footer()

@@ -187,8 +187,8 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
 
 def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fingerprint, monkeypatch):
     """The first ranked table does not wait for the bootstrap: while the ranking (bootstrap, verdict) is held back,
-    Your task shows the table and says the verdict is being weighed; once it is ready the verdict appears above the
-    same table."""
+    Your task shows the table and says the verdict is being weighed (here the page stops waiting after 0.5 s);
+    once it is ready the verdict appears above the same table."""
     import threading
 
     from core.report import analysis
@@ -199,6 +199,7 @@ def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fi
         return original(*args, **kwargs)
 
     monkeypatch.setattr(analysis, "ranking", held_back)
+    monkeypatch.setattr("ui.verdict.VERDICT_WAIT_S", 0.5)
     at = app("pages/0_Your_task.py", fingerprint=user_fingerprint).run()
     no_exceptions(at)
 
@@ -217,6 +218,26 @@ def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fi
     [verdict] = verdicts()
     assert "being weighed" not in verdict
     assert find_table(at, "place", "task", "note", "distance").equals(before)
+
+
+def test_your_task_waits_for_its_verdict_and_shows_it_when_ready(user_fingerprint, monkeypatch):
+    """A ranking that becomes ready while the page waits shows its verdict in the same visit."""
+    import threading
+
+    from core.report import analysis
+    release, original = threading.Event(), analysis.ranking
+
+    def held_back(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "ranking", held_back)
+    threading.Timer(1.0, release.set).start()
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+    verdicts = [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+    assert len(verdicts) == 1 and "being weighed" not in verdicts[0], verdicts
+    assert len(find_table(at, "place", "task", "note", "distance")) == 6
 
 
 def test_why_this_task_shows_the_images_read_while_fingerprinting(user_fingerprint, backbone, tmp_path):
