@@ -1,12 +1,12 @@
 """Latency of the running app where a user feels it (issue 21): a real folder of images uploaded in chromium, then
 the first ranked table after clicking "Compute fingerprint", every page switch, every distance change on the
 Recommendations page (bKLD large, P2L, VDNA, back to bKLD small) and the probe change (to 'postact' and back), each
-timed from the click until the page has finished (no running-status widget). After the first table it also prints
-when the verdict above it appeared and when every view and distance had been prepared in the background (the
-sidebar's progress bar gone); the interactions are timed from then on. Each cycle of interactions is repeated;
-medians are printed with the machine's load average, and the last line is ``slowest_interaction_s <value>``: the
-slowest median of the page switches, distance changes and probe changes (targets: first table <= 6 s for 200 images,
-every interaction < 1 s).
+timed from the click (on the link, on the menu's option) until the page has finished (no running-status widget).
+After the first table it also prints when the verdict above it appeared and when every view and distance had been
+prepared in the background (the sidebar's progress bar gone); the interactions are timed from then on. Each cycle
+of interactions is repeated; medians are printed with the machine's load average, and the last line is
+``slowest_interaction_s <value>``: the slowest median of the page switches, distance changes and probe changes
+(targets: first table <= 6 s for 200 images, every interaction < 1 s).
 
     python bench/app_latency.py [--task fundus_eye_disease_4class] [--images 200] [--repeats 3]
 
@@ -106,11 +106,19 @@ def switch_page(page, name: str) -> None:
     page.get_by_role("heading", name=name, exact=True).wait_for(timeout=120_000)
 
 
-def choose(page, label: str, option_start: str, scope=None) -> None:
-    """Pick the option starting with ``option_start`` in the select box labelled ``label``."""
+def open_list(page, label: str, option_start: str, scope=None):
+    """Open the select box labelled ``label`` and return its option starting with ``option_start`` (to be clicked:
+    the user's click, from which the change is timed)."""
     box = (scope or page).get_by_label(label, exact=False).first
-    box.click()
-    page.get_by_role("option").filter(has_text=option_start).first.click()
+    option = page.get_by_role("option").filter(has_text=option_start).first
+    for _ in range(3):  # a rerun landing just after the click can close the list again: open it anew
+        box.click()
+        try:
+            option.wait_for(timeout=5_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    return option
 
 
 def open_probe_menu(page) -> None:
@@ -175,14 +183,14 @@ def main() -> None:
                     switch_page(page, "Recommendations")
                     settle(page)
                     for what, option in DISTANCE_STEPS:
-                        note(f"distance change: {what}",
-                             timed(lambda option=option: choose(page, "Distance", option), page))
+                        item = open_list(page, "Distance", option)
+                        note(f"distance change: {what}", timed(item.click, page))
                     switch_page(page, "Your task")
                     settle(page)
                     for what, option in (("to postact", "postact"), ("back to the default", "(default)")):
                         open_probe_menu(page)
-                        note(f"probe change {what}",
-                             timed(lambda option=option: choose(page, PROBE_MENU, option), page))
+                        item = open_list(page, PROBE_MENU, option)
+                        note(f"probe change {what}", timed(item.click, page))
                 browser.close()
         finally:
             process.terminate()

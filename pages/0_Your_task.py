@@ -7,14 +7,14 @@ import streamlit as st
 from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
-from ui.resources import get_catalogues, preload
+from ui.resources import get_catalogue, get_catalogues, preload
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
 from ui.text import md
 from ui.verdict import show_verdict_when_ready
 
 catalogue = page_setup("Your task")
 get_catalogues()  # every probe's catalogue loaded before a fingerprint needs them (once per server process)
-preload(catalogue.probe)  # the backbone loads in the background while the user chooses images
+preload(get_catalogue().probe)  # the backbone fingerprints are made with, loaded while the user chooses images
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
             "machine: only a **fingerprint** (per-feature histograms of a pretrained CNN's features, no pixels, no "
             "file names) is computed and compared with the catalogue's "

@@ -366,3 +366,31 @@ def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compar
     at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped
     no_exceptions(at)
     assert "fingerprint" not in at.session_state and any("compute it again" in shown(i.value) for i in at.info)
+
+
+def test_the_backbone_loads_once_in_the_background_while_the_user_chooses_images(monkeypatch):
+    """Your task starts loading the backbone when it is shown (returning at once); the click on "Compute
+    fingerprint" takes that backbone instead of loading another."""
+    import threading
+
+    import ui.resources as resources
+    calls, release = [], threading.Event()
+
+    def slow_load(probe=None):
+        calls.append(probe)
+        release.wait(10)
+        return f"backbone of {probe}"
+
+    monkeypatch.setattr(resources, "load_backbone", slow_load)
+    monkeypatch.setattr(resources, "_loading", {})
+    monkeypatch.setattr(resources, "_loaded", set())
+    resources.get_backbone.clear()
+    try:
+        resources.preload("a probe")  # returns while the load still waits
+        assert not release.is_set()
+        release.set()
+        assert resources.get_backbone("a probe") == "backbone of a probe"
+        resources.preload("a probe")
+        assert resources.get_backbone("a probe") == "backbone of a probe" and calls == ["a probe"]
+    finally:
+        resources.get_backbone.clear()

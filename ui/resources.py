@@ -52,7 +52,7 @@ _first_uses_started = threading.Event()
 
 
 def _backbone_loading(probe: str | None) -> Future:
-    """The backbone of ``probe`` being loaded in a daemon thread, started on the first ask."""
+    """The backbone of ``probe`` being loaded in a thread of its own, started on the first ask."""
     with _loading_lock:
         future = _loading.get(probe)
         if future is None:
