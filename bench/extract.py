@@ -68,11 +68,11 @@ def premade_crops(task: Path, n: int, batch_size: int) -> list:
     import threading
 
     from core.features.extract import crop_batches
-    from core.features.sampling import SamplingProtocol
+    from core.features.sampling import SamplingProtocol, plan_samples
     from core.images.dataset import open_dataset
     with open_dataset(task) as dataset:
-        return [crops for crops, _, _ in crop_batches(dataset, SamplingProtocol(n=n, seed=99), batch_size,
-                                                      threading.Event())
+        plan = plan_samples(len(dataset), SamplingProtocol(n=n, seed=99))
+        return [crops for crops, _, _ in crop_batches(dataset, plan, batch_size, threading.Event())
                 if crops is not None and len(crops) == batch_size]
 
 
@@ -125,19 +125,27 @@ def main() -> None:
     import torch
 
     from core.features.backbones import load_backbone
+    from core.features.inference import engine_for
     from core.features.preprocess import to_model_input
+    from core.features.specs import pooled_probes
     backbone = load_backbone()
+    engine = engine_for(backbone)
     eager = load_backbone(backend="torch")
-    args.batch_size = args.batch_size or backbone.engine().batch_size
-    print(f"default backend: {backbone.engine().describe()}")
+
+    @torch.inference_mode()
+    def eager_forward(batch: torch.Tensor) -> dict:
+        return pooled_probes(eager.model, eager.spec, batch, eager.run_probes())
+
+    args.batch_size = args.batch_size or engine.batch_size
+    print(f"default backend: {engine.describe()}")
     print(f"device {eager.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"task {args.task.name}, pipeline n = {args.n:,}, bare forwards {args.bare_n} crops")
     crops = premade_crops(args.task, args.bare_n, args.batch_size)
     tensors = {size: [to_model_input(batch, eager.spec.mean, eager.spec.std, eager.device)
                       for batch in premade_crops(args.task, args.bare_n, size)]
                for size in EAGER_BATCH_SIZES}
-    runs = {backbone.backend: (crops, backbone.infer)}
-    runs.update({f"torch eager batch {size}": (batches, eager.probe_features) for size, batches in tensors.items()})
+    runs = {engine.name: (crops, engine.probe_features)}
+    runs.update({f"torch eager batch {size}": (batches, eager_forward) for size, batches in tensors.items()})
     for batches, run in runs.values():  # warm-up
         bare_rate(batches[:2], run)
     pipeline_rate(args.task, args.batch_size * 2, args.batch_size, backbone, seed=0)
@@ -161,11 +169,11 @@ def main() -> None:
     if len(peaks) >= 2:
         small, large = min(peaks), max(peaks)
         print(f"peak memory ratio n = {large:,} / n = {small:,}: {peaks[large] / peaks[small]:.3f}  (target <= 1.2)")
-    print(f"pipeline images/s ({backbone.backend}, median of {args.repeats}): {statistics.median(pipes):.1f}")
+    print(f"pipeline images/s ({engine.name}, median of {args.repeats}): {statistics.median(pipes):.1f}")
     for name, values in bares.items():
         print(f"bare forward images/s, {name} (median): {statistics.median(values):.1f}")
-    own = statistics.median(p / b for p, b in zip(pipes, bares[backbone.backend]))
-    print(f"pipeline / bare {backbone.backend} forward (median of per-repeat ratios): {own:.3f}")
+    own = statistics.median(p / b for p, b in zip(pipes, bares[engine.name]))
+    print(f"pipeline / bare {engine.name} forward (median of per-repeat ratios): {own:.3f}")
     at_16 = statistics.median(p / b for p, b in zip(pipes, bares["torch eager batch 16"]))
     print(f"pipeline_vs_torch_eager_batch_16 {at_16:.3f}  (the issue's configuration of the eager forward)")
     print(f"pipeline_vs_torch_eager {statistics.median(ratios):.3f}")

@@ -50,6 +50,7 @@ from core.text import csv_safe_frame, escaped, printable
 def cmd_fingerprint(args) -> int:
     from core.catalogue.store import load_catalogue
     from core.features.backbones import check_device
+    from core.features.inference import backend_of
     from core.features.sampling import SamplingProtocol
     from core.fingerprint.pipeline import fingerprint_folder
 
@@ -73,8 +74,9 @@ def cmd_fingerprint(args) -> int:
             f"but you chose {backbone.spec.name} (weights {backbone.weights_sha256[:12]}…); fingerprints would not be "
             "comparable. Build a catalogue with that backbone first (python -m core catalogue build --backbone ...)")
     started = time.perf_counter()
+    backend = backend_of(backbone)
     print(f"fingerprinting {printable(args.folder, 400)} with {backbone.spec.name} (probe {backbone.probe}) by "
-          f"{backbone.backend} on {'cpu' if backbone.backend == 'onnxruntime' else backbone.device}, n = {args.n:,}",
+          f"{backend} on {'cpu' if backend == 'onnxruntime' else backbone.device}, n = {args.n:,}",
           file=sys.stderr)
     run = fingerprint_folder(args.folder, backbone, catalogue.edges, protocol, name=args.name,
                              slice_axis=args.slice_axis, batch_size=args.batch_size, progress=ProgressPrinter(),
@@ -187,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     from core.catalogue.store import DEFAULT_CATALOGUE
     from core.distances.registry import DEFAULT_DISTANCE, DISTANCES
     from core.features.backbones import DEFAULT_BACKBONE
-    from core.features.inference import BACKEND_CHOICES
     from core.features.sampling import CATALOGUE_N, PAPER_SEED
+    from core.features.specs import BACKEND_CHOICES
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Task fingerprints and bKLD (Godau et al. "
                                      "2024): fingerprint a folder of images and rank public tasks as sources.")

@@ -1,4 +1,4 @@
-"""``python -m core catalogue build|refresh|validate|add|thumbnails|families``: the catalogue's commands."""
+"""``python -m core catalogue build|refresh|validate|add|thumbnails|families|synthetic``: the catalogue's commands."""
 from __future__ import annotations
 
 import sys
@@ -11,11 +11,14 @@ from core.cli_support import (
     EXIT_USAGE,
     backbone_from_args,
     output_problem,
+    positive_int,
     print_notes,
     print_warnings,
 )
 from core.paper import DEFAULT_PAPER
 from core.text import printable
+
+TASK_FOLDERS_HELP = "a folder of task folders with SOURCES.json (e.g. ../shared/data/catalogue)"
 
 
 def cmd_catalogue_build(args) -> int:
@@ -24,7 +27,7 @@ def cmd_catalogue_build(args) -> int:
 
     backbone = backbone_from_args(args)
     protocol = SamplingProtocol(n=args.n, seed=args.seed, augment=not args.no_augment)
-    build_catalogue(Path(args.source), Path(args.out), backbone, protocol, paper=Path(args.paper),
+    build_catalogue(Path(args.task_folders), Path(args.out), backbone, protocol, paper=Path(args.paper),
                     with_controls=not args.no_controls, overwrite=args.overwrite,
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     return EXIT_OK
@@ -90,12 +93,12 @@ def cmd_catalogue_validate(args) -> int:
 def cmd_catalogue_thumbnails(args) -> int:
     from core.catalogue.thumbnails import make_thumbnails
 
-    source, out = Path(args.source), Path(args.out)
-    for folder, what in ((source, "task folders"), (out, "catalogue")):
+    task_folders, out = Path(args.task_folders), Path(args.out)
+    for folder, what in ((task_folders, "task folders"), (out, "catalogue")):
         if not (folder / "SOURCES.json").is_file():
             print(f"error: {folder}: no SOURCES.json (expected the {what} there)", file=sys.stderr)
             return EXIT_INPUT
-    made = make_thumbnails(source, out, log=lambda message: print(message, file=sys.stderr))
+    made = make_thumbnails(task_folders, out, log=lambda message: print(message, file=sys.stderr))
     print(f"thumbnails for {len(made)} tasks whose stated licence allows redistribution: "
           f"{', '.join(made) or 'none'}")
     return EXIT_OK
@@ -121,6 +124,24 @@ def cmd_catalogue_families(args) -> int:
     return EXIT_OK
 
 
+def cmd_catalogue_synthetic(args) -> int:
+    from core.catalogue.store import load_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue
+
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():
+        print(f"error: {printable(out, 400)} already exists; choose a new folder", file=sys.stderr)
+        return EXIT_USAGE
+    if not out.parent.is_dir():
+        print(f"error: folder {printable(out.parent, 400)} does not exist; create it first", file=sys.stderr)
+        return EXIT_USAGE
+    root = write_synthetic_catalogue(out, load_catalogue(args.catalogue), args.tasks, seed=args.seed)
+    print(f"wrote {args.tasks:,} synthetic tasks (random fingerprints: no evidence about real tasks) to "
+          f"{printable(root, 400)}; TFE_CATALOGUE={printable(root, 400)} streamlit run app.py shows them",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def add_catalogue_commands(commands, sampling_options, backbone_options) -> None:
     """The ``catalogue`` subcommands on the top-level parser's ``commands``; the option groups are shared with
     ``fingerprint``."""
@@ -131,7 +152,7 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     cat = commands.add_parser("catalogue", help="build the catalogue or add to a local copy")
     cat_commands = cat.add_subparsers(dest="catalogue_command", required=True)
     build = cat_commands.add_parser("build", help="build a catalogue from task folders with SOURCES.json")
-    build.add_argument("source")
+    build.add_argument("task_folders", help=TASK_FOLDERS_HELP)
     build.add_argument("--out", required=True)
     build.add_argument("--paper", default=str(DEFAULT_PAPER),
                        help="the paper's published results (for measured knowledge)")
@@ -164,7 +185,7 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     add.set_defaults(handler=cmd_catalogue_add)
 
     thumbs = cat_commands.add_parser("thumbnails", help="example thumbnails of the tasks whose licence allows it")
-    thumbs.add_argument("source", help="task folders with SOURCES.json (e.g. ../shared/data/catalogue)")
+    thumbs.add_argument("task_folders", help=TASK_FOLDERS_HELP)
     thumbs.add_argument("--out", default=str(DEFAULT_CATALOGUE), help="the catalogue folder (default: shipped)")
     thumbs.set_defaults(handler=cmd_catalogue_thumbnails)
 
@@ -175,3 +196,12 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     families.add_argument("--json", help="also write the families report to this JSON file")
     families.add_argument("--overwrite", action="store_true")
     families.set_defaults(handler=cmd_catalogue_families)
+
+    synthetic = cat_commands.add_parser("synthetic", help="a catalogue of random tasks shaped like the shipped ones, "
+                                        "to try the app and the command line at scale")
+    synthetic.add_argument("out", help="a new folder")
+    synthetic.add_argument("--tasks", type=positive_int(100_000), default=1_000)
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE),
+                           help="the catalogue whose backbone, probe and bin edges the tasks share")
+    synthetic.set_defaults(handler=cmd_catalogue_synthetic)

@@ -80,9 +80,10 @@ class ProgressPrinter:
 def backbone_from_args(args):
     """The backbone named by the common options (--backbone, --weights, --sha256, --device, --probe, --backend)."""
     from core.features.backbones import load_backbone
+    from core.features.inference import engine_for
     backbone = load_backbone(args.backbone, args.weights, args.sha256, args.device, getattr(args, "probe", None),
                              backend=args.backend)
-    print(f"backend: {backbone.engine().describe()}", file=sys.stderr)
+    print(f"backend: {engine_for(backbone).describe()}", file=sys.stderr)
     return backbone
 
 

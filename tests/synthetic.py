@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.catalogue.store import TaskInfo, pairwise_bkld, write_catalogue
+from core.catalogue.store import TaskInfo, stored_matrices, write_catalogue
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
 
@@ -33,11 +33,11 @@ def make_catalogue(root: Path, n_tasks: int = 2) -> Path:
     tasks = [TaskInfo(id=f"task_{i}", name=f"Task {i}", modality="CT", anatomy="chest", classes={"a": 1},
                       n_images=1) for i in range(n_tasks)]
     fingerprints = {t.id: make_fingerprint(seed=i, name=t.name) for i, t in enumerate(tasks)}
-    small, large = pairwise_bkld([fingerprints[t.id] for t in tasks])
+    matrices = stored_matrices([fingerprints[t.id] for t in tasks])
     coords = np.arange(2 * n_tasks, dtype=float).reshape(n_tasks, 2)
     manifest = {"backbone": "tf_efficientnet_lite0", "weights_sha256": WEIGHTS, "probe": "postact",
                 "protocol": {"n": 200, "seed": 42, "augment": True, "pipeline": "p1"}, "map_method": "mds"}
-    write_catalogue(root, manifest, EDGES, tasks, fingerprints, small, large, coords,
+    write_catalogue(root, manifest, EDGES, tasks, fingerprints, matrices, coords,
                     extra_files={"SOURCES.json": b"{}\n"})
     return root
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.distances.bootstrap import DEFAULT_RESAMPLES
 from core.features.sampling import SamplingProtocol
 from tests.helpers import app, find_table, no_exceptions, require_shared, shown
 
@@ -149,6 +150,10 @@ def test_local_folder_path_fingerprints(tmp_path):
     at.button(key="go_local").click().run()
     no_exceptions(at)
     assert at.session_state["fingerprint"].meta.class_counts == {"CT_COVID": 4, "CT_NonCOVID": 4}
+    at.switch_page("pages/4_Why_similar.py").run()  # their features are computed after the first table
+    no_exceptions(at)
+    sample = at.session_state["image_sample"]  # Why this task?'s thumbnails: each of the 8 images once, same engine
+    assert sample.thumbnails.shape == (8, 64, 64, 3) and set(sample.by_probe) == {"preact", "postact"}
 
 
 def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fingerprint):
@@ -207,7 +212,7 @@ def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fi
         return [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
 
     before = find_table(at, "place", "task", "note", "distance")
-    assert verdicts() == [f"**Verdict — being weighed.** Your images are re-drawn {analysis.N_RESAMPLES} times to "
+    assert verdicts() == [f"**Verdict — being weighed.** Your images are re-drawn {DEFAULT_RESAMPLES} times to "
                           "see whether the first place holds; the distances below are final."]
     assert before.iloc[0]["task"] == "Breast ultrasound (BUSI)" and (before["distance"].diff().dropna() >= 0).all()
     release.set()
@@ -243,12 +248,13 @@ def test_your_task_waits_for_its_verdict_and_shows_it_when_ready(user_fingerprin
 def test_why_this_task_shows_the_images_read_while_fingerprinting(user_fingerprint, backbone, tmp_path):
     """The images kept for 'Why this task?' are read with the fingerprint; their features come after the first
     table, and the page shows them as the one-step computation did."""
+    from core.features.inference import engine_for
     from core.report.feature_meaning import image_sample, read_sampled_images
     from tests.helpers import link_files
     root = require_shared() / "busi_3class"
     folder = link_files([p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]], tmp_path / "busi", root)
     at = app("pages/0_Your_task.py", fingerprint=user_fingerprint,
-             sampled_images=(read_sampled_images(folder), backbone)).run()
+             sampled_images=(read_sampled_images(folder, engine_for(backbone).batch_size), backbone)).run()
     no_exceptions(at)
     at.switch_page("pages/4_Why_similar.py").run()
     no_exceptions(at)

@@ -86,7 +86,7 @@ def without(catalogue: Catalogue, task: str) -> Catalogue:
     grid = np.ix_(keep, keep)
     return replace(catalogue, tasks=[catalogue.tasks[i] for i in keep],
                    fingerprints={k: v for k, v in catalogue.fingerprints.items() if k not in dropped},
-                   bkld_small=catalogue.bkld_small[grid], bkld_large=catalogue.bkld_large[grid],
+                   matrices={key: matrix[grid] for key, matrix in catalogue.matrices.items()},
                    coords=catalogue.coords[keep], _banks={})
 
 

@@ -9,15 +9,13 @@ import pandas as pd
 
 from core.cloud.output import experience_text
 from core.fingerprint.fingerprint import Fingerprint
-from core.text import printable
-
-_MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~$:")
+from ui.text import md
 
 
 def plain(text: object) -> str:
     """Text from elsewhere (a server's message) for Streamlit's message boxes, which read Markdown: one printable
-    line, every Markdown character escaped, so it shows as the same characters and never as a link or markup."""
-    return "".join("\\" + char if char in _MARKDOWN_SPECIALS else char for char in printable(text, 1000))
+    line shown as the characters it is, never as a link or markup (:func:`ui.text.md`)."""
+    return md(text, 1000)
 
 
 #: session keys: the connection lives in the session only (never written to disk)

@@ -10,6 +10,7 @@ import streamlit as st
 from core.catalogue.store import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import LoadedBackbone, load_backbone
+from core.features.inference import engine_for
 from core.report.analysis import warm
 from core.report.cotrain import DEFAULT_PAPER, read_cotrain_effects
 
@@ -60,7 +61,9 @@ def _backbone_loading(probe: str | None) -> Future:
 
             def load() -> None:
                 try:
-                    future.set_result(load_backbone(probe=probe))
+                    backbone = load_backbone(probe=probe)
+                    engine_for(backbone)  # export and check the ONNX model here too, not during the first fingerprint
+                    future.set_result(backbone)
                 except BaseException as err:  # handed to get_backbone, which raises it to the page
                     future.set_exception(err)
 

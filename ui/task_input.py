@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import EngineError, IncompatibleFingerprintsError
 from core.features.backbones import POSTACT
 from core.features.extract import ExtractionProgress
+from core.features.inference import engine_for
 from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.fingerprint.pipeline import fingerprint_folder, with_probe
@@ -31,8 +32,8 @@ def server_is_local() -> bool:
     return str(st.get_option("server.address") or "").strip() in LOCAL_ADDRESSES
 
 
-def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | None = None) -> None:
-    """Fingerprint ``source`` with a progress bar; on success the result goes into the session."""
+def run_fingerprint(catalogue, folder: Path, name: str, n: int, workdir: Path | None = None) -> None:
+    """Fingerprint the user's ``folder`` with a progress bar; on success the result goes into the session."""
     bar = st.progress(0.0, text="Starting…")
 
     def progress(update: ExtractionProgress) -> None:
@@ -44,9 +45,9 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     base = shipped if catalogue.probe in (shipped.probe, POSTACT) else catalogue
     try:
         backbone = get_backbone(base.probe)
-        run = fingerprint_folder(source, backbone, base.edges, SamplingProtocol(n=n), name=name,
+        run = fingerprint_folder(folder, backbone, base.edges, SamplingProtocol(n=n), name=name,
                                  progress=progress, keep_samples=True,
-                                 workdir=workdir or source.parent)
+                                 workdir=workdir or folder.parent)
     except EngineError as err:
         bar.empty()
         st.error(md(err))
@@ -65,7 +66,8 @@ def run_fingerprint(catalogue, source: Path, name: str, n: int, workdir: Path | 
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
         # (read now, while the folder exists; their features are computed after the first table)
-        session.set_sampled_images(read_sampled_images(source, workdir=workdir or source.parent), backbone)
+        session.set_sampled_images(read_sampled_images(folder, engine_for(backbone).batch_size,
+                                                       workdir=workdir or folder.parent), backbone)
     except Exception:  # optional; 'Why this task?' says when there are none
         pass
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core.report.analysis import N_RESAMPLES
+from core.distances.bootstrap import DEFAULT_RESAMPLES
 from core.report.verdict import LEVEL_MEANINGS, LEVELS, Verdict
 from ui import session
 from ui.text import md
@@ -50,8 +50,8 @@ def show_verdict_when_ready(catalogue, fingerprint, distance: str) -> Callable[[
         show_verdict(found.verdict)
         return lambda: None
     slot = st.empty()
-    message = (f"**Verdict — being weighed.** Your images are re-drawn {N_RESAMPLES} times to see whether the first "
-               "place holds; the distances below are final.")
+    message = (f"**Verdict — being weighed.** Your images are re-drawn {DEFAULT_RESAMPLES} times to see whether the "
+               "first place holds; the distances below are final.")
     slot.info(message, icon=":material/hourglass_top:")
 
     def wait() -> None:

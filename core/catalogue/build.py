@@ -18,10 +18,11 @@ from PIL import Image
 
 from core import __version__
 from core.catalogue.knowledge import build_knowledge
-from core.catalogue.store import CITATION, TaskInfo, load_catalogue, pairwise_bkld, write_catalogue
+from core.catalogue.store import CITATION, MAP_MATRIX, TaskInfo, load_catalogue, stored_matrices, write_catalogue
 from core.catalogue.taskmap import fit_map
 from core.catalogue.validity import (
     facts_from_tasks,
+    halves_distances,
     load_paper_matrix,
     report_for_matrix,
     validity_report,
@@ -32,6 +33,7 @@ from core.distances.registry import DEFAULT_DISTANCE
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.environment import library_versions
 from core.features.extract import FeatureBatch, extract_all
+from core.features.inference import backend_of
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.binning import BinEdges, reference_edges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
@@ -124,20 +126,20 @@ class TaskFeatures:
         return in_a[self.batch.images]
 
 
-def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol: SamplingProtocol,
+def build_catalogue(task_folders: Path, out: Path, backbone: LoadedBackbone, protocol: SamplingProtocol,
                     paper: Path | None = None, with_controls: bool = True, log: Log = print,
                     overwrite: bool = False) -> dict:
-    """Build a catalogue folder at ``out`` from task folders in ``source`` (with SOURCES.json): the backbone's
+    """Build a catalogue folder at ``out`` from the task folders in ``task_folders`` (with SOURCES.json): the backbone's
     probe at ``out``, each alternate probe at ``out/probes/NAME``, and the validity report. Returns timings."""
     started = time.perf_counter()
-    sources = json.loads((source / "SOURCES.json").read_text())
+    sources = json.loads((task_folders / "SOURCES.json").read_text())
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: not empty; pass --overwrite to rebuild it")
     probes = tuple(backbone.spec.probes)
     tasks = [task_info_from_sources(task_id, entry) for task_id, entry in sorted(sources["tasks"].items())]
     extracted: dict[str, TaskFeatures] = {}
     with tempfile.TemporaryDirectory(prefix="catalogue-controls-") as scratch:
-        folders = {t.id: source / t.id for t in tasks}
+        folders = {t.id: task_folders / t.id for t in tasks}
         if with_controls:
             for task_id, info in CONTROLS.items():
                 write_control_images(task_id, Path(scratch) / task_id)
@@ -165,7 +167,7 @@ def build_catalogue(source: Path, out: Path, backbone: LoadedBackbone, protocol:
                   "halves": f"images split in two at random (seed {HALVES_SEED}); each half's fingerprint is made "
                             "from the catalogue samples whose image lies in it"},
     }
-    sources_file = {"SOURCES.json": (source / "SOURCES.json").read_bytes()}
+    sources_file = {"SOURCES.json": (task_folders / "SOURCES.json").read_bytes()}
     knowledge = {}
     if paper is not None and paper.is_dir():
         links = {t.id: t.paper_task for t in tasks if t.paper_task}
@@ -201,9 +203,9 @@ def _write_probe_folder(folder: Path, manifest: dict, tasks: list[TaskInfo], ext
             in_a = task.half_mask()
             halves[(info.id, "a")] = _fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a)
     ordered = [fingerprints[t.id] for t in tasks]
-    small, large = pairwise_bkld(ordered)
-    coords, map_method = fit_map(small)
-    write_catalogue(folder, dict(manifest, map_method=map_method), edges, tasks, fingerprints, small, large, coords,
+    matrices = stored_matrices(ordered)
+    coords, map_method = fit_map(matrices[MAP_MATRIX])
+    write_catalogue(folder, dict(manifest, map_method=map_method), edges, tasks, fingerprints, matrices, coords,
                     halves, extra_files=extra_files)
 
 
@@ -217,7 +219,7 @@ def _fingerprint(name: str, task: TaskFeatures, edges: BinEdges, backbone: Loade
                            feature_dim=backbone.probe_dim(probe), edges_id=edges.identity, n_samples=accumulator.n,
                            protocol=protocol.to_dict(), class_counts=task.class_counts, probe=probe,
                            postact_dim=backbone.probe_dim(POSTACT),
-                           backend=backbone.engine(tuple(backbone.spec.probes)).name)
+                           backend=backend_of(backbone, tuple(backbone.spec.probes)))
     return accumulator.fingerprint(meta)
 
 
@@ -240,7 +242,7 @@ def _candidate_figures(tasks: list[TaskInfo], extracted: dict[str, TaskFeatures]
                 whole.append(_fingerprint(info.name, task, edges, backbone, protocol, probe))
                 half_a.append(_fingerprint(f"{info.name} (half A)", task, edges, backbone, protocol, probe, in_a))
                 half_b.append(_fingerprint(f"{info.name} (half B)", task, edges, backbone, protocol, probe, ~in_a))
-            halves = bank_for(DEFAULT_DISTANCE, half_a).distances_to_each(half_b).T
+            halves = halves_distances(half_a, half_b, DEFAULT_DISTANCE)
             end_bins = float(np.mean([(f.counts[:, 0].sum() + f.counts[:, -1].sum()) / f.counts.sum()
                                       for f in whole]))
             figures[f"{probe}, edges from {label}"] = dict(

@@ -113,14 +113,11 @@ def user_ranks(directed: np.ndarray, to_user: np.ndarray, from_user: np.ndarray)
     return ranks
 
 
-def family_of(catalogue, target, report: dict) -> dict:
-    """The family of a user's fingerprint in ``report`` (from :func:`families_report`), by :func:`assign_family`
-    on the symmetrised ranks between it and every catalogue task (:func:`user_ranks`, the families' own scale):
-    the family's entry of ``report['families']``."""
-    to_user = catalogue.distances_to(target, report["distance"])
-    ranks = user_ranks(catalogue.matrix(report["distance"]), to_user,
-                       catalogue.distances_from(target, report["distance"]))
-    labels = np.array([report["assignment"][i] for i in catalogue.ids])
+def family_of(ranks: np.ndarray, ids: list[str], report: dict) -> dict:
+    """The family of a user's task in ``report`` (from :func:`families_report`), by :func:`assign_family` on its
+    symmetrised ranks (T,) to the catalogue tasks ``ids`` (:func:`user_ranks` under ``report['distance']``, the
+    families' own scale): the family's entry of ``report['families']``."""
+    labels = np.array([report["assignment"][i] for i in ids])
     family = assign_family(ranks, labels)
     return next(f for f in report["families"] if f["family"] == family)
 

@@ -7,7 +7,8 @@ Layout of a catalogue folder::
     catalogue.json        version, backbone, weights sha256, edges id, protocol, tasks with metadata
     edges.npz             bin edges (lo, hi per feature)
     fingerprints/ID.npz   one fingerprint per task (core.fingerprint.fingerprint format)
-    matrices.npz          task_ids, bkld_small, bkld_large (rows = source, columns = target), coords (T, 2)
+    matrices.npz          task_ids, one (T, T) matrix per stored distance under its registry entry's
+                          ``stored_as`` (bkld_small, bkld_large; rows = source, columns = target), coords (T, 2)
     halves/ID.a.npz, .b.npz  fingerprints of two image-disjoint halves of each task (for the validity report)
     validity.json         the validity report (core.catalogue.validity): can the ranking be trusted, per probe
                           and distance
@@ -33,7 +34,7 @@ import numpy as np
 
 from core.catalogue.lock import recover, writer_lock
 from core.distances.bank import SourceBank, bank_for
-from core.distances.registry import BKLD_LARGE, BKLD_SMALL, DEFAULT_DISTANCE, spec_of
+from core.distances.registry import BKLD_SMALL, DEFAULT_DISTANCE, DISTANCES, DistanceSpec, spec_of
 from core.errors import CatalogueError, FingerprintFileError
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
@@ -48,6 +49,16 @@ MAX_TASK_ID_CHARS = 64
 _WRITTEN = ("catalogue.json", "edges.npz", "fingerprints", "matrices.npz")
 CITATION = ("Godau P., et al. Beyond Knowledge Silos: Task Fingerprinting for Democratization of Medical Imaging "
             "AI. arXiv:2412.08763 (2024).")
+
+
+#: the stored matrix the map is fitted on: the default distance's
+MAP_MATRIX = spec_of(DEFAULT_DISTANCE).stored_as
+
+
+def stored_distances() -> dict[str, DistanceSpec]:
+    """{stored_as: spec} of every distance of the registry whose matrix a catalogue stores (``matrices.npz``), in
+    registry order: a registry entry with ``stored_as`` is all it takes to store one."""
+    return {spec.stored_as: spec for spec in DISTANCES.values() if spec.stored_as}
 
 
 @dataclass
@@ -80,8 +91,8 @@ class Catalogue:
     edges: BinEdges
     tasks: list[TaskInfo]
     fingerprints: dict[str, Fingerprint]
-    bkld_small: np.ndarray  # (T, T), [source, target]
-    bkld_large: np.ndarray
+    #: stored_as -> (T, T) [source, target]: the matrix of every stored distance (:data:`STORED_DISTANCES`)
+    matrices: dict[str, np.ndarray]
     coords: np.ndarray  # (T, 2) fixed map coordinates
     map_method: str
     knowledge: dict
@@ -96,6 +107,11 @@ class Catalogue:
     @property
     def ids(self) -> list[str]:
         return [t.id for t in self.tasks]
+
+    @property
+    def bkld_small(self) -> np.ndarray:
+        """The stored bKLD small matrix (T, T) [source, target]."""
+        return self.matrix(BKLD_SMALL.name)
 
     @property
     def candidate_ids(self) -> list[str]:
@@ -158,7 +174,7 @@ class Catalogue:
     def matrix(self, distance: str) -> np.ndarray:
         """Pairwise directed distances (T, T) [source, target]; stored for bKLD, computed once for the others."""
         stored = spec_of(distance).stored_as
-        return getattr(self, stored) if stored else self.derived(("matrix", distance),
+        return self.matrices[stored] if stored else self.derived(("matrix", distance),
                                                                  lambda: self.bank(distance).pairwise())
 
     def derived(self, key: object, compute: Callable[[], object]) -> object:
@@ -281,11 +297,16 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
     try:
         with np.load(root / "matrices.npz", allow_pickle=False) as data:
             task_ids = [str(t) for t in data["task_ids"]]
-            small, large, coords = data["bkld_small"], data["bkld_large"], data["coords"]
+            matrices = {key: data[key] for key in stored_distances() if key in data.files}
+            coords = data["coords"]
     except (OSError, KeyError, ValueError) as err:
         raise CatalogueError(f"{root / 'matrices.npz'}: unreadable ({err})") from None
     if task_ids != [t.id for t in tasks]:
         raise CatalogueError(f"{root}: matrices.npz lists other tasks than catalogue.json; rebuild the catalogue")
+    for key, spec in stored_distances().items():  # a distance stored since the folder was written (refresh keeps it)
+        if key not in matrices:
+            matrices[key] = bank_for(spec, [fingerprints[t.id] for t in tasks]).pairwise()
+    matrices = {key: matrices[key] for key in stored_distances()}
     knowledge = _read_json(root / "knowledge.json") if (root / "knowledge.json").exists() else {}
     validity = _read_json(root / "validity.json") if (root / "validity.json").exists() else {}
     for name, value in (("knowledge.json", knowledge), ("validity.json", validity)):
@@ -293,7 +314,7 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
             raise CatalogueError(f"{root / name}: must hold a JSON object, found {type(value).__name__}; restore it "
                                  "from the shipped catalogue or remove it")
     return Catalogue(root, version, manifest["backbone"], manifest["weights_sha256"], manifest["protocol"], edges,
-                     tasks, fingerprints, small, large, coords, manifest.get("map_method", "umap"), knowledge,
+                     tasks, fingerprints, matrices, coords, manifest.get("map_method", "umap"), knowledge,
                      manifest.get("built", {}), manifest["probe"], manifest.get("versions", {}), validity)
 
 
@@ -311,21 +332,25 @@ def complement(whole: Fingerprint, part: Fingerprint, name: str) -> Fingerprint:
                        np.maximum(rest_mean(whole.postact_mean, part.postact_mean), 0.0))
 
 
-def pairwise_bkld(fingerprints: list[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """The stored matrices: directed [source, target] bKLD small and large among ``fingerprints``."""
-    return bank_for(BKLD_SMALL, fingerprints).pairwise(), bank_for(BKLD_LARGE, fingerprints).pairwise()
+def stored_matrices(fingerprints: list[Fingerprint]) -> dict[str, np.ndarray]:
+    """The stored matrices among ``fingerprints``: {stored_as: directed (T, T) [source, target]} for every
+    distance of the registry with ``stored_as``, through the one source bank."""
+    return {key: bank_for(spec, fingerprints).pairwise() for key, spec in stored_distances().items()}
 
 
 def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo],
-                    fingerprints: dict[str, Fingerprint], small: np.ndarray, large: np.ndarray,
+                    fingerprints: dict[str, Fingerprint], matrices: dict[str, np.ndarray],
                     coords: np.ndarray, halves: dict[tuple[str, str], Fingerprint] | None = None,
                     extra_files: dict[str, bytes] | None = None, carry_from: Path | None = None) -> None:
     """Write every file of a catalogue folder (deterministic bytes for the same inputs), atomically: everything is
     written to a temporary sibling folder first, which then replaces ``root``; a failure at any point leaves
     ``root`` as it was. Files of ``carry_from`` (default: ``root``) that a write does not produce (SOURCES.json,
     knowledge.json, validity.json, halves/, probes/ ...) are carried over; ``extra_files`` (name -> bytes) are
-    written besides; ``halves`` {(task id, 'a' | 'b'): fingerprint} go to ``halves/``."""
+    written besides; ``halves`` {(task id, 'a' | 'b'): fingerprint} go to ``halves/``; ``matrices``: one per
+    stored distance (:func:`stored_matrices`)."""
     root = Path(root)
+    if set(matrices) != set(stored_distances()):
+        raise ValueError(f"a catalogue stores the matrices {', '.join(stored_distances())}; got {', '.join(matrices)}")
 
     def write(staging: Path) -> None:
         (staging / "fingerprints").mkdir()
@@ -340,8 +365,8 @@ def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[Tas
         for info in tasks:
             fingerprints[info.id].save(staging / "fingerprints" / f"{info.id}.npz", overwrite=True)
         with open(staging / "matrices.npz", "wb") as handle:
-            np.savez(handle, task_ids=np.array([t.id for t in tasks]), bkld_small=small, bkld_large=large,
-                     coords=coords)
+            np.savez(handle, task_ids=np.array([t.id for t in tasks]),
+                     **{key: matrices[key] for key in stored_distances()}, coords=coords)
         for name, payload in (extra_files or {}).items():
             (staging / name).write_bytes(payload)
 
@@ -403,12 +428,11 @@ def refresh_derived(root: Path) -> Catalogue:
 
 def _refresh_locked(root: Path, fit_map: Callable) -> Catalogue:
     catalogue = load_catalogue(root)
-    small, large = pairwise_bkld([catalogue.fingerprints[i] for i in catalogue.ids])
-    coords, method = fit_map(small)  # callers warn about catalogue.version_warnings("map") first
+    matrices = stored_matrices([catalogue.fingerprints[i] for i in catalogue.ids])
+    coords, method = fit_map(matrices[MAP_MATRIX])  # callers warn about catalogue.version_warnings("map") first
     manifest = _read_json(Path(root) / "catalogue.json")
     manifest["map_method"] = method
-    write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, small, large,
-                    coords)
+    write_catalogue(Path(root), manifest, catalogue.edges, catalogue.tasks, catalogue.fingerprints, matrices, coords)
     return load_catalogue(root)
 
 
@@ -440,9 +464,9 @@ def _add_locked(fingerprint: Fingerprint, task: TaskInfo, local: Path, shipped: 
     fingerprints = dict(catalogue.fingerprints)
     fingerprints[task.id] = fingerprint.renamed(task.name)
     ordered = [fingerprints[t.id] for t in tasks]
-    small, large = pairwise_bkld(ordered)
-    coords, method = fit_map(small)
+    matrices = stored_matrices(ordered)
+    coords, method = fit_map(matrices[MAP_MATRIX])
     manifest = _read_json(origin / "catalogue.json")
     manifest["map_method"] = method
-    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, small, large, coords, carry_from=origin)
+    write_catalogue(local, manifest, catalogue.edges, tasks, fingerprints, matrices, coords, carry_from=origin)
     return load_catalogue(local)

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.catalogue.store import Catalogue, TaskInfo, write_catalogue
+from core.catalogue.store import MAP_MATRIX, Catalogue, TaskInfo, stored_distances, write_catalogue
 from core.distances.bank import bank_for
-from core.distances.registry import BKLD_LARGE, BKLD_SMALL
 from core.fingerprint.binning import N_BINS_LARGE
 from core.fingerprint.fingerprint import Fingerprint
 
@@ -36,13 +35,13 @@ def synthetic_fingerprint(like: Fingerprint, name: str, rng: np.random.Generator
 
 
 def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: int = 0,
-                              n_samples: int = 200, compute_large: bool = False) -> Path:
+                              n_samples: int = 200, compute_all: bool = False) -> Path:
     """Write a catalogue of ``n_tasks`` synthetic tasks to ``root`` with ``like``'s edges, backbone, weights and
     probe. Modalities and licences cycle through ``like``'s; every 50th task is a non-medical control. Tasks of one
-    modality share a histogram centre (plus noise), so the distances have structure. bKLD small is computed; bKLD
-    large only with ``compute_large`` (its source bank holds T x m x 1000 float64; otherwise the stored bkld_large
-    is a copy of bkld_small and the manifest says so); map coordinates are random clusters per modality (no UMAP
-    fit at this size)."""
+    modality share a histogram centre (plus noise), so the distances have structure. The map's matrix (bKLD small)
+    is computed; the other stored matrices only with ``compute_all`` (bKLD large's source bank holds T x m x 1000
+    float64; otherwise they are copies of the map's and the manifest says so); map coordinates are random clusters
+    per modality (no UMAP fit at this size)."""
     rng = np.random.default_rng(seed)
     template = like.fingerprints[like.ids[0]]
     modalities = sorted({t.modality for t in like.tasks if t.kind == "medical"})
@@ -63,12 +62,13 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
         coords[i] = anchors[key] + rng.normal(0, 1.5, size=2)
         tasks.append(info)
     ordered = [fingerprints[t.id] for t in tasks]
-    small = bank_for(BKLD_SMALL, ordered).pairwise()
-    computed_large = compute_large
-    large = bank_for(BKLD_LARGE, ordered).pairwise() if computed_large else small.copy()
+    computed = bank_for(stored_distances()[MAP_MATRIX], ordered).pairwise()
+    matrices = {key: computed if key == MAP_MATRIX else bank_for(spec, ordered).pairwise() if compute_all
+                else computed.copy() for key, spec in stored_distances().items()}
     manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
                 "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
                 "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",
-                          "bkld_large": "computed" if computed_large else "copy of bkld_small (not computed)"}}
-    write_catalogue(Path(root), manifest, like.edges, tasks, fingerprints, small, large, coords)
+                          **{key: "computed" if compute_all or key == MAP_MATRIX else f"copy of {MAP_MATRIX} (not "
+                             "computed)" for key in stored_distances()}}}
+    write_catalogue(Path(root), manifest, like.edges, tasks, fingerprints, matrices, coords)
     return Path(root)

@@ -68,10 +68,10 @@ def make_thumbnail(path: Path, out: Path) -> None:
     image.save(out, format="PNG", optimize=True)
 
 
-def make_thumbnails(source: Path, catalogue: Path, log=print) -> dict[str, list[str]]:
-    """Thumbnails for every redistributable task of ``source`` (with SOURCES.json) into ``catalogue/thumbnails``;
+def make_thumbnails(task_folders: Path, catalogue: Path, log=print) -> dict[str, list[str]]:
+    """Thumbnails for every redistributable task of ``task_folders`` (with SOURCES.json) into ``catalogue/thumbnails``;
     records them in ``catalogue/SOURCES.json``. Returns {task id: file names relative to the catalogue}."""
-    sources = json.loads((source / "SOURCES.json").read_text())
+    sources = json.loads((task_folders / "SOURCES.json").read_text())
     manifest_path = catalogue / "SOURCES.json"
     manifest = json.loads(manifest_path.read_text())
     made = {}
@@ -81,7 +81,7 @@ def make_thumbnails(source: Path, catalogue: Path, log=print) -> dict[str, list[
             stored.pop("thumbnails", None)
             continue
         files = []
-        for index, path in enumerate(pick_files(source / task_id)):
+        for index, path in enumerate(pick_files(task_folders / task_id)):
             relative = f"thumbnails/{task_id}/{index}.png"
             make_thumbnail(path, catalogue / relative)
             files.append(relative)

@@ -37,6 +37,7 @@ from core.paper import PAPER_BKLD_SMALL
 
 if TYPE_CHECKING:
     from core.catalogue.store import Catalogue
+    from core.fingerprint.fingerprint import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,11 @@ def facts_of(catalogue: "Catalogue") -> TaskFacts:
     return facts_from_tasks(catalogue.tasks)
 
 
+def halves_distances(halves_a: list[Fingerprint], halves_b: list[Fingerprint], distance: str) -> np.ndarray:
+    """(T, T) [a, b]: distance from task a's half A (source) to task b's half B (target), through the one bank."""
+    return bank_for(distance, halves_a).distances_to_each(halves_b).T
+
+
 def halves_matrix(catalogue: "Catalogue", distance: str) -> np.ndarray | None:
     """[a, b]: distance from task a's half A (source) to task b's half B (target); None without shipped halves."""
     halves = catalogue.halves()
@@ -228,8 +234,8 @@ def halves_matrix(catalogue: "Catalogue", distance: str) -> np.ndarray | None:
     present = [i for i in catalogue.ids if (i, "a") in halves]
     rows = [catalogue.ids.index(i) for i in present]
     matrix = np.full((len(catalogue.ids), len(catalogue.ids)), np.inf)
-    matrix[np.ix_(rows, rows)] = bank_for(distance, [halves[(i, "a")] for i in present]).distances_to_each(
-        [halves[(i, "b")] for i in present]).T
+    matrix[np.ix_(rows, rows)] = halves_distances([halves[(i, "a")] for i in present],
+                                                  [halves[(i, "b")] for i in present], distance)
     return matrix
 
 

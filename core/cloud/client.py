@@ -83,9 +83,6 @@ class CloudClient:
             raise CloudClientError(f"{self.url}: answer to {method} {path} is not JSON") from None
 
     # ------------------------------------------------------------------ the API
-    def health(self) -> dict:
-        return self._json("GET", "/health")
-
     def publish(self, fingerprint: bytes, card: dict, request_id: str | None = None) -> dict:
         """Publish; retried on a lost connection with the same request id, so it is made at most once."""
         body = {"request_id": request_id or uuid.uuid4().hex, "card": card,

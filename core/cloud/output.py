@@ -1,25 +1,16 @@
 """Cloud text for a terminal and for CSV files. Card fields are other institutions' text: on a terminal each is one
-printable line (:func:`core.text.printable`: no escape sequences, no line breaks), in a CSV file a cell that a
-spreadsheet would run as a formula (it starts with ``= + - @``, a tab or a carriage return) gets a leading
-apostrophe (OWASP's CSV-injection advice); everything else stays exactly as sent."""
+printable line (:func:`core.text.printable`: no escape sequences, no line breaks), in a CSV file every cell goes
+through :func:`core.text.csv_cell` (a cell a spreadsheet would run as a formula gets a leading apostrophe, OWASP's
+CSV-injection advice); everything else stays exactly as sent."""
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from core.text import printable
+from core.text import csv_cell, printable
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUERY_COLUMNS = ("rank", "task_id", "task", "distance", "publisher", "modality", "anatomy", "classes",
                  "terms_of_reuse", "contact", "experiences")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """``value`` for a CSV cell: text that a spreadsheet would evaluate is prefixed with an apostrophe; numbers and
-    other text are returned unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def transferred_text(transferred: dict) -> str:
@@ -56,7 +47,7 @@ def write_csv(rows: list[dict], path: Path, columns: tuple[str, ...] = QUERY_COL
         writer = csv.DictWriter(sink, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: spreadsheet_safe(row.get(key, "")) for key in columns})
+            writer.writerow({key: csv_cell(row.get(key, "")) for key in columns})
 
 
 def query_lines(result: dict, server: str) -> list[str]:

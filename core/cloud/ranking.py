@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.catalogue.store import CATALOGUE_VERSION, Catalogue, TaskInfo, pairwise_bkld
+from core.catalogue.store import CATALOGUE_VERSION, Catalogue, TaskInfo, stored_matrices
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta
 
 CLOUD_ROOT = Path("knowledge-cloud")  # a label: a cloud catalogue has no folder
@@ -57,13 +57,12 @@ def cloud_catalogue(tasks: list[dict], fingerprints: dict[str, Fingerprint]) -> 
     if not tasks:
         raise ValueError("a cloud catalogue needs at least one task")
     ordered = [fingerprints[t["id"]] for t in tasks]
-    small, large = pairwise_bkld(ordered)
     meta = ordered[0].meta
     return Catalogue(root=CLOUD_ROOT, version=CATALOGUE_VERSION, backbone=meta.backbone,
                      weights_sha256=meta.weights_sha256, protocol=dict(meta.protocol), edges=None,
-                     tasks=[task_info(t) for t in tasks], fingerprints=dict(fingerprints), bkld_small=small,
-                     bkld_large=large, coords=np.zeros((len(tasks), 2)), map_method="none", knowledge={}, built={},
-                     probe=meta.probe)
+                     tasks=[task_info(t) for t in tasks], fingerprints=dict(fingerprints),
+                     matrices=stored_matrices(ordered), coords=np.zeros((len(tasks), 2)), map_method="none",
+                     knowledge={}, built={}, probe=meta.probe)
 
 
 def cached_catalogue(frame: str, tasks: list[dict], load: "callable") -> Catalogue:

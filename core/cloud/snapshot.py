@@ -14,7 +14,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.catalogue.store import Catalogue, load_catalogue, pairwise_bkld, write_catalogue
+from core.catalogue.store import MAP_MATRIX, Catalogue, load_catalogue, stored_matrices, write_catalogue
 from core.cloud.client import CloudClient, CloudClientError
 from core.cloud.ranking import describe_frame, frame_of, task_info
 from core.errors import CatalogueError, FingerprintFileError
@@ -52,8 +52,8 @@ def pull(client: CloudClient, directory: Path, local_catalogue: Path, probe: str
         fingerprints[task["id"]] = fingerprint.renamed(task["card"]["name"])
         log(f"pulled {task['id']} ({len(data):,} bytes)")
     infos = [task_info(task) for task in tasks]
-    small, large = pairwise_bkld([fingerprints[t.id] for t in infos])
-    coords, method = fit_map(small)
+    matrices = stored_matrices([fingerprints[t.id] for t in infos])
+    coords, method = fit_map(matrices[MAP_MATRIX])
     pulled_at = datetime.now(timezone.utc).isoformat()
     manifest = {"backbone": local.backbone, "weights_sha256": local.weights_sha256, "probe": local.probe,
                 "protocol": local.protocol, "map_method": method,
@@ -62,6 +62,6 @@ def pull(client: CloudClient, directory: Path, local_catalogue: Path, probe: str
     record = {"server": client.url, "pulled_at": pulled_at,
               "tasks": {t["id"]: {key: t[key] for key in ("card", "publisher", "published_at", "experiences",
                                                            "fingerprint")} for t in tasks}}
-    write_catalogue(directory, manifest, local.edges, infos, fingerprints, small, large, coords,
+    write_catalogue(directory, manifest, local.edges, infos, fingerprints, matrices, coords,
                     extra_files={MARKER: (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()})
     return load_catalogue(directory)

@@ -4,14 +4,14 @@ Every resample at once. A resample is a weight per sample (how often it was draw
 have mass in the bins the target's samples occupy (K of the m x B bins), so the resampled histograms of all R
 resamples are one sparse product ``weights @ one-hot(sample -> occupied bin)`` (R, K). Then, per distance:
 
-* bKLD: ``sum_f w_f (sum_b P log P - sum_b P log softmax(Q_s))``: the second term for every resample and source is
-  one (R, K) x (K, S) matrix product against the sources' log-softmax terms at the occupied bins (gathered from
-  the sources' per-feature max and log-sum, computed once: the same floating-point operations as
-  :func:`core.distances.maths.log_softmax`).
+* bKLD: :func:`core.distances.maths.bkld_at_bins` (the bank's bKLD, restricted to the occupied bins): the second
+  term for every resample and source is one (R, K) x (K, S) matrix product against the sources' log softmax at the
+  occupied bins, read from each source's per-feature max and log-sum (:func:`core.distances.maths.log_softmax_terms`,
+  computed once).
 * VDNA: ``sum_b |F_s(b) - F_r(b)|``: the resample's cumulative histogram F_r is constant between two occupied bins.
   Where a source's F_s lies on one side of the band that F_r spans over all resamples, the term is linear in F_r and
   is summed by a matrix product; only the bins where F_s lies inside the band are evaluated one by one.
-* P2L: ``sum_f p log p - p @ log q`` on the resampled mean vectors: one matrix product.
+* P2L: :func:`core.distances.maths.p2l_many` of the resampled mean vectors: one matrix product.
 
 The resample weights are drawn exactly as one resample at a time did (same generator, same calls), so the figures
 equal the per-resample loop's (tests/reference_bootstrap.py) up to the order of floating-point sums.
@@ -23,16 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
 from core.distances.bank import SourceBank
+from core.distances.maths import bkld_at_bins, feature_weights, log_softmax_terms, p2l_many
 from core.distances.registry import DEFAULT_DISTANCE, DistanceSpec, spec_of
 from core.fingerprint.binning import N_BINS_LARGE, coarsen, count_bins
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
 #: resamples of the target's samples: 50 is what the app shows (issue 21's latency budget)
 DEFAULT_RESAMPLES = 50
+#: the seed of the resamples unless one is given (every table and verdict of one fingerprint uses the same draws)
+DEFAULT_SEED = 0
 #: resamples handled together (bounds the (chunk, K) temporaries)
 CHUNK = 10
 
@@ -128,10 +130,9 @@ class BootstrapSources:
         self.totals = binned.sum(axis=-1).astype(np.float64)  # (S, m), as histogram_probabilities divides
         if self.spec.softmaxed_source:
             self.top, self.log_sum = np.empty_like(self.totals), np.empty_like(self.totals)
-            for s in range(len(binned)):  # log softmax's own steps, one source at a time
-                q = binned[s].astype(np.float64) / self.totals[s][:, None]
-                self.top[s] = q.max(axis=-1)
-                self.log_sum[s] = np.log(np.exp(q - self.top[s][:, None]).sum(axis=-1))
+            for s in range(len(binned)):  # log softmax's terms, one source at a time (S x m x B never held)
+                terms = log_softmax_terms(binned[s].astype(np.float64) / self.totals[s][:, None])
+                self.top[s], self.log_sum[s] = terms[0][:, 0], terms[1][:, 0]
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -185,17 +186,11 @@ class BootstrapSources:
 
     def _bkld(self, occupied: _Occupied, log_q: np.ndarray, p: np.ndarray, means: np.ndarray) -> np.ndarray:
         m = len(occupied.starts)
-        weights = softmax(means, axis=1) if self.spec.weighted else np.ones((len(p), m))
-        weights = weights / weights.sum(axis=1, keepdims=True)
-        plogp = np.add.reduceat(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), occupied.starts, axis=1)
-        return (plogp * weights).sum(axis=1)[:, None] - (p * weights[:, occupied.feature]) @ log_q
+        weights = np.stack([feature_weights(mean if self.spec.weighted else None, m) for mean in means])
+        return bkld_at_bins(p, occupied.feature, weights, log_q.T)
 
     def _p2l(self, means: np.ndarray) -> np.ndarray:
-        tiny = np.finfo(np.float64).tiny
-        p = means / means.sum(axis=1, keepdims=True)
-        q = self.means / self.means.sum(axis=1, keepdims=True)
-        plogp = np.where(p > 0, p * np.log(np.maximum(p, tiny)), 0.0).sum(axis=1)
-        return (plogp[:, None] - p @ np.log(np.maximum(q, tiny)).T) / means.shape[1]
+        return p2l_many(means, self.means)
 
     def _vdna(self, occupied: _Occupied, cumulative: np.ndarray) -> np.ndarray:
         """sum_b |F_s - F_r| / m from F_r at each occupied bin (R, K; constant up to the next occupied bin), split
@@ -224,7 +219,7 @@ class BootstrapSources:
 
 def bootstrap_distances(target: Fingerprint, sources: Sequence[Fingerprint] | SourceBank | BootstrapSources,
                         distance: str = DEFAULT_DISTANCE, n_resamples: int = DEFAULT_RESAMPLES,
-                        seed: int = 0) -> BootstrapResult:
+                        seed: int = DEFAULT_SEED) -> BootstrapResult:
     """Resample the target's samples with replacement and recompute every distance (histograms and mean), all
     resamples at once (see the module's docstring). ``sources``: fingerprints, a bank of ``distance`` (e.g. the
     catalogue's) or their :class:`BootstrapSources` prepared once.

@@ -11,11 +11,20 @@ from scipy.special import softmax
 from scipy.stats import rankdata
 
 
+def log_softmax_terms(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(max, log sum exp(values - max)) along ``axis`` (kept as a length-1 axis): log softmax is
+    ``(values - max) - log_sum``, so keeping these two per row gives log softmax at any bin without the whole
+    array (the bootstrap reads it at the bins a target occupies)."""
+    values = np.asarray(values, dtype=np.float64)
+    top = values.max(axis=axis, keepdims=True)
+    return top, np.log(np.exp(values - top).sum(axis=axis, keepdims=True))
+
+
 def log_softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """log softmax along ``axis``, max-shifted so that it cannot overflow."""
     values = np.asarray(values, dtype=np.float64)
-    shifted = values - values.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    top, log_sum = log_softmax_terms(values, axis)
+    return (values - top) - log_sum
 
 
 def feature_weights(mean_target: np.ndarray | None, n_features: int) -> np.ndarray:
@@ -32,25 +41,48 @@ def plogp(p: np.ndarray) -> np.ndarray:
     return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
 
 
+def bkld_bin_terms(p_target: np.ndarray, log_q_source: np.ndarray) -> np.ndarray:
+    """Per-bin terms of KL_f in bKLD(source -> target): P_t[b] (log P_t[b] - log softmax_b(Q_s)[b]), 0 where
+    P_t[b] = 0; (..., B) -> (..., B). Summed over bins they are KL_f (:func:`bkld_contributions`).
+
+    p_target: (..., B) target histograms, rows sum to 1; log_q_source: (..., B) log softmax_b of the source's."""
+    positive = p_target > 0
+    return np.where(positive, p_target * (np.log(np.where(positive, p_target, 1.0)) - log_q_source), 0.0)
+
+
 def bkld_contributions(p_target: np.ndarray, log_q_source: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per-feature terms w_f KL_f of bKLD(source -> target), (m,); they sum to the distance.
 
     p_target: (m, B) target histogram, rows sum to 1; log_q_source: (m, B) log softmax_b of the source histogram;
-    weights: (m,) normalised feature weights (:func:`feature_weights`). KL_f = sum_b P_t log(P_t / softmax_b(Q_s)).
+    weights: (m,) normalised feature weights (:func:`feature_weights`). KL_f = sum_b P_t log(P_t / softmax_b(Q_s)),
+    the sum of :func:`bkld_bin_terms`.
     """
-    return weights * (plogp(p_target) - (p_target * log_q_source).sum(axis=-1))
+    return weights * bkld_bin_terms(p_target, log_q_source).sum(axis=-1)
 
 
 def bkld_many(p_targets: np.ndarray, weights: np.ndarray, log_q_sources: np.ndarray) -> np.ndarray:
     """bKLD(source -> target) for R targets and S sources, (R, S): the sum over features of
-    :func:`bkld_contributions`, as one matrix product. Since sum_b P_t = 1 for every feature, the target enters as
-    its weighted histogram w_f P_t[f, b] (R, m*B), the sources as their log-softmax histograms (S, m*B).
+    :func:`bkld_contributions`, as one matrix product (:func:`bkld_at_bins` over every bin).
 
     p_targets: (R, m, B); weights: (R, m) normalised; log_q_sources: (S, m, B)."""
-    n_targets, n_sources = len(p_targets), len(log_q_sources)
-    offset = (weights * plogp(p_targets)).sum(axis=1)
-    weighted = (p_targets * weights[:, :, None]).reshape(n_targets, -1)
-    return offset[:, None] - weighted @ log_q_sources.reshape(n_sources, -1).T
+    n_targets, m, n_bins = p_targets.shape
+    return bkld_at_bins(p_targets.reshape(n_targets, m * n_bins), np.repeat(np.arange(m), n_bins), weights,
+                        log_q_sources.reshape(len(log_q_sources), m * n_bins))
+
+
+def bkld_at_bins(p_targets: np.ndarray, feature: np.ndarray, weights: np.ndarray, log_q_sources: np.ndarray
+                 ) -> np.ndarray:
+    """bKLD(source -> target), (R, S), from K bins that hold all of every target's mass (all m * B bins, or only
+    those the targets occupy: a bin where P_t = 0 adds nothing). Since sum_b P_t = 1 for every feature, bKLD is
+    sum_f w_f sum_b P_t log P_t minus one matrix product of the weighted targets w_f P_t[f, b] (R, K) with the
+    sources' log softmax_b(Q_s) (S, K).
+
+    p_targets: (R, K) target probabilities at the K bins; feature: (K,) the feature of each bin; weights: (R, m)
+    normalised feature weights (:func:`feature_weights`); log_q_sources: (S, K) at the same bins."""
+    weighted = p_targets * weights[:, feature]
+    offset = (weights[:, feature] * np.where(p_targets > 0, p_targets * np.log(np.where(p_targets > 0, p_targets,
+                                                                                         1.0)), 0.0)).sum(axis=1)
+    return offset[:, None] - weighted @ log_q_sources.T
 
 
 def p2l_many(mean_targets: np.ndarray, mean_sources: np.ndarray) -> np.ndarray:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from core.errors import WeightsError
@@ -21,9 +20,9 @@ from core.features.specs import (
     POSTACT,
     BackboneSpec,
     ProbeSpec,
-    pooled_probes,
     postact_only,
     registry,
+    resolve_backend_choice,
 )
 
 __all__ = ["DEFAULT_BACKBONE", "POSTACT", "BackboneSpec", "LoadedBackbone", "ProbeSpec", "load_backbone", "registry"]
@@ -52,10 +51,12 @@ def packaged_weights_path(spec: BackboneSpec) -> Path:
     return path
 
 
-@dataclass
+@dataclass(eq=False)
 class LoadedBackbone:
     """A model in eval mode on its device, with what a fingerprint must record about it. ``probe`` is the layer
-    whose pooled output are the fingerprint's features; ``feature_dim`` is that probe's width."""
+    whose pooled output are the fingerprint's features; ``feature_dim`` is that probe's width. What runs its
+    forward pass (and the cache of those engines) is :mod:`core.features.inference`; two loaded backbones are
+    equal only when they are the same object."""
 
     spec: BackboneSpec
     model: torch.nn.Module
@@ -65,57 +66,15 @@ class LoadedBackbone:
     probe: str = POSTACT
     #: the inference backend asked for: "auto", "onnxruntime" or "torch" (see :mod:`core.features.inference`)
     backend_choice: str = "torch"
-    _engines: dict = field(default_factory=dict, repr=False)
 
     def probe_dim(self, probe: str) -> int:
         """Width of a probe's feature vector."""
         declared = self.spec.probe_spec(probe).feature_dim
         return int(declared) if declared else int(self.model.num_features)
 
-    @torch.inference_mode()
-    def probe_features(self, batch: torch.Tensor, probes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        """One PyTorch forward pass, several probes: {probe: (N, dim) pooled features} for a normalised batch
-        (N, 3, 224, 224). Default: this backbone's probe and ``postact`` (which P2L uses). This is the reference
-        the ONNX Runtime backend is checked against."""
-        return pooled_probes(self.model, self.spec, batch, probes or self.run_probes())
-
     def run_probes(self) -> tuple[str, ...]:
         """The probes a fingerprint run needs from each forward pass: this backbone's probe and ``postact``."""
         return tuple(dict.fromkeys((self.probe, POSTACT)))
-
-    def engine(self, probes: tuple[str, ...] | None = None):
-        """The inference engine (:mod:`core.features.inference`) that computes ``probes`` (default
-        :meth:`run_probes`) with this backbone's backend; made on first use for each probe set (an ONNX model is
-        exported, cached and checked against PyTorch then) and kept."""
-        from core.features.inference import make_engine
-        probes = probes or self.run_probes()
-        if probes not in self._engines:
-            self._engines[probes] = make_engine(self, probes, self.backend_choice)
-        return self._engines[probes]
-
-    def infer(self, batch: np.ndarray, probes: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        """{probe: (N, dim) float32 pooled features} of a batch of crops (N, 224, 224, 3) uint8 RGB, from one
-        forward pass of this backbone's backend (normalisation included). Probes a fingerprint run needs share
-        one engine; other probe sets (e.g. every probe, for building the catalogue) get their own."""
-        features = self.submit(batch, probes).result()
-        return {name: features[name] for name in (probes or self.run_probes())}
-
-    def submit(self, batch: np.ndarray, probes: tuple[str, ...] | None = None):
-        """:meth:`infer`, started: a :class:`~core.features.inference.PendingFeatures` whose ``result()`` holds
-        at least ``probes`` (default :meth:`run_probes`)."""
-        run = self.run_probes()
-        wanted = probes or run
-        return self.engine(run if set(wanted) <= set(run) else tuple(wanted)).submit(batch)
-
-    @property
-    def backend(self) -> str:
-        """The backend that computes a fingerprint run's probes: 'onnxruntime' or 'torch'."""
-        return self.engine().name
-
-    @torch.inference_mode()
-    def features(self, batch: torch.Tensor) -> torch.Tensor:
-        """This backbone's probe features, shape (N, feature_dim), for a normalised batch (N, 3, 224, 224)."""
-        return self.probe_features(batch, (self.probe,))[self.probe]
 
 
 def check_device(preference: str) -> None:
@@ -184,9 +143,9 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     ``probe``: the layer whose pooled output are the features (None: the registry's default for this backbone).
     ``backend``: what runs the forward pass (:mod:`core.features.inference`): "onnxruntime" (a verified ONNX export of
     these weights, CPU), "torch" (the reference; also every GPU run) or "auto" (onnxruntime when installed and
-    the device is the CPU). The ONNX model is exported and checked here, on first use.
+    the device is the CPU). The engine is made, and an ONNX model exported and checked, on first use
+    (:func:`core.features.inference.engine_for`).
     """
-    from core.features.inference import resolve_backend_choice
     backend = resolve_backend_choice(backend)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # set before timm is imported: hub look-ups fail fast, not in 50 s
     import timm  # imported here: it takes ~2 s and pulls in torchvision
@@ -227,5 +186,4 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
         model = model.to(memory_format=torch.channels_last)
     loaded = LoadedBackbone(spec, model, chosen, actual, int(model.num_features), probe_name, backend)
     loaded.feature_dim = loaded.probe_dim(probe_name)
-    loaded.engine()  # export and check the ONNX model now, so the backend a run will record is known
     return loaded

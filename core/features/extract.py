@@ -17,8 +17,9 @@ import numpy as np
 
 from core.errors import UnreadableImageError
 from core.features.backbones import LoadedBackbone
+from core.features.inference import backend_of, engine_for, submit
 from core.features.preprocess import CROP, PreparedImage, prepare
-from core.features.sampling import SamplingProtocol, plan_samples
+from core.features.sampling import SamplePlan, SamplingProtocol, plan_samples
 from core.images.dataset import ImageDataset
 
 
@@ -58,12 +59,11 @@ class ExtractionCancelled(Exception):
     """Raised by :func:`iter_features` when the caller's cancel event is set."""
 
 
-def crop_batches(dataset: ImageDataset, protocol: SamplingProtocol, batch_size: int,
+def crop_batches(dataset: ImageDataset, plan: SamplePlan, batch_size: int,
                  cancel: threading.Event) -> Iterator[tuple[np.ndarray | None, int, np.ndarray]]:
-    """(crops (b, 224, 224, 3) uint8 RGB or None, samples consumed, (b,) image indices) per batch. Each sampled
-    image is decoded once for all its crops; a file that fails is listed in the report and its samples are
-    dropped."""
-    plan = plan_samples(len(dataset), protocol)
+    """(crops (b, 224, 224, 3) uint8 RGB or None, samples consumed, (b,) image indices) per batch of ``plan``'s
+    samples (:func:`~core.features.sampling.plan_samples`). Each sampled image is decoded once for all its crops; a
+    file that fails is listed in the report and its samples are dropped."""
     buffer = np.empty((batch_size, CROP, CROP, 3), dtype=np.uint8)
     images = np.empty(batch_size, dtype=np.int64)
     filled = consumed = 0
@@ -141,7 +141,7 @@ def decode_in_background_default(backbone: LoadedBackbone | None = None) -> bool
     """Decode in a separate thread with ONNX Runtime, or with more than 2 cores. With PyTorch eager on 2 cores the
     forward pass already uses both cores and a concurrent decoder stalls it one-for-one (measured:
     bench/extract.py)."""
-    return (os.cpu_count() or 1) > 2 or (backbone is not None and backbone.backend == "onnxruntime")
+    return (os.cpu_count() or 1) > 2 or (backbone is not None and backend_of(backbone) == "onnxruntime")
 
 
 def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: SamplingProtocol,
@@ -154,11 +154,11 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
     ``probes``: which probes to return (default: the backbone's probe and ``postact``, which P2L uses), all from
     one forward pass. ``background``: decode in a separate thread (default: :func:`decode_in_background_default`).
     """
-    batch_size = backbone.engine().batch_size if batch_size is None else batch_size
+    batch_size = engine_for(backbone).batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cancel = cancel or threading.Event()
-    batches = crop_batches(dataset, protocol, batch_size, cancel)
+    batches = crop_batches(dataset, plan_samples(len(dataset), protocol), batch_size, cancel)
     if decode_in_background_default(backbone) if background is None else background:
         batches = _in_background(batches)
     wanted = probes or backbone.run_probes()
@@ -185,7 +185,7 @@ def iter_features(dataset: ImageDataset, backbone: LoadedBackbone, protocol: Sam
         for crops, consumed, images in batches:
             stop_if_cancelled()
             # a batch waits queued behind the running one, so the workers never idle while this thread counts
-            in_flight.append((None if crops is None else backbone.submit(crops, probes), consumed, images))
+            in_flight.append((None if crops is None else submit(backbone, crops, probes), consumed, images))
             if len(in_flight) > 1:
                 yield from finish(*in_flight.popleft())
         while in_flight:

@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,11 @@ import torch
 from core.features.batching import ONNXRUNTIME_BATCH, TORCH_CPU_BATCH, TORCH_GPU_BATCH
 from core.features.onnx_export import EXPORT_RECIPE, export_onnx
 from core.features.preprocess import CROP, prepare, to_model_input
-from core.features.specs import BackboneSpec, pooled_probes
+from core.features.specs import BackboneSpec, pooled_probes, resolve_backend_choice
 
 if TYPE_CHECKING:
     from core.features.backbones import LoadedBackbone
 
-BACKEND_CHOICES = ("auto", "onnxruntime", "torch")
 #: largest max abs difference of any pooled feature between the ONNX model and PyTorch on the check images; the
 #: features' bin edges are ~1e-2 to 1e-1 wide, measured differences are ~1e-5
 TOLERANCE = 1e-3
@@ -98,14 +98,6 @@ class Engine(Protocol):
         """One line for logs and the command line: which backend, and how it was checked."""
 
 
-def resolve_backend_choice(choice: str | None) -> str:
-    """Validate a backend name ("auto", "onnxruntime", "torch"; None means "auto")."""
-    choice = (choice or "auto").lower()
-    if choice not in BACKEND_CHOICES:
-        raise ValueError(f"unknown backend '{choice}': choose one of {', '.join(BACKEND_CHOICES)}")
-    return choice
-
-
 def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
@@ -131,23 +123,24 @@ def onnx_path(spec: BackboneSpec, weights_sha256: str, probes: tuple[str, ...]) 
 
 
 class TorchEngine:
-    """PyTorch eager on the backbone's device (CPU in channels-last layout, or CUDA/MPS)."""
+    """PyTorch eager on the backbone's device (CPU in channels-last layout, or CUDA/MPS). It keeps the backbone's
+    model, spec and device, not the backbone itself, so the engine cache does not keep a backbone alive."""
 
     name = "torch"
 
     @property
     def batch_size(self) -> int:
         """Crops per forward batch: :data:`TORCH_CPU_BATCH` on the CPU, :data:`TORCH_GPU_BATCH` on a GPU."""
-        return TORCH_CPU_BATCH if self.backbone.device.type == "cpu" else TORCH_GPU_BATCH
+        return TORCH_CPU_BATCH if self.device.type == "cpu" else TORCH_GPU_BATCH
 
     def __init__(self, backbone: "LoadedBackbone", probes: tuple[str, ...], note: str = "") -> None:
-        self.backbone, self.probes, self.note = backbone, probes, note
+        self.model, self.spec, self.device = backbone.model, backbone.spec, backbone.device
+        self.probes, self.note = probes, note
 
     @torch.inference_mode()
     def probe_features(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        spec = self.backbone.spec
-        tensor = to_model_input(batch, spec.mean, spec.std, self.backbone.device)
-        pooled = pooled_probes(self.backbone.model, spec, tensor, self.probes)
+        tensor = to_model_input(batch, self.spec.mean, self.spec.std, self.device)
+        pooled = pooled_probes(self.model, self.spec, tensor, self.probes)
         return {name: values.float().cpu().numpy() for name, values in pooled.items()}
 
     def submit(self, batch: np.ndarray) -> PendingFeatures:
@@ -155,7 +148,7 @@ class TorchEngine:
         return PendingFeatures.done(self.probe_features(batch))
 
     def describe(self) -> str:
-        return f"torch on {self.backbone.device}" + (f" ({self.note})" if self.note else "")
+        return f"torch on {self.device}" + (f" ({self.note})" if self.note else "")
 
 
 @dataclass(frozen=True)
@@ -327,3 +320,36 @@ def make_engine(backbone: "LoadedBackbone", probes: tuple[str, ...], choice: str
         log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         return TorchEngine(backbone, probes, note=f"fallback: {err}")
+
+
+# --------------------------------------------------------------------------- the engines of each loaded backbone
+#: loaded backbone -> {probes: engine}; an entry goes when its backbone is no longer referenced
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(backbone: "LoadedBackbone", probes: tuple[str, ...] | None = None) -> Engine:
+    """The engine that computes ``probes`` (default ``backbone.run_probes()``) with the backend the backbone was
+    loaded for (``backbone.backend_choice``): made on first use for each backbone and probe set (an ONNX model is
+    exported or read from the cache and checked against PyTorch then) and kept while the backbone lives."""
+    probes = tuple(probes or backbone.run_probes())
+    with _ENGINES_LOCK:
+        engines = _ENGINES.setdefault(backbone, {})
+        if probes not in engines:
+            engines[probes] = make_engine(backbone, probes, backbone.backend_choice)
+        return engines[probes]
+
+
+def submit(backbone: "LoadedBackbone", batch: np.ndarray, probes: tuple[str, ...] | None = None) -> PendingFeatures:
+    """Start the forward pass of crops (N, 224, 224, 3) uint8 RGB; ``result()`` holds at least ``probes`` (default
+    the run probes), (N, dim) float32 each. Probes a fingerprint run needs share its engine; other probe sets (e.g.
+    every probe, for building the catalogue) get their own."""
+    run = backbone.run_probes()
+    wanted = tuple(probes or run)
+    return engine_for(backbone, run if set(wanted) <= set(run) else wanted).submit(batch)
+
+
+def backend_of(backbone: "LoadedBackbone", probes: tuple[str, ...] | None = None) -> str:
+    """The backend that computes ``probes`` (default the run probes) for this backbone: 'onnxruntime' or 'torch'
+    (what a fingerprint records as its ``meta.backend``)."""
+    return engine_for(backbone, probes).name

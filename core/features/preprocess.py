@@ -26,7 +26,7 @@ def prepare(image: np.ndarray) -> np.ndarray:
     """(H, W) gray or (H, W, 3) RGB uint8 of any size -> (256, 256) or (256, 256, 3) uint8, ready for crops.
 
     SmallestMaxSize -> pad -> resize is done as one resize of the image into its place on a black 256 x 256
-    canvas (same geometry, one interpolation instead of two: about 3x faster).
+    canvas (same geometry, one interpolation instead of two).
     """
     height, width = image.shape[:2]
     scale = SHORT_SIDE / min(height, width)

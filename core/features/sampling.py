@@ -70,6 +70,14 @@ def reuse_note(n_images: int, n: int) -> str | None:
             "times")
 
 
+def distinct_centre_plan(n_images: int, n: int, seed: int = 0) -> SamplePlan:
+    """Up to ``n`` different images in a seeded random order, each once, centre crop, no flip: the few images
+    shown beside a fingerprint (a fingerprint's own samples are :func:`plan_samples`)."""
+    image = np.random.default_rng(seed).permutation(n_images)[:n]
+    centre = np.full(len(image), (RESIZED - CROP) // 2)
+    return SamplePlan(image, centre, centre.copy(), np.zeros(len(image), dtype=bool))
+
+
 def plan_samples(n_images: int, protocol: SamplingProtocol) -> SamplePlan:
     """Draw ``protocol.n`` samples from ``n_images`` images."""
     if n_images < 1:

@@ -16,6 +16,16 @@ DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 _REGISTRY_FILE = Path(__file__).with_name("backbones.json")
 #: the probe P2L always uses: timm's pooled pre-logits (post-activation, non-negative, as P2L needs)
 POSTACT = "postact"
+#: what may run a backbone's forward pass (:mod:`core.features.inference`)
+BACKEND_CHOICES = ("auto", "onnxruntime", "torch")
+
+
+def resolve_backend_choice(choice: str | None) -> str:
+    """Validate a backend name ("auto", "onnxruntime", "torch"; None means "auto")."""
+    choice = (choice or "auto").lower()
+    if choice not in BACKEND_CHOICES:
+        raise ValueError(f"unknown backend '{choice}': choose one of {', '.join(BACKEND_CHOICES)}")
+    return choice
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from core.errors import InputFolderError
 from core.features.backbones import POSTACT, LoadedBackbone
 from core.features.extract import ProgressCallback, iter_features
+from core.features.inference import backend_of
 from core.features.sampling import SamplingProtocol, reuse_note
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, FingerprintMeta, HistogramAccumulator
@@ -51,18 +52,19 @@ def fingerprint_dataset(dataset: ImageDataset, backbone: LoadedBackbone, edges: 
         feature_dim=backbone.feature_dim, edges_id=edges.identity, n_samples=accumulator.n,
         protocol=protocol.to_dict(), class_counts=printable_counts(report.class_counts()) if include_classes else {},
         format_counts=_format_counts(report), probe=backbone.probe, postact_dim=backbone.probe_dim(POSTACT),
-        backend=backbone.backend)
+        backend=backend_of(backbone))
     return accumulator.fingerprint(meta, keep_samples)
 
 
-def fingerprint_folder(source: str | Path, backbone: LoadedBackbone, edges: BinEdges, protocol: SamplingProtocol,
+def fingerprint_folder(folder: str | Path, backbone: LoadedBackbone, edges: BinEdges, protocol: SamplingProtocol,
                        name: str | None = None, slice_axis: int = DEFAULT_SLICE_AXIS,
                        batch_size: int | None = None, progress: ProgressCallback | None = None,
                        keep_samples: bool = False, cancel: threading.Event | None = None,
                        workdir: Path | None = None, allow_partial: bool = False) -> FingerprintRun:
-    """Scan ``source`` (folder or .zip) and fingerprint it; temporary extractions are removed afterwards."""
-    with open_dataset(source, slice_axis=slice_axis, workdir=workdir) as dataset:
-        fingerprint = fingerprint_dataset(dataset, backbone, edges, protocol, name or Path(source).stem,
+    """Scan ``folder`` (a folder of images or a .zip) and fingerprint it; temporary extractions are removed
+    afterwards."""
+    with open_dataset(folder, slice_axis=slice_axis, workdir=workdir) as dataset:
+        fingerprint = fingerprint_dataset(dataset, backbone, edges, protocol, name or Path(folder).stem,
                                           batch_size, progress, keep_samples, cancel, allow_partial=allow_partial)
         return FingerprintRun(fingerprint, dataset.report)
 

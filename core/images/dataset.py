@@ -321,14 +321,15 @@ class _Scanner:
             self.report.notes.append((key, note))
 
 
-def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
+def open_dataset(folder: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
                  progress: ScanProgress | None = None, workdir: Path | None = None) -> ImageDataset:
-    """Scan a folder or a ``.zip`` into an :class:`ImageDataset`.
+    """Scan one task's images, ``folder`` (a folder or a ``.zip``; the user's or a catalogue task's), into an
+    :class:`ImageDataset`.
 
     ``workdir``: where archives are extracted (a private temporary folder by default, removed on close).
     Raises :class:`InputFolderError` only when the input as a whole is unusable (missing, or no image at all).
     """
-    source = Path(source)
+    folder = Path(folder)
     report = ReadReport()
     readers = default_readers(slice_axis)
     scanner = _Scanner(readers, report)
@@ -341,19 +342,19 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
         return temporary.path
 
     try:
-        if not source.exists():
-            raise InputFolderError(f"{source}: no such file or folder")
-        if not source.is_dir():
-            special = special_file_reason(source)
+        if not folder.exists():
+            raise InputFolderError(f"{folder}: no such file or folder")
+        if not folder.is_dir():
+            special = special_file_reason(folder)
             if special:
-                raise InputFolderError(f"{source}: {special}; give a folder of images or a .zip archive")
-            if source.suffix.lower() != ".zip":
-                raise InputFolderError(f"{source}: give a folder of images or a .zip archive")
+                raise InputFolderError(f"{folder}: {special}; give a folder of images or a .zip archive")
+            if folder.suffix.lower() != ".zip":
+                raise InputFolderError(f"{folder}: give a folder of images or a .zip archive")
             root = extraction_folder() / "archive"
-            _add_archive(source, source.name, root, PurePosixPath(), scanner)
+            _add_archive(folder, folder.name, root, PurePosixPath(), scanner)
             files: list[Path] = []
         else:
-            root = source
+            root = folder
             files = _walk(root, report)
         for done, path in enumerate(files, 1):
             relative = PurePosixPath(_relative(path, root))
@@ -369,7 +370,7 @@ def open_dataset(source: str | Path, slice_axis: int = DEFAULT_SLICE_AXIS,
         if not scanner.items:
             detail = f"; {len(report.skipped)} files skipped, e.g. {escaped(report.skipped[0].path, 400)}: " \
                      f"{escaped(report.skipped[0].reason, 400)}" if report.skipped else ""
-            raise InputFolderError(f"{source}: no readable image found{detail}")
+            raise InputFolderError(f"{folder}: no readable image found{detail}")
         items = scanner.items
         export_reason = _dicom_export_reason(items, scanner.dicomdir_at_root)
         if export_reason:

@@ -25,15 +25,18 @@ import pandas as pd
 
 from core.catalogue.store import Catalogue
 from core.distances.bank import contributions_to
-from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, BootstrapSources, resample_weights, summarise
+from core.distances.bootstrap import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    BootstrapResult,
+    BootstrapSources,
+    resample_weights,
+    summarise,
+)
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, SECOND_OPINION, WITH_CONTRIBUTIONS, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 from core.report.recommend import Closeness, catalogue_excess, distance_scale, how_close, pair_excess, recommendations
 from core.report.verdict import Verdict, ranked_with_references, verdict_from_catalogue
-
-#: bootstrap resamples and seed: the pages' figures (as bootstrap_for's defaults)
-N_RESAMPLES = DEFAULT_RESAMPLES
-SEED = 0
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,8 @@ def bootstrap_sources(catalogue: Catalogue, distance: str) -> BootstrapSources:
     return catalogue.derived(("bootstrap sources", distance), lambda: BootstrapSources(distance, sources, counts))
 
 
-def bootstrap_all(catalogue: Catalogue, target: Fingerprint, distance: str, n_resamples: int = N_RESAMPLES,
-                  seed: int = SEED) -> tuple[np.ndarray, np.ndarray] | None:
+def bootstrap_all(catalogue: Catalogue, target: Fingerprint, distance: str, n_resamples: int = DEFAULT_RESAMPLES,
+                  seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray] | None:
     """(full (T,), resampled (R, T)) distances from every catalogue task to the target and its resamples; None
     without per-sample data. One set of resamples for all tasks, as every per-subset bootstrap with this seed."""
     if target.sample_bins is None or target.sample_features is None:
@@ -103,7 +106,7 @@ def points(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DI
 
 
 def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-            n_resamples: int = N_RESAMPLES, seed: int = SEED, first: Points | None = None) -> Ranking:
+            n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, first: Points | None = None) -> Ranking:
     """The ranked table, its bootstrap, closeness cue and verdict for one distance (see :class:`Ranking`);
     ``first``: the :func:`points` part of the same distance when at hand (its distances are not computed again)."""
     spec_of(distance)
@@ -127,17 +130,14 @@ def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_D
 
 def placement(catalogue: Catalogue, target: Fingerprint) -> Placement:
     """The user's task on the catalogue's map and among its families (bKLD small, as the map and families)."""
-    from core.catalogue.families import assign_family, families_report, user_ranks
+    from core.catalogue.families import families_report, family_of, user_ranks
     from core.catalogue.taskmap import place_on_map
 
     matrix = catalogue.matrix(DEFAULT_DISTANCE)
     ranks = user_ranks(matrix, catalogue.distances_to(target, DEFAULT_DISTANCE),
                        catalogue.distances_from(target, DEFAULT_DISTANCE))
     families = catalogue.derived(("families", DEFAULT_DISTANCE), lambda: families_report(catalogue))
-    labels = np.array([families["assignment"][i] for i in catalogue.ids])
-    family = assign_family(ranks, labels)
-    return Placement(ranks, place_on_map(catalogue.coords, ranks), families,
-                     next(f for f in families["families"] if f["family"] == family))
+    return Placement(ranks, place_on_map(catalogue.coords, ranks), families, family_of(ranks, catalogue.ids, families))
 
 
 def contributions(catalogue: Catalogue, target: Fingerprint, distance: str) -> np.ndarray:

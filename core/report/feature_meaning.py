@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.distances.maths import log_softmax
+from core.distances.maths import bkld_bin_terms, log_softmax
 from core.fingerprint.binning import N_BINS_SMALL, histogram_probabilities
 
 #: images of the user's folder kept (as thumbnails, in memory only) to show which of them activate a feature
@@ -69,61 +69,63 @@ class ImageSample:
 
 @dataclass(frozen=True)
 class SampledImages:
-    """A few of the user's images before their features: ``crops`` (n, 224, 224, 3) uint8 centre crops, as the
-    backbone sees them, and ``thumbnails`` (n, THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8."""
+    """A few of the user's images before their features: ``batches`` of centre crops (b, 224, 224, 3) uint8, as the
+    fingerprint's extraction path cuts them, and ``thumbnails`` (n, THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8."""
 
-    crops: np.ndarray
+    batches: list[np.ndarray]
     thumbnails: np.ndarray
 
 
-def read_sampled_images(source: str | Path, n: int = IMAGE_SAMPLE, seed: int = 0,
+def read_sampled_images(folder: str | Path, batch_size: int, n: int = IMAGE_SAMPLE, seed: int = 0,
                         workdir: Path | None = None) -> SampledImages | None:
-    """Read up to ``n`` images of ``source`` (evenly spread, seeded): their centre crops and small thumbnails; None
-    when nothing could be read. Unreadable files are passed over."""
+    """Up to ``n`` different images of the user's ``folder`` (seeded), decoded, prepared and centre-cropped by
+    :func:`core.features.extract.crop_batches` in batches of ``batch_size`` (the engine's), with small thumbnails;
+    None when nothing could be read; unreadable files are passed over. Their features come from
+    :func:`sample_features`, e.g. later, once the folder is gone."""
+    import threading
+
     from PIL import Image
 
-    from core.features.preprocess import CROP, RESIZED, prepare
+    from core.features.extract import crop_batches
+    from core.features.sampling import distinct_centre_plan
     from core.images.dataset import open_dataset
-    with open_dataset(source, workdir=workdir) as dataset:
-        order = np.random.default_rng(seed).permutation(len(dataset))
-        crops, thumbnails = [], []
-        for index in order:
-            try:
-                prepared = prepare(dataset.read(dataset.items[int(index)]))
-            except Exception:  # a broken file was already listed by the fingerprint run
-                continue
-            offset = (RESIZED - CROP) // 2
-            window = prepared[offset:offset + CROP, offset:offset + CROP]
-            window = np.repeat(window[:, :, None], 3, axis=2) if window.ndim == 2 else window
-            crops.append(window)
-            thumbnails.append(np.asarray(Image.fromarray(window).resize((THUMBNAIL_PX, THUMBNAIL_PX))))
-            if len(crops) == n:
-                break
-    return SampledImages(np.stack(crops), np.stack(thumbnails)) if crops else None
+    with open_dataset(folder, workdir=workdir) as dataset:
+        plan = distinct_centre_plan(len(dataset), n, seed)
+        batches = [crops for crops, _, _ in crop_batches(dataset, plan, batch_size, threading.Event())
+                   if crops is not None and len(crops)]
+    if not batches:
+        return None
+    thumbnails = [np.asarray(Image.fromarray(crop).resize((THUMBNAIL_PX, THUMBNAIL_PX)))
+                  for crops in batches for crop in crops]
+    return SampledImages(batches, np.stack(thumbnails))
 
 
 def sample_features(sampled: SampledImages, backbone) -> ImageSample:
-    """The sampled images' probe features (the backbone's inference engine: its probe and the post-activation
-    features, one pass, 16 crops at a time)."""
-    crops = sampled.crops
-    parts = [backbone.infer(crops[start:start + 16]) for start in range(0, len(crops), 16)]
-    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    """The sampled images' probe and post-activation features from the engine that made the fingerprint
+    (:func:`core.features.inference.submit`, one pass). ``backbone``: core.features.backbones.LoadedBackbone."""
+    from core.features.inference import submit
+
+    parts = [submit(backbone, crops).result() for crops in sampled.batches]
+    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in backbone.run_probes()}
     return ImageSample(sampled.thumbnails, by_probe[backbone.probe], by_probe)
 
 
-def image_sample(source: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
+def image_sample(folder: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
                  workdir: Path | None = None) -> ImageSample | None:
-    """Read up to ``n`` images of ``source`` (:func:`read_sampled_images`) and compute their features
-    (:func:`sample_features`); None when nothing could be read."""
-    sampled = read_sampled_images(source, n, seed, workdir)
+    """Up to ``n`` different images of the user's ``folder`` (seeded) through the fingerprint's own extraction
+    path (:func:`read_sampled_images`) and their features (:func:`sample_features`); None when nothing could be
+    read. ``backbone``: core.features.backbones.LoadedBackbone."""
+    from core.features.inference import engine_for
+
+    sampled = read_sampled_images(folder, engine_for(backbone).batch_size, n, seed, workdir)
     return None if sampled is None else sample_features(sampled, backbone)
 
 
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL
                       ) -> np.ndarray:
-    """One feature's KL terms per bin, (n_bins,): P_b (log P_b - log softmax(Q)_b), 0 where P_b = 0; they sum to
-    that feature's KL_f in bKLD(source -> target). counts: (1000,) fine counts of the target and the source."""
+    """One feature's KL terms per bin, (n_bins,): :func:`core.distances.maths.bkld_bin_terms` of its histograms;
+    they sum to that feature's KL_f in bKLD(source -> target). counts: (1000,) fine counts of the target and the
+    source."""
     p = histogram_probabilities(np.asarray(target_counts)[None], n_bins)[0]
     q = histogram_probabilities(np.asarray(source_counts)[None], n_bins)[0]
-    log_q = log_softmax(q)
-    return np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_q), 0.0)
+    return bkld_bin_terms(p, log_softmax(q))

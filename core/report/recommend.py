@@ -10,7 +10,7 @@ import pandas as pd
 from core.catalogue.knowledge import SCENARIOS
 from core.catalogue.store import Catalogue
 from core.distances.bank import twin_distance
-from core.distances.bootstrap import DEFAULT_RESAMPLES, BootstrapResult, bootstrap_distances
+from core.distances.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapResult, bootstrap_distances
 from core.distances.registry import DEFAULT_DISTANCE, SECOND_OPINION, spec_of
 from core.fingerprint.fingerprint import Fingerprint
 
@@ -132,7 +132,7 @@ def second_opinion(table: pd.DataFrame) -> dict:
 
 
 def bootstrap_for(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> BootstrapResult | None:
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> BootstrapResult | None:
     """Bootstrap over the target's samples, for the candidate sources in ``catalogue.candidate_ids`` order (None
     when the fingerprint kept no samples, e.g. loaded from a file)."""
     if target.sample_bins is None:

@@ -69,13 +69,20 @@ def summarise_runs(runs: list[dict], tasks: dict, protocol: dict, min_seeds: int
 
 
 def summarise_folder(runs_dir: Path, images: Path) -> dict:
-    """:func:`summarise_runs` of an experiment's out folder (its ``protocol.json`` and ``runs.jsonl``)."""
+    """:func:`summarise_runs` of an experiment's out folder (its ``protocol.json`` and ``runs.jsonl``); a
+    ValueError when the summary fails :func:`integrity_problems` (e.g. a run with a non-finite AUROC)."""
     path = Path(runs_dir) / "protocol.json"
     try:
         protocol = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: not an experiment folder's protocol ({err})") from None
-    return summarise_runs(read_runs(runs_dir), read_sources(images), protocol)
+    tasks = read_sources(images)
+    results = summarise_runs(read_runs(runs_dir), tasks, protocol)
+    problems = integrity_problems(results, tasks)
+    if problems:
+        raise ValueError(f"{runs_dir}: the summary fails its integrity check ({len(problems)} problems, first: "
+                         f"{problems[0]}); nothing was written")
+    return results
 
 
 def write_results(results: dict, path: Path, overwrite: bool = False) -> Path:

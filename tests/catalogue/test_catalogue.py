@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, pairwise_bkld
+from core.catalogue.store import DEFAULT_CATALOGUE, TaskInfo, add_to_local_copy, load_catalogue, stored_matrices
 from core.distances.bank import bank_for
 from core.errors import CatalogueError
 from tests.helpers import PAPER
@@ -42,8 +42,10 @@ def test_stored_matrices_are_what_the_shipped_fingerprints_give(folder):
     last bits of the machine that built them) and exactly the same ranking of sources for every target."""
     from core.distances.maths import target_ranks
     stored = load_catalogue(folder)
-    small, large = pairwise_bkld([stored.fingerprints[i] for i in stored.ids])
-    for rebuilt, kept in ((small, stored.bkld_small), (large, stored.bkld_large)):
+    matrices = stored_matrices([stored.fingerprints[i] for i in stored.ids])
+    assert set(matrices) == set(stored.matrices) == {"bkld_small", "bkld_large"}
+    for key, rebuilt in matrices.items():
+        kept = stored.matrices[key]
         np.testing.assert_allclose(rebuilt, kept, rtol=1e-12, atol=0)
         np.testing.assert_array_equal(target_ranks(rebuilt), target_ranks(kept))
         np.testing.assert_array_equal(np.argsort(rebuilt, axis=0, kind="stable"),
@@ -63,7 +65,7 @@ def test_one_stored_column_equals_the_scipy_reference(catalogue):
     expected[column] = 0.0  # the task itself: self-distance 0 by convention
     np.testing.assert_allclose(catalogue.bkld_small[:, column], expected, rtol=1e-10)
     np.testing.assert_allclose(catalogue.distances_to(target), catalogue.bkld_small[:, column], rtol=1e-12)
-    np.testing.assert_allclose(catalogue.distances_from(target, "bkld-large"), catalogue.bkld_large[column],
+    np.testing.assert_allclose(catalogue.distances_from(target, "bkld-large"), catalogue.matrix("bkld-large")[column],
                                rtol=1e-12)
 
 
@@ -149,14 +151,32 @@ def test_every_task_s_image_disjoint_half_finds_its_other_half(catalogue, medica
     assert found == {task: task for task in medical_tasks}
 
 
-def test_validity_report_is_what_the_stored_fingerprints_give(catalogue):
-    """`catalogue validate` recomputes the shipped report from the stored fingerprints (no images needed)."""
+def test_validity_figures_are_what_the_shipped_fingerprints_give(monkeypatch):
+    """`catalogue validate` recomputes the shipped report from the stored fingerprints (no images needed). Here
+    every stored matrix is first replaced by what the shipped fingerprints give through the one source bank, so
+    every figure of validity.json (each probe, each distance, the families, the measured-transfer agreement) is
+    rebuilt from the fingerprints alone: exactly the shipped figures. The candidates measured at build time need
+    the images; they are carried over as they are."""
+    import core.catalogue.store as store
     from core.catalogue.validity import validity_report
-    recomputed = validity_report(catalogue, PAPER, catalogue.validity.get("candidates_measured_at_build"))
-    assert recomputed == catalogue.validity
-    assert catalogue.validity["default_probe"] == "preact" and set(catalogue.validity["probes"]) == {"preact",
-                                                                                                    "postact"}
-    for figures in catalogue.validity["candidates_measured_at_build"].values():
+
+    loaded, rebuilt = store.load_catalogue, {}
+
+    def with_rebuilt_matrices(root=DEFAULT_CATALOGUE):
+        catalogue = loaded(root)
+        if str(root) not in rebuilt:
+            rebuilt[str(root)] = stored_matrices([catalogue.fingerprints[i] for i in catalogue.ids])
+        catalogue.matrices = rebuilt[str(root)]
+        return catalogue
+
+    monkeypatch.setattr(store, "load_catalogue", with_rebuilt_matrices)
+    shipped = with_rebuilt_matrices()
+    recomputed = validity_report(shipped, PAPER, shipped.validity.get("candidates_measured_at_build"))
+    assert recomputed == shipped.validity
+    assert len(rebuilt) == 2  # the default probe's folder and probes/postact
+    assert shipped.validity["default_probe"] == "preact" and set(shipped.validity["probes"]) == {"preact",
+                                                                                                "postact"}
+    for figures in shipped.validity["candidates_measured_at_build"].values():
         assert {"hub", "controls_nearer", "halves_found", "same_modality_first", "paper_agreement"} <= set(figures)
 
 

@@ -130,3 +130,44 @@ def test_the_lock_file_sits_beside_the_catalogue_and_is_reentrant(tmp_path):
         with writer_lock(root) as notes:  # a writer calling another writer of the same folder does not deadlock
             assert notes == []
         assert lock_path(root).read_text().strip() == str(os.getpid())
+
+
+def test_synthetic_catalogue_from_the_command_line(tmp_path, capsys):
+    """`catalogue synthetic` writes a loadable catalogue of random tasks made like the shipped one, into a new
+    folder only."""
+    from core.catalogue.store import DEFAULT_CATALOGUE
+    from core.cli import EXIT_USAGE
+    code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
+    assert code == EXIT_OK and "60 synthetic tasks" in err
+    made, shipped = load_catalogue(tmp_path / "many"), load_catalogue(DEFAULT_CATALOGUE)
+    assert len(made.ids) == 60 and sum(t.kind == "control" for t in made.tasks) == 1
+    assert made.edges.identity == shipped.edges.identity and made.weights_sha256 == shipped.weights_sha256
+    assert made.bkld_small.shape == (60, 60)
+    code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
+    assert code == EXIT_USAGE and "already exists" in err
+
+
+def test_a_new_stored_distance_is_one_registry_entry(monkeypatch, tmp_path):
+    """What the README's architecture section promises: a registry entry with ``stored_as`` is stored in
+    matrices.npz, read back and served as that distance's matrix, with no change to the catalogue code."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from core.distances import registry
+    from core.distances.bank import bank_for
+
+    stored_p2l = replace(registry.P2L, name="p2l-stored", stored_as="p2l_stored")
+    monkeypatch.setitem(registry.DISTANCES, stored_p2l.name, stored_p2l)
+    catalogue = load_catalogue(make_catalogue(tmp_path / "catalogue", 3))
+    assert list(catalogue.matrices) == ["bkld_small", "bkld_large", "p2l_stored"]
+    with np.load(tmp_path / "catalogue" / "matrices.npz") as data:
+        assert data.files == ["task_ids", "bkld_small", "bkld_large", "p2l_stored", "coords"]
+    expected = bank_for("p2l", [catalogue.fingerprints[i] for i in catalogue.ids]).pairwise()
+    np.testing.assert_allclose(catalogue.matrix("p2l-stored"), expected, rtol=1e-12)
+    assert catalogue.matrix("p2l-stored") is catalogue.matrices["p2l_stored"]  # read, not computed
+    monkeypatch.delitem(registry.DISTANCES, stored_p2l.name)
+    older = load_catalogue(make_catalogue(tmp_path / "older", 3))  # written before the entry existed
+    assert list(older.matrices) == ["bkld_small", "bkld_large"]
+    monkeypatch.setitem(registry.DISTANCES, stored_p2l.name, stored_p2l)
+    np.testing.assert_allclose(load_catalogue(tmp_path / "older").matrix("p2l-stored"), expected, rtol=1e-12)

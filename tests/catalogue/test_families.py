@@ -15,6 +15,7 @@ from core.catalogue.families import (
     family_of,
     format_families,
     modality_family,
+    user_ranks,
 )
 from core.cli import EXIT_OK, main
 from tests.helpers import shown
@@ -99,27 +100,17 @@ def test_assign_family_by_mean_distance_to_members():
         assign_family(np.ones(3), labels)
 
 
-class FakeCatalogue:
-    """Just what family_of reads: ids, the catalogue's matrix and the user's directed distances both ways."""
-
-    ids = ["a", "b", "c", "d"]
-
-    def matrix(self, distance):
-        return np.array([[0.0, 1, 5, 5], [1, 0, 5, 5], [5, 5, 0, 1], [5, 5, 1, 0]])
-
-    def distances_to(self, target, distance):
-        return np.array([9.0, 9.0, 1.0, 5.0])  # source -> user
-
-    def distances_from(self, target, distance):
-        return np.array([1.0, 1.0, 5.0, 1.0])  # user -> target
-
-
 def test_family_of_uses_the_symmetrised_ranks():
     """As a target the user ranks its sources c 1, d 2, a 3, b 3; as a source it is beaten in a's column by a itself
     (1), in b's by b (1), in c's by c and d (2), in d's by d (1). Symmetrised: a 2, b 2, c 1.5, d 1.5; family {c, d}
     (mean 1.5) beats {a, b} (mean 2), although the user's own distances to a and b are the smallest (1)."""
-    report = families_from_matrix(blocks([2, 2]), FakeCatalogue.ids, ["x"] * 4) | {"distance": "bkld-small"}
-    assert family_of(FakeCatalogue(), None, report)["tasks"] == ["c", "d"]
+    ids = ["a", "b", "c", "d"]
+    matrix = np.array([[0.0, 1, 5, 5], [1, 0, 5, 5], [5, 5, 0, 1], [5, 5, 1, 0]])
+    to_user, from_user = np.array([9.0, 9.0, 1.0, 5.0]), np.array([1.0, 1.0, 5.0, 1.0])
+    ranks = user_ranks(matrix, to_user, from_user)
+    np.testing.assert_array_equal(ranks, [2.0, 2.0, 1.5, 1.5])
+    report = families_from_matrix(blocks([2, 2]), ids, ["x"] * 4) | {"distance": "bkld-small"}
+    assert family_of(ranks, ids, report)["tasks"] == ["c", "d"]
 
 
 def test_report_on_the_shipped_catalogue(catalogue):
@@ -129,7 +120,10 @@ def test_report_on_the_shipped_catalogue(catalogue):
     assert sorted(t for f in report["families"] for t in f["tasks"]) == sorted(catalogue.ids)
     assert -1.0 <= report["adjusted_rand_index"] <= 1.0
     assert report["modality_family"]["knee_oa_kl_5class"] == "x-ray"
-    assert "brain_mri_4class" in family_of(catalogue, catalogue.fingerprints["brain_mri_4class"], report)["tasks"]
+    brain = catalogue.fingerprints["brain_mri_4class"]
+    ranks = user_ranks(catalogue.matrix("bkld-small"), catalogue.distances_to(brain), catalogue.distances_from(brain))
+    assert report["distance"] == "bkld-small" and "brain_mri_4class" in family_of(ranks, catalogue.ids,
+                                                                                   report)["tasks"]
 
 
 def test_cli_prints_families_and_adjusted_rand_index(tmp_path, capsys):

@@ -17,7 +17,7 @@ from core.errors import FingerprintFileError
 from core.features import inference
 from core.features.backbones import load_backbone
 from core.features.extract import decode_in_background_default
-from core.features.inference import TOLERANCE, check_images, make_engine, onnx_path
+from core.features.inference import TOLERANCE, backend_of, check_images, engine_for, make_engine, onnx_path
 from core.features.onnx_export import export_onnx
 from core.features.sampling import SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
@@ -99,12 +99,30 @@ def test_backend_choice_on_other_devices_and_unknown_names(backbone):
 
 
 def test_default_backend_is_onnxruntime_and_torch_can_be_chosen(backbone, monkeypatch):
-    assert backbone.backend == "onnxruntime"  # the conftest fixture loads with the defaults
+    assert backend_of(backbone) == "onnxruntime"  # the conftest fixture loads with the defaults
     torch_backbone = load_backbone(device="cpu", backend="torch")
-    assert torch_backbone.backend == "torch" and torch_backbone.engine().describe() == "torch on cpu"
+    assert backend_of(torch_backbone) == "torch" and engine_for(torch_backbone).describe() == "torch on cpu"
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert decode_in_background_default(backbone)  # decoding overlaps ONNX Runtime's forward pass
     assert not decode_in_background_default(torch_backbone)  # PyTorch eager uses both cores itself
+
+
+def test_engines_are_kept_per_backbone_and_probe_set_and_go_with_the_backbone():
+    """The engine cache lives beside the engines (core.features.inference), not on the backbone: one engine per
+    backbone and probe set, made once, and dropped when the backbone is no longer referenced."""
+    import gc
+    import weakref
+
+    loaded = load_backbone(device="cpu", backend="torch")
+    first = engine_for(loaded)
+    assert engine_for(loaded) is first and first.probes == ("preact", "postact")
+    assert engine_for(loaded, ("blocks",)) is not first
+    assert inference.submit(loaded, check_images()[:2], ("postact",)).result()["postact"].shape == (2, 1280)
+    assert len(inference._ENGINES[loaded]) == 2  # postact alone is served by the run probes' engine
+    gone = weakref.ref(loaded)
+    del loaded
+    gc.collect()
+    assert gone() is None  # the engines (which keep the model, not the backbone) do not keep it alive
 
 
 def test_backend_is_recorded_and_optional_when_loading(backbone, edges, tmp_path):
@@ -144,7 +162,7 @@ def test_both_backends_give_the_same_fingerprint_and_the_same_ranking(backbone, 
     ONNX Runtime: bKLD between the two below 1e-4 both ways (other tasks are ~1e-2 and more away); a held-out
     folder (lc25000_lung's second half) gets the identical ranking of the shipped catalogue from both."""
     torch_backbone = load_backbone(device="cpu", backend="torch")
-    assert backbone.backend == "onnxruntime" and torch_backbone.backend == "torch"
+    assert backend_of(backbone) == "onnxruntime" and backend_of(torch_backbone) == "torch"
     root = require_shared()
     task_files, _ = task_halves("brain_mri_4class")
     _, held_out_files = task_halves("lc25000_lung")

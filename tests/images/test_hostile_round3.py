@@ -16,7 +16,7 @@ from PIL import Image
 
 from core.catalogue.store import load_catalogue
 from core.errors import CatalogueError
-from core.features.sampling import SamplingProtocol, reuse_note
+from core.features.sampling import SamplingProtocol, plan_samples, reuse_note
 from core.fingerprint.pipeline import fingerprint_folder
 from core.images.dataset import open_dataset
 from core.report.recommend import second_opinion
@@ -172,7 +172,8 @@ def test_a_nifti_volume_that_fails_while_sampling_is_listed_once(tmp_path, monke
     with open_dataset(tmp_path) as dataset:
         assert [s.path for s in dataset.report.skipped] == ["complex.nii"]  # refused at scan, one reason
         assert "voxel type complex64 is not an image type" in dataset.report.skipped[0].reason
-        list(crop_batches(dataset, SamplingProtocol(n=200, seed=0), 16, threading.Event()))
+        plan = plan_samples(len(dataset), SamplingProtocol(n=200, seed=0))
+        list(crop_batches(dataset, plan, 16, threading.Event()))
         rows = [s for s in dataset.report.skipped if s.path == "v.nii"]
     assert len(rows) == 1 and rows[0].reason.startswith("cannot read NIfTI volume (TypeError: numpy cannot window")
     assert dataset.report.dropped_samples["v.nii"] > 100

@@ -76,7 +76,7 @@ def test_placement_and_contributions_equal_the_page_functions(catalogue, user):
     ranks = map_ranks(catalogue, user)
     np.testing.assert_array_equal(found.ranks, ranks)
     np.testing.assert_array_equal(found.xy, place_on_map(catalogue.coords, ranks))
-    assert found.family == family_of(catalogue, user, families_report(catalogue))
+    assert found.family == family_of(ranks, catalogue.ids, families_report(catalogue))
     for distance in WITH_CONTRIBUTIONS:
         every = analysis.contributions(catalogue, user, distance)
         for row, task_id in enumerate(catalogue.ids):

@@ -91,3 +91,22 @@ def test_measured_gains_beside_a_ranking_use_the_first_task_as_reference():
     with_control = measured_gains(results, ["digits", "a", "d"]).set_index("task_id")  # a control ranked first
     assert (with_control["measured_reference"] == "a").all()
     assert with_control.loc["d", "measured_gain_nearest"] == pytest.approx(0.031)
+
+
+def test_summarise_folder_refuses_a_summary_that_fails_its_integrity_check(tmp_path):
+    """A run with an AUROC that makes a gain outside [-1, 1] (or not finite) is not summarised into a file."""
+    from core.transfer.experiment import RUNS_FILE
+    from core.transfer.results import summarise_folder
+
+    (tmp_path / "SOURCES.json").write_text(json.dumps({"tasks": TASKS}))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "protocol.json").write_text(json.dumps({"lr": 1}))
+    good = fake_runs()
+    (runs / RUNS_FILE).write_text("".join(json.dumps(run) + "\n" for run in good))
+    assert summarise_folder(runs, tmp_path)["coverage"]["targets"] == sorted(TASKS)
+    bad = [dict(run, auroc=float("nan")) if run["kind"] == "transfer" and run["target"] == "a" else run
+           for run in good]
+    (runs / RUNS_FILE).write_text("".join(json.dumps(run) + "\n" for run in bad))
+    with pytest.raises(ValueError, match=r"fails its integrity check .* a number is not finite\); nothing was written"):
+        summarise_folder(runs, tmp_path)
