@@ -388,6 +388,7 @@ def test_the_backbone_loads_once_in_the_background_while_the_user_chooses_images
         return f"backbone of {probe}"
 
     monkeypatch.setattr(resources, "load_backbone", slow_load)
+    monkeypatch.setattr(resources, "engine_for", lambda backbone: None)  # no ONNX export of a stand-in
     monkeypatch.setattr(resources, "_loading", {})
     monkeypatch.setattr(resources, "_loaded", set())
     resources.get_backbone.clear()
