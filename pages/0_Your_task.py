@@ -7,13 +7,14 @@ import streamlit as st
 from core.report.verdict import ranked_with_references
 from ui import pages, session
 from ui.common import footer, page_setup
-from ui.resources import get_catalogue, get_catalogues
+from ui.resources import get_catalogue, get_catalogues, preload
 from ui.task_input import BACKEND_LABELS, download_name, read_and_skipped, task_input
 from ui.text import md
-from ui.verdict import show_verdict, verdict_of
+from ui.verdict import show_verdict_when_ready
 
 catalogue = page_setup("Your task")
 get_catalogues()  # every probe's catalogue loaded before a fingerprint needs them (once per server process)
+preload(get_catalogue().probe)  # the backbone fingerprints are made with, loaded while the user chooses images
 st.markdown("Which public tasks resemble yours, and what could you borrow from them? Your images never leave this "
             "machine: only a **fingerprint** (per-feature histograms of a pretrained CNN's features, no pixels, no "
             "file names) is computed and compared with the catalogue's "
@@ -32,12 +33,12 @@ if fingerprint is not None:
     st.caption(f"Network: {fingerprint.meta.backbone}, probe layer {fingerprint.meta.probe}. "
                "Probe layer: the layer of the pretrained network whose values describe each image.")
     read_and_skipped(fingerprint)
-    st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes(),
+    st.download_button("Download your fingerprint (.npz, no pixels, no file names)", fingerprint.to_bytes,
                        file_name=download_name(fingerprint), mime="application/octet-stream", key="download_fp")
-    distance = session.distance()
-    ranked = session.ranking(catalogue, fingerprint, distance).table
+    distance = session.distance()  # the table at once; the verdict as soon as the bootstrap behind it is ready
+    ranked = session.points(catalogue, fingerprint, distance).table
     st.subheader(f"Closest public tasks to {md(fingerprint.name)}")
-    show_verdict(verdict_of(catalogue, fingerprint, distance, ranked))
+    finish = show_verdict_when_ready(catalogue, fingerprint, distance)
     top = ranked_with_references(ranked).head(6)
     top = top.assign(place=["reference" if ref else str(r) for ref, r in zip(top["reference_control"], top["rank"])])
     st.dataframe(top[["place", "task", "note", "modality", "anatomy", "licence", "distance"]], hide_index=True,
@@ -51,4 +52,7 @@ if fingerprint is not None:
                                                                help="bKLD, public task → yours; lower = closer")})
     st.page_link(pages.RECOMMENDATIONS, label="See recommendations with uncertainty and the paper's evidence",
                  icon=":material/arrow_forward:")
-footer()
+    footer()
+    finish()  # the verdict, once its bootstrap is ready (the page runs again)
+else:
+    footer()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.distances.bootstrap import DEFAULT_RESAMPLES
 from core.features.sampling import SamplingProtocol
 from tests.helpers import app, find_table, no_exceptions, require_shared, shown
 
@@ -149,6 +150,8 @@ def test_local_folder_path_fingerprints(tmp_path):
     at.button(key="go_local").click().run()
     no_exceptions(at)
     assert at.session_state["fingerprint"].meta.class_counts == {"CT_COVID": 4, "CT_NonCOVID": 4}
+    at.switch_page("pages/4_Why_similar.py").run()  # their features are computed after the first table
+    no_exceptions(at)
     sample = at.session_state["image_sample"]  # Why this task?'s thumbnails: each of the 8 images once, same engine
     assert sample.thumbnails.shape == (8, 64, 64, 3) and set(sample.by_probe) == {"preact", "postact"}
 
@@ -185,6 +188,81 @@ def test_recommendations_page_ranks_same_modality_first_with_uncertainty(user_fi
         at.selectbox(key="distance_choice").set_value(distance).run()
         no_exceptions(at)
         assert len(find_table(at, "rank", "raw distance, 95 % low")) == 19
+
+
+def test_your_task_shows_the_table_before_the_bootstrap_then_the_verdict(user_fingerprint, monkeypatch):
+    """The first ranked table does not wait for the bootstrap: while the ranking (bootstrap, verdict) is held back,
+    Your task shows the table and says the verdict is being weighed (here the page stops waiting after 0.5 s);
+    once it is ready the verdict appears above the same table."""
+    import threading
+
+    from core.report import analysis
+    release, original = threading.Event(), analysis.ranking
+
+    def held_back(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "ranking", held_back)
+    monkeypatch.setattr("ui.verdict.VERDICT_WAIT_S", 0.5)
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+
+    def verdicts() -> list[str]:
+        return [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+
+    before = find_table(at, "place", "task", "note", "distance")
+    assert verdicts() == [f"**Verdict — being weighed.** Your images are re-drawn {DEFAULT_RESAMPLES} times to "
+                          "see whether the first place holds; the distances below are final."]
+    assert before.iloc[0]["task"] == "Breast ultrasound (BUSI)" and (before["distance"].diff().dropna() >= 0).all()
+    release.set()
+    parts = at.session_state["analysis"][1]
+    parts.get((user_fingerprint.meta.probe, ("ranking", "bkld-small")))
+    at.run()
+    no_exceptions(at)
+    [verdict] = verdicts()
+    assert "being weighed" not in verdict
+    assert find_table(at, "place", "task", "note", "distance").equals(before)
+
+
+def test_your_task_waits_for_its_verdict_and_shows_it_when_ready(user_fingerprint, monkeypatch):
+    """A ranking that becomes ready while the page waits shows its verdict in the same visit."""
+    import threading
+
+    from core.report import analysis
+    release, original = threading.Event(), analysis.ranking
+
+    def held_back(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "ranking", held_back)
+    threading.Timer(1.0, release.set).start()
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+    verdicts = [m.value for m in [*at.success, *at.info, *at.warning, *at.error] if m.value.startswith("**Verdict")]
+    assert len(verdicts) == 1 and "being weighed" not in verdicts[0], verdicts
+    assert len(find_table(at, "place", "task", "note", "distance")) == 6
+
+
+def test_why_this_task_shows_the_images_read_while_fingerprinting(user_fingerprint, backbone, tmp_path):
+    """The images kept for 'Why this task?' are read with the fingerprint; their features come after the first
+    table, and the page shows them as the one-step computation did."""
+    from core.features.inference import engine_for
+    from core.report.feature_meaning import image_sample, read_sampled_images
+    from tests.helpers import link_files
+    root = require_shared() / "busi_3class"
+    folder = link_files([p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]], tmp_path / "busi", root)
+    at = app("pages/0_Your_task.py", fingerprint=user_fingerprint,
+             sampled_images=(read_sampled_images(folder, engine_for(backbone).batch_size), backbone)).run()
+    no_exceptions(at)
+    at.switch_page("pages/4_Why_similar.py").run()
+    no_exceptions(at)
+    expected = image_sample(folder, backbone)
+    sample = at.session_state["image_sample"]
+    np.testing.assert_array_equal(sample.thumbnails, expected.thumbnails)
+    np.testing.assert_array_equal(sample.features, expected.features)
+    assert any(c.value.startswith("Your 6 images (of 12 sampled") for c in at.caption)
 
 
 def test_pages_without_a_fingerprint_say_what_to_do():
@@ -294,3 +372,32 @@ def test_probe_choice_switches_the_catalogue_and_a_postact_fingerprint_is_compar
     at.selectbox(key="probe_choice").set_value("preact").run()  # a fingerprint of another probe is dropped
     no_exceptions(at)
     assert "fingerprint" not in at.session_state and any("compute it again" in shown(i.value) for i in at.info)
+
+
+def test_the_backbone_loads_once_in_the_background_while_the_user_chooses_images(monkeypatch):
+    """Your task starts loading the backbone when it is shown (returning at once); the click on "Compute
+    fingerprint" takes that backbone instead of loading another."""
+    import threading
+
+    import ui.resources as resources
+    calls, release = [], threading.Event()
+
+    def slow_load(probe=None):
+        calls.append(probe)
+        release.wait(10)
+        return f"backbone of {probe}"
+
+    monkeypatch.setattr(resources, "load_backbone", slow_load)
+    monkeypatch.setattr(resources, "engine_for", lambda backbone: None)  # no ONNX export of a stand-in
+    monkeypatch.setattr(resources, "_loading", {})
+    monkeypatch.setattr(resources, "_loaded", set())
+    resources.get_backbone.clear()
+    try:
+        resources.preload("a probe")  # returns while the load still waits
+        assert not release.is_set()
+        release.set()
+        assert resources.get_backbone("a probe") == "backbone of a probe"
+        resources.preload("a probe")
+        assert resources.get_backbone("a probe") == "backbone of a probe" and calls == ["a probe"]
+    finally:
+        resources.get_backbone.clear()

@@ -32,15 +32,20 @@ def neighbourhood_note(catalogue) -> None:
                "store) and the nearest non-medical controls. Other distances rank within this neighbourhood.")
 
 
+#: seconds between refreshes of the sidebar's progress bar: each refresh is a fragment run, and runs in quick
+#: succession starve the background thread that prepares the parts of the interpreter's lock
+PROGRESS_EVERY_S = 2.0
+
+
 def analysis_progress() -> None:
     """While the session's analysis parts are prepared in the background: a bar in the sidebar, refreshed every
-    second; when the last part is ready the page reruns once (and the bar goes)."""
+    :data:`PROGRESS_EVERY_S`; when the last part is ready the page reruns once (and the bar goes)."""
     held = st.session_state.get(session.ANALYSIS)
     if held is None or held[1].progress()[0] >= held[1].progress()[1]:
         return
     parts = held[1]
 
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=PROGRESS_EVERY_S)
     def bar() -> None:
         done, total = parts.progress()
         if done >= total:

@@ -201,9 +201,12 @@ def histograms(frame: pd.DataFrame, feature: int, marked_bins: set[int] | None =
                                 marker_color=colour, opacity=0.6,
                                 hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
     groups = frame.drop_duplicates(["bin_start"])
-    for row in groups.itertuples():
-        if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins):
-            figure.add_vrect(x0=row.bin_start, x1=row.bin_end, fillcolor="#999999", opacity=0.25, line_width=0)
+    # the shaded bars as add_vrect draws them, given in one go (add_vrect one at a time cost 20 ms each)
+    shaded = [{"type": "rect", "xref": "x", "yref": "y domain", "x0": row.bin_start, "x1": row.bin_end, "y0": 0,
+               "y1": 1, "fillcolor": "#999999", "opacity": 0.25, "line": {"width": 0}}
+              for row in groups.itertuples()
+              if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins)]
+    figure.update_layout(shapes=shaded)
     figure.update_layout(title=title or f"Feature {feature}: both histograms", height=320, barmode="overlay",
                          xaxis_title="feature value", yaxis={"title": "share of images", "ticksuffix": " %"},
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future
 
 import streamlit as st
 
@@ -72,13 +74,68 @@ def _load(root: str, probe: str | None) -> Catalogue | LargeCatalogue:
     return catalogue
 
 
+#: probe -> the backbone being loaded in a background thread (:func:`preload`), until get_backbone holds it
+_loading: dict[str | None, Future] = {}
+_loaded: set[str | None] = set()  # probes whose backbone get_backbone has handed to its cache
+_loading_lock = threading.Lock()
+_first_uses_started = threading.Event()
+
+
+def _backbone_loading(probe: str | None) -> Future:
+    """The backbone of ``probe`` being loaded in a thread of its own, started on the first ask."""
+    with _loading_lock:
+        future = _loading.get(probe)
+        if future is None:
+            future = _loading[probe] = Future()
+
+            def load() -> None:
+                try:
+                    backbone = load_backbone(probe=probe)
+                    engine_for(backbone)  # export and check the ONNX model here too, not during the first fingerprint
+                    future.set_result(backbone)
+                except BaseException as err:  # handed to get_backbone, which raises it to the page
+                    future.set_exception(err)
+
+            threading.Thread(target=load, name="backbone-preload").start()  # not a daemon: never cut short mid-load
+        return future
+
+
+def preload(probe: str | None = None) -> None:
+    """Start, once per server process and in the background, what a first click on "Compute fingerprint" and the
+    first page visits would otherwise wait for: the backbone of ``probe`` (seconds: timm and torch imported, the
+    ONNX export checked against PyTorch), Streamlit's emoji pattern (half a second, compiled the first time a
+    message holds a non-ASCII character) and pandas' table styler (its templates, for the Recommendations table).
+    Returns at once."""
+    if probe not in _loaded:
+        _backbone_loading(probe)
+    with _loading_lock:
+        if _first_uses_started.is_set():
+            return
+        _first_uses_started.set()
+
+    def warm_first_uses() -> None:
+        import re
+
+        import pandas.io.formats.style  # noqa: F401 (compiles its templates on import)
+        from streamlit.emojis import EMOJI_EXTRACTION_REGEX
+        re.compile(EMOJI_EXTRACTION_REGEX)  # kept in the re module's cache, which re.search uses
+
+    threading.Thread(target=warm_first_uses, name="first-use-preload", daemon=True).start()
+
+
 @st.cache_resource(show_spinner="Loading the backbone (real ImageNet weights, verified by sha256)…")
 def get_backbone(probe: str | None = None) -> LoadedBackbone:
     """The default backbone with the fastest backend available (ONNX Runtime on the CPU when installed: exported
-    and checked against PyTorch on first use)."""
-    backbone = load_backbone(probe=probe)
-    engine_for(backbone)  # export and check the ONNX model under this spinner, not during the first fingerprint
-    return backbone
+    and checked against PyTorch on first use); waits for the :func:`preload` of it when one is running."""
+    future = _backbone_loading(probe)
+    try:
+        return future.result()
+    finally:  # held by the cache from now on (a failed load is tried again on the next call)
+        with _loading_lock:
+            if _loading.get(probe) is future:
+                del _loading[probe]
+            if not future.exception():
+                _loaded.add(probe)
 
 
 @st.cache_resource(show_spinner="Reading the paper's co-training results…")

@@ -9,7 +9,7 @@ import streamlit as st
 from core.distances.registry import DEFAULT_DISTANCE
 from core.fingerprint.fingerprint import Fingerprint
 from core.images.dataset import ReadReport
-from core.report.analysis import Parts, compute_part, part_names
+from core.report.analysis import Parts, Points, Ranking, compute_part, part_names
 from core.scratch import ScratchFolder
 
 FINGERPRINT = "fingerprint"  # the fingerprint in use (of the probe in use)
@@ -24,6 +24,11 @@ PROBE = "probe"  # the probe layer in use (Your task, advanced); absent = the ca
 PROBE_WIDGET = "probe_choice"
 #: a few of the user's images as thumbnails + features (core.report.feature_meaning), memory only
 IMAGE_SAMPLE = "image_sample"
+#: (core.report.feature_meaning.SampledImages, backbone): the images read for IMAGE_SAMPLE, their features still to
+#: compute (an analysis part, after the first table), memory only
+SAMPLED_IMAGES = "sampled_images"
+#: the analysis part that computes the features of SAMPLED_IMAGES (one forward pass gives every probe's)
+IMAGE_SAMPLE_PART = ("image sample",)
 
 
 def fingerprint() -> Fingerprint | None:
@@ -56,27 +61,53 @@ def set_result(new_fingerprint: Fingerprint, new_report: ReadReport | None,
     st.session_state[FINGERPRINTS] = {**(other_probes or {}), new_fingerprint.meta.probe: new_fingerprint}
     st.session_state[REPORT] = new_report
     st.session_state.pop(ANALYSIS, None)
-    st.session_state.pop(IMAGE_SAMPLE, None)  # belongs to the previous task; set again by the caller if any
+    for key in (IMAGE_SAMPLE, SAMPLED_IMAGES):  # belong to the previous task; set again by the caller if any
+        st.session_state.pop(key, None)
 
 
 def clear_result() -> None:
-    for key in (FINGERPRINT, FINGERPRINTS, REPORT, IMAGE_SAMPLE, ANALYSIS):
+    for key in (FINGERPRINT, FINGERPRINTS, REPORT, IMAGE_SAMPLE, SAMPLED_IMAGES, ANALYSIS):
         st.session_state.pop(key, None)
+
+
+def set_sampled_images(sampled, backbone) -> None:
+    """The images read for 'Why this task?' (core.report.feature_meaning.SampledImages, or None): their features
+    are computed in the background after the first table (:func:`image_sample`)."""
+    st.session_state.pop(IMAGE_SAMPLE, None)
+    st.session_state[SAMPLED_IMAGES] = None if sampled is None else (sampled, backbone)
 
 
 def image_sample():
     """The user's sampled thumbnails (core.report.feature_meaning.ImageSample) or None (e.g. a loaded fingerprint,
-    or features of another probe than the one in use)."""
+    or features of another probe than the one in use). Waits (with a spinner) for their features when the
+    background has not computed them yet."""
     sample, current = st.session_state.get(IMAGE_SAMPLE), fingerprint()
-    if sample is None or current is None:
+    if current is None:
+        return None
+    if sample is None and st.session_state.get(SAMPLED_IMAGES) is not None:
+        from ui.resources import get_catalogues
+
+        parts = analysis(get_catalogues())
+        try:
+            if parts.ready(IMAGE_SAMPLE_PART):
+                sample = parts.get(IMAGE_SAMPLE_PART)
+            else:
+                with st.spinner("Preparing your sampled images (computed once for your task)…"):
+                    sample = parts.get(IMAGE_SAMPLE_PART)
+        except Exception:  # optional: the page says when there are none
+            sample = None
+        st.session_state[IMAGE_SAMPLE] = sample
+        st.session_state.pop(SAMPLED_IMAGES, None)
+    if sample is None:
         return None
     return sample.for_probe(current.meta.probe) if getattr(sample, "by_probe", None) else sample
 
 
 #: catalogues up to this many tasks get every part of every probe prepared in the background after a fingerprint
 PREPARE_EVERYTHING_UP_TO = 40
-#: above it, only the first parts of the probe in use (ranking at the chosen distance, map placement, contributions)
-FIRST_PARTS = 3
+#: above it, only the first parts of the probe in use (points and ranking at the chosen distance, map placement,
+#: contributions)
+FIRST_PARTS = 4
 
 
 def analysis(catalogues: dict) -> Parts | None:
@@ -92,10 +123,14 @@ def analysis(catalogues: dict) -> Parts | None:
     if held is not None and held[0] == {p: id(f) for p, f in found.items()}:
         return held[1]
     usable = {p: f for p, f in found.items() if p in catalogues}
+    sampled = st.session_state.get(SAMPLED_IMAGES)
 
     def compute(key):
+        if key == IMAGE_SAMPLE_PART:
+            from core.report.feature_meaning import sample_features
+            return sample_features(*sampled)
         probe, name = key
-        return compute_part(catalogues[probe], usable[probe], name)
+        return compute_part(catalogues[probe], usable[probe], name, lambda other: parts.get((probe, other)))
 
     parts = Parts(compute)
     order = [current.meta.probe] + [p for p in usable if p != current.meta.probe]
@@ -105,6 +140,8 @@ def analysis(catalogues: dict) -> Parts | None:
         # every part of a large catalogue holds GBs (bKLD large and VDNA keep 1,000 bins per task): prepare what the
         # first pages show, compute the rest when asked
         planned = [(current.meta.probe, name) for name in part_names(distance())[:FIRST_PARTS]]
+    if sampled is not None:  # the images' features right after the first table's verdict
+        planned.insert(2, IMAGE_SAMPLE_PART)
     parts.prepare_all(planned)
     st.session_state[ANALYSIS] = ({p: id(f) for p, f in found.items()}, parts)
     return parts
@@ -126,9 +163,28 @@ def part(catalogue, target: Fingerprint, name: tuple):
         return parts.get(key)
 
 
-def ranking(catalogue, target: Fingerprint, name: str):
+def ranking(catalogue, target: Fingerprint, name: str) -> Ranking:
     """The ranking, bootstrap, closeness and verdict for distance ``name`` (core.report.analysis.Ranking)."""
     return part(catalogue, target, ("ranking", name))
+
+
+def points(catalogue, target: Fingerprint, name: str) -> Points:
+    """The ranked table for distance ``name`` before its bootstrap (core.report.analysis.Points): what a page can
+    show while the bootstrap and verdict are still being prepared."""
+    return part(catalogue, target, ("points", name))
+
+
+def ranking_if_ready(catalogue, target: Fingerprint, name: str) -> Ranking | None:
+    """The ranking for distance ``name`` when it is ready, else None: it is being prepared in the background (started
+    now if nothing was preparing it). Computed at once for a target that is not the session's."""
+    from ui.resources import get_catalogues
+
+    parts = analysis(get_catalogues()) if target is fingerprint() else None
+    if parts is None or catalogue.probe != target.meta.probe:
+        return ranking(catalogue, target, name)
+    key = (target.meta.probe, ("ranking", name))
+    parts.start(key)
+    return parts.get(key) if parts.ready(key) else None
 
 
 def probe() -> str | None:

@@ -10,10 +10,11 @@ import streamlit as st
 from core.errors import EngineError, IncompatibleFingerprintsError
 from core.features.backbones import POSTACT
 from core.features.extract import ExtractionProgress
+from core.features.inference import engine_for
 from core.features.sampling import CATALOGUE_N, PAPER_N, SamplingProtocol
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 from core.fingerprint.pipeline import fingerprint_folder, with_probe
-from core.report.feature_meaning import image_sample
+from core.report.feature_meaning import read_sampled_images
 from ui import session
 from ui.common import probe_choice
 from ui.resources import get_backbone, get_catalogue, get_catalogues
@@ -64,7 +65,9 @@ def run_fingerprint(catalogue, folder: Path, name: str, n: int, workdir: Path | 
             found[probe] = with_probe(run.fingerprint, probe, other.edges)
     session.set_result(found.get(catalogue.probe, run.fingerprint), run.report, found)
     try:  # thumbnails of a few images, in memory for this session only: which of your images drive a feature
-        st.session_state[session.IMAGE_SAMPLE] = image_sample(folder, backbone, workdir=workdir or folder.parent)
+        # (read now, while the folder exists; their features are computed after the first table)
+        session.set_sampled_images(read_sampled_images(folder, engine_for(backbone).batch_size,
+                                                       workdir=workdir or folder.parent), backbone)
     except Exception:  # optional; 'Why this task?' says when there are none
         pass
 

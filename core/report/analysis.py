@@ -2,11 +2,12 @@
 (fingerprint, catalogue) and in named parts, so an app can show its first page as soon as that page's part is ready
 and prepare the rest meanwhile (:class:`Parts`).
 
-Parts (:func:`part_names`): ``("ranking", distance)`` the ranked table with bootstrap intervals, the closeness cue
-and the verdict (:class:`Ranking`); ``("placement",)`` where the task lands on the map and its family;
-``("contributions", distance)`` per-feature contributions of every catalogue task (bKLD only). The catalogue's own
-figures (computed matrices, the closeness reference, the bootstrap's source terms, the families) are computed once
-per catalogue object (:meth:`core.catalogue.store.Catalogue.derived`) and shared by every user.
+Parts (:func:`part_names`): ``("points", distance)`` the ranked table alone, before its bootstrap (:class:`Points`:
+what a first page shows at once); ``("ranking", distance)`` the ranked table with bootstrap intervals, the closeness
+cue and the verdict (:class:`Ranking`, made from the points part); ``("placement",)`` where the task lands on the
+map and its family; ``("contributions", distance)`` per-feature contributions of every catalogue task (bKLD only).
+The catalogue's own figures (computed matrices, the closeness reference, the bootstrap's source terms, the families)
+are computed once per catalogue object (:meth:`core.catalogue.store.Catalogue.derived`) and shared by every user.
 
 The figures equal those of the per-page functions (``recommendations``, ``bootstrap_for``, ``how_close``,
 ``verdict_from_catalogue``, ``map_ranks``, ``family_of``, ``contributions_to``) for the same fingerprint and seed;
@@ -57,6 +58,17 @@ class Ranking:
 
 
 @dataclass(frozen=True)
+class Points:
+    """One distance's ranked table before its bootstrap: ``table`` as :func:`recommendations` without the
+    bootstrap columns and the second opinion's rank (the same rows, order and distances as :class:`Ranking`'s),
+    ``to_user`` (T,) the directed distances catalogue task -> user."""
+
+    distance: str
+    table: pd.DataFrame
+    to_user: np.ndarray
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where the user's task sits among the catalogue's: ``ranks`` (T,) symmetrised ranks on the map's scale
     (:func:`core.report.views.map_ranks`), ``xy`` its map position, ``families`` the catalogue's families report and
@@ -85,23 +97,33 @@ def bootstrap_all(catalogue: Catalogue, target: Fingerprint, distance: str, n_re
     return bootstrap_sources(catalogue, distance).distances(target, weights)
 
 
-def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-            n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Ranking:
-    """The ranked table, its bootstrap, closeness cue and verdict for one distance (see :class:`Ranking`)."""
+def points(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE) -> Points:
+    """The ranked table at ``distance`` before its bootstrap (see :class:`Points`): one bank pass."""
     spec_of(distance)
     to_user = catalogue.distances_to(target, distance)
+    return Points(distance, recommendations(catalogue, target, distance, None, {distance: to_user},
+                                            with_second_opinion=False), to_user)
+
+
+def ranking(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
+            n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, first: Points | None = None) -> Ranking:
+    """The ranked table, its bootstrap, closeness cue and verdict for one distance (see :class:`Ranking`);
+    ``first``: the :func:`points` part of the same distance when at hand (its distances are not computed again)."""
+    spec_of(distance)
+    to_user = first.to_user if first is not None else catalogue.distances_to(target, distance)
     computed = {distance: to_user}
     if distance != SECOND_OPINION:
         computed[SECOND_OPINION] = catalogue.distances_to(target, SECOND_OPINION)
     candidates = [catalogue.ids.index(i) for i in catalogue.candidate_ids]
-    bootstrap = None
+    bootstrap, resampled = None, None
     drawn = bootstrap_all(catalogue, target, distance, n_resamples, seed)
     if drawn is not None:
         full, values = drawn
         bootstrap = summarise(values[:, candidates], full[candidates])
+        resampled = {task_id: values[:, k] for k, task_id in enumerate(catalogue.ids)}  # controls' too, same draws
     table = recommendations(catalogue, target, distance, bootstrap, computed)
     return Ranking(distance, table, bootstrap, how_close(catalogue, table, target, distance),
-                   verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed), to_user,
+                   verdict_from_catalogue(catalogue, table, target, distance, bootstrap, seed, resampled), to_user,
                    catalogue.distances_from(target, distance),
                    distance_scale(catalogue, ranked_with_references(table), target, distance))
 
@@ -133,18 +155,25 @@ def warm(catalogue: Catalogue, distance: str = DEFAULT_DISTANCE) -> None:
 
 
 def part_names(first_distance: str = DEFAULT_DISTANCE) -> list[tuple]:
-    """Every part, in the order a session prepares them: the chosen distance's ranking first, then what the other
-    pages show at the default distance, then the other distances."""
+    """Every part, in the order a session prepares them: the chosen distance's points and ranking first, then what
+    the other pages show at the default distance, then the other distances."""
     rankings = [("ranking", first_distance)] + [("ranking", d) for d in DISTANCES if d != first_distance]
     contributions = [("contributions", d) for d in WITH_CONTRIBUTIONS]
-    return rankings[:1] + [("placement",)] + contributions[:1] + rankings[1:] + contributions[1:]
+    return [("points", first_distance)] + rankings[:1] + [("placement",)] + contributions[:1] + rankings[1:] + \
+        contributions[1:]
 
 
-def compute_part(catalogue: Catalogue, target: Fingerprint, name: tuple) -> object:
-    """One part (see :func:`part_names`)."""
+def compute_part(catalogue: Catalogue, target: Fingerprint, name: tuple,
+                 part_of: Callable[[tuple], object] | None = None) -> object:
+    """One part (see :func:`part_names`); ``part_of(name)``: another part of the same target when a collection of
+    them is at hand (:class:`Parts`), so that a ranking starts from its points part instead of computing them
+    again."""
     kind, *arguments = name
+    if kind == "points":
+        return points(catalogue, target, *arguments)
     if kind == "ranking":
-        return ranking(catalogue, target, *arguments)
+        first = part_of(("points", *arguments)) if part_of is not None else None
+        return ranking(catalogue, target, *arguments, first=first)
     if kind == "placement":
         return placement(catalogue, target)
     if kind == "contributions":
@@ -184,6 +213,16 @@ class Parts:
         if mine:
             self._run(key, future)
         return future.result()
+
+    def start(self, key: Hashable) -> None:
+        """Make sure ``key`` is being computed or will be, and return at once: left to :meth:`prepare_all`'s thread
+        when it is planned there and still to come, else computed in a daemon thread of its own (unless claimed)."""
+        with self._lock:
+            if key in self._futures or (key in self._planned and self.thread is not None and self.thread.is_alive()):
+                return
+        future, mine = self._claim(key)
+        if mine:
+            threading.Thread(target=self._run, args=(key, future), name="analysis-part", daemon=True).start()
 
     def ready(self, key: Hashable) -> bool:
         with self._lock:

@@ -67,32 +67,58 @@ class ImageSample:
         return np.argsort(self.features[:, int(feature)])[::-1][:k]
 
 
-def image_sample(folder: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
-                 workdir: Path | None = None) -> ImageSample | None:
-    """Up to ``n`` different images of the user's ``folder`` (seeded) through the fingerprint's own extraction
-    path: decoded, prepared and centre-cropped by :func:`core.features.extract.crop_batches`, their probe and
-    post-activation features from the engine that made the fingerprint (:func:`core.features.inference.submit`,
-    one pass); small thumbnails kept. None when nothing could be read; unreadable files are passed over.
-    ``backbone``: core.features.backbones.LoadedBackbone."""
+@dataclass(frozen=True)
+class SampledImages:
+    """A few of the user's images before their features: ``batches`` of centre crops (b, 224, 224, 3) uint8, as the
+    fingerprint's extraction path cuts them, and ``thumbnails`` (n, THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8."""
+
+    batches: list[np.ndarray]
+    thumbnails: np.ndarray
+
+
+def read_sampled_images(folder: str | Path, batch_size: int, n: int = IMAGE_SAMPLE, seed: int = 0,
+                        workdir: Path | None = None) -> SampledImages | None:
+    """Up to ``n`` different images of the user's ``folder`` (seeded), decoded, prepared and centre-cropped by
+    :func:`core.features.extract.crop_batches` in batches of ``batch_size`` (the engine's), with small thumbnails;
+    None when nothing could be read; unreadable files are passed over. Their features come from
+    :func:`sample_features`, e.g. later, once the folder is gone."""
     import threading
 
     from PIL import Image
 
     from core.features.extract import crop_batches
-    from core.features.inference import engine_for, submit
     from core.features.sampling import distinct_centre_plan
     from core.images.dataset import open_dataset
     with open_dataset(folder, workdir=workdir) as dataset:
         plan = distinct_centre_plan(len(dataset), n, seed)
-        batches = [crops for crops, _, _ in crop_batches(dataset, plan, engine_for(backbone).batch_size,
-                                                         threading.Event()) if crops is not None and len(crops)]
+        batches = [crops for crops, _, _ in crop_batches(dataset, plan, batch_size, threading.Event())
+                   if crops is not None and len(crops)]
     if not batches:
         return None
-    parts = [submit(backbone, crops).result() for crops in batches]
-    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in backbone.run_probes()}
     thumbnails = [np.asarray(Image.fromarray(crop).resize((THUMBNAIL_PX, THUMBNAIL_PX)))
                   for crops in batches for crop in crops]
-    return ImageSample(np.stack(thumbnails), by_probe[backbone.probe], by_probe)
+    return SampledImages(batches, np.stack(thumbnails))
+
+
+def sample_features(sampled: SampledImages, backbone) -> ImageSample:
+    """The sampled images' probe and post-activation features from the engine that made the fingerprint
+    (:func:`core.features.inference.submit`, one pass). ``backbone``: core.features.backbones.LoadedBackbone."""
+    from core.features.inference import submit
+
+    parts = [submit(backbone, crops).result() for crops in sampled.batches]
+    by_probe = {name: np.concatenate([part[name] for part in parts]) for name in backbone.run_probes()}
+    return ImageSample(sampled.thumbnails, by_probe[backbone.probe], by_probe)
+
+
+def image_sample(folder: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
+                 workdir: Path | None = None) -> ImageSample | None:
+    """Up to ``n`` different images of the user's ``folder`` (seeded) through the fingerprint's own extraction
+    path (:func:`read_sampled_images`) and their features (:func:`sample_features`); None when nothing could be
+    read. ``backbone``: core.features.backbones.LoadedBackbone."""
+    from core.features.inference import engine_for
+
+    sampled = read_sampled_images(folder, engine_for(backbone).batch_size, n, seed, workdir)
+    return None if sampled is None else sample_features(sampled, backbone)
 
 
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL

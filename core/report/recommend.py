@@ -16,14 +16,16 @@ from core.fingerprint.fingerprint import Fingerprint
 
 
 def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = DEFAULT_DISTANCE,
-                    bootstrap: BootstrapResult | None = None, computed: dict[str, np.ndarray] | None = None
-                    ) -> pd.DataFrame:
+                    bootstrap: BootstrapResult | None = None, computed: dict[str, np.ndarray] | None = None,
+                    with_second_opinion: bool = True) -> pd.DataFrame:
     """Candidate sources for ``target``, nearest first, then the non-medical controls (no rank: they are reference
     points, not candidates). Columns: rank, task_id, task, distance (directed, source -> target), task facts.
 
     ``bootstrap`` (from :func:`bootstrap_for`, over the candidates): the 95 % interval of each candidate's distance,
     how often its rank holds and how often it comes first. ``computed``: distance name -> (T,) distances from every
     catalogue task to ``target`` already at hand (``catalogue.distances_to``), not computed again.
+    ``with_second_opinion``: add each candidate's rank under the second-opinion distance (``second_opinion_rank``;
+    never for that distance itself).
     """
     spec_of(distance)  # refuses an unknown name
     computed = computed or {}
@@ -49,7 +51,7 @@ def recommendations(catalogue: Catalogue, target: Fingerprint, distance: str = D
     n_candidates = int((~table["is_control"]).sum())
     ranks[:n_candidates] = np.arange(1, n_candidates + 1)
     table.insert(0, "rank", ranks)
-    if distance != SECOND_OPINION:
+    if with_second_opinion and distance != SECOND_OPINION:
         second = (computed[SECOND_OPINION] if SECOND_OPINION in computed
                   else catalogue.distances_to(target, SECOND_OPINION))
         candidate_rows = [catalogue.ids.index(i) for i in candidates]

@@ -277,17 +277,21 @@ def verdict_for(table: pd.DataFrame, close: bool, resampled: dict[str, np.ndarra
 
 
 def verdict_from_catalogue(catalogue, table: pd.DataFrame, target, distance: str,
-                           bootstrap: BootstrapResult | None = None, seed: int = 0) -> Verdict:
+                           bootstrap: BootstrapResult | None = None, seed: int = 0,
+                           resampled: dict[str, np.ndarray] | None = None) -> Verdict:
     """The verdict for ``target`` against ``catalogue`` (a :class:`core.catalogue.store.Catalogue`); ``bootstrap``
     over ``catalogue.candidate_ids`` (:func:`core.report.recommend.bootstrap_for`, made with ``seed``). The
-    closeness cue and the image-sharing groups come from the catalogue."""
+    closeness cue and the image-sharing groups come from the catalogue. ``resampled``: task id -> (R,) distances in
+    the same re-draws for every catalogue task, when a bootstrap over all of them is at hand (else the controls'
+    are drawn here, :func:`resampled_distances`)."""
     from core.report.recommend import how_close
 
     closeness = how_close(catalogue, table, target, distance)
     shares = {t.id: list(t.shares_images_with) for t in catalogue.tasks if t.shares_images_with}
     controls = [t.id for t in catalogue.tasks if t.kind == "control"]
-    resampled = resampled_distances(target, catalogue.fingerprints, distance, bootstrap, catalogue.candidate_ids,
-                                    controls, seed)
+    if resampled is None:
+        resampled = resampled_distances(target, catalogue.fingerprints, distance, bootstrap,
+                                        catalogue.candidate_ids, controls, seed)
     return verdict_for(table, closeness.close, resampled, shares, closeness.own_excess,
                        closeness.nearest - closeness.excess)
 

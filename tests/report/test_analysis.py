@@ -104,3 +104,56 @@ def test_parts_are_computed_once_whoever_asks_first():
     assert parts.get("c") == "C"  # not planned: computed in the caller
     parts.thread.join(5)
     assert sorted(calls) == ["a", "b", "c"] and parts.progress() == (2, 2)
+
+
+@pytest.mark.parametrize("distance", list(DISTANCES))
+def test_the_first_table_equals_the_final_one_and_the_ranking_reuses_its_distances(catalogue, user, distance):
+    """The table a page shows before the bootstrap (the points part) has the final table's rows, order, distances
+    and text; the ranking made from it equals one made from scratch."""
+    first = analysis.points(catalogue, user, distance)
+    full = analysis.ranking(catalogue, user, distance)
+    shared = [c for c in full.table.columns if c in first.table.columns]
+    assert set(full.table.columns) - set(shared) <= {"interval_low", "interval_high", "rank_holds", "first_place",
+                                                     "second_opinion_rank"}
+    assert first.table.equals(full.table[shared])
+    np.testing.assert_array_equal(first.to_user, full.to_user)
+    reused = analysis.ranking(catalogue, user, distance, first=first)
+    assert reused.table.equals(full.table)
+    assert (reused.verdict.level, reused.verdict.sentence) == (full.verdict.level, full.verdict.sentence)
+    np.testing.assert_array_equal(reused.bootstrap.values, full.bootstrap.values)
+
+
+def test_a_ranking_part_starts_from_the_points_part_computed_once(catalogue, user, monkeypatch):
+    calls: list[str] = []
+    original = catalogue.distances_to
+
+    def counted(target, distance):
+        calls.append(distance)
+        return original(target, distance)
+
+    monkeypatch.setattr(catalogue, "distances_to", counted)
+    parts = analysis.Parts(lambda name: analysis.compute_part(catalogue, user, name, parts.get))
+    parts.get(("points", "bkld-large"))
+    parts.get(("ranking", "bkld-large"))
+    assert calls.count("bkld-large") == 1  # the ranking reused the first table's distances
+
+
+def test_start_leaves_a_planned_part_to_the_background_and_computes_others_once():
+    import threading
+
+    release, calls = threading.Event(), []
+
+    def compute(key):
+        calls.append(key)
+        release.wait(5)
+        return key
+
+    parts = analysis.Parts(compute)
+    parts.prepare_all(["a", "b"])
+    parts.start("b")  # planned and still to come: left to the background thread
+    parts.start("c")  # not planned: its own thread
+    parts.start("c")
+    release.set()
+    assert parts.get("c") == "c" and parts.get("b") == "b"
+    parts.thread.join(5)
+    assert sorted(calls) == ["a", "b", "c"]
