@@ -126,7 +126,7 @@ def cmd_catalogue_families(args) -> int:
 
 def cmd_catalogue_synthetic(args) -> int:
     from core.catalogue.store import load_catalogue
-    from core.catalogue.synthetic import write_synthetic_catalogue
+    from core.catalogue.synthetic import write_synthetic_catalogue, write_synthetic_large_catalogue
 
     out = Path(args.out)
     if out.exists() or out.is_symlink():
@@ -135,7 +135,8 @@ def cmd_catalogue_synthetic(args) -> int:
     if not out.parent.is_dir():
         print(f"error: folder {printable(out.parent, 400)} does not exist; create it first", file=sys.stderr)
         return EXIT_USAGE
-    root = write_synthetic_catalogue(out, load_catalogue(args.catalogue), args.tasks, seed=args.seed)
+    write = write_synthetic_large_catalogue if args.layout == "store" else write_synthetic_catalogue
+    root = write(out, load_catalogue(args.catalogue), args.tasks, seed=args.seed)
     print(f"wrote {args.tasks:,} synthetic tasks (random fingerprints: no evidence about real tasks) to "
           f"{printable(root, 400)}; TFE_CATALOGUE={printable(root, 400)} streamlit run app.py shows them",
           file=sys.stderr)
@@ -202,6 +203,9 @@ def add_catalogue_commands(commands, sampling_options, backbone_options) -> None
     synthetic.add_argument("out", help="a new folder")
     synthetic.add_argument("--tasks", type=positive_int(100_000), default=1_000)
     synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--layout", choices=("matrices", "store"), default="matrices",
+                           help="'store': the layout of large catalogues (a source store, no pairwise matrices; "
+                           "the app shows the user's neighbourhood), for thousands of tasks")
     synthetic.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE),
                            help="the catalogue whose backbone, probe and bin edges the tasks share")
     synthetic.set_defaults(handler=cmd_catalogue_synthetic)

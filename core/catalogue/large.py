@@ -237,11 +237,6 @@ def neighbourhood(large: LargeCatalogue, target: Fingerprint, around: str | None
     return catalogue
 
 
-def neighbourhood_for(catalogue: Catalogue | LargeCatalogue, target: Fingerprint) -> Catalogue:
-    """``catalogue`` itself, or a large catalogue's neighbourhood of ``target``."""
-    return catalogue.neighbourhood(target) if isinstance(catalogue, LargeCatalogue) else catalogue
-
-
 # ---------------------------------------------------------------------------------------------- facts
 def read_facts(root: Path) -> dict:
     """{'twin': {task id: twin distance}, 'fallback': {task id: own excess}, 'pair_excess': (n,) float64}."""

@@ -145,6 +145,15 @@ def test_synthetic_catalogue_from_the_command_line(tmp_path, capsys):
     assert made.bkld_small.shape == (60, 60)
     code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "many"), "--tasks", "60")
     assert code == EXIT_USAGE and "already exists" in err
+    # the large layout: a source store and no pairwise matrix; the catalogue opens without reading a fingerprint
+    code, _, err = run_main(capsys, "catalogue", "synthetic", str(tmp_path / "big"), "--tasks", "60",
+                            "--layout", "store")
+    assert code == EXIT_OK and "60 synthetic tasks" in err
+    big = load_catalogue(tmp_path / "big")
+    assert type(big).__name__ == "LargeCatalogue" and len(big.tasks) == 60
+    assert (tmp_path / "big" / "store").is_dir() and not (tmp_path / "big" / "matrices.npz").exists()
+    around = big.neighbourhood(shipped.fingerprints[shipped.ids[0]])
+    assert around.neighbourhood_of["total"] == 60 and around.bkld_small.shape[0] == len(around.ids) < 60
 
 
 def test_a_new_stored_distance_is_one_registry_entry(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.catalogue import large as large_module
-from core.catalogue.large import LargeCatalogue, neighbourhood_for
+from core.catalogue.large import LargeCatalogue
 from core.catalogue.store import TaskInfo, add_to_local_copy, load_catalogue
 from core.catalogue.synthetic import write_synthetic_catalogue, write_synthetic_large_catalogue
 from core.distances.registry import BKLD_SMALL
@@ -163,7 +163,7 @@ def test_a_local_copy_that_grows_past_the_threshold_becomes_store_backed(catalog
     assert (local / "knowledge.json").exists() and not (local / "matrices.npz").exists()
     target = user_task("busi_3class")
     shipped = ranking(catalogue, target).table
-    around = neighbourhood_for(grown, target)  # 20 tasks: all of them
+    around = grown.neighbourhood(target)  # 20 tasks: all of them
     local_table = ranking(around, target).table
     same = local_table[local_table["task_id"] != "user_copy"]
     assert list(same["task_id"]) == list(shipped["task_id"])
