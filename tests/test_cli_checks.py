@@ -71,6 +71,7 @@ def test_compare_csv_path_is_checked_before_comparing(tmp_path, capsys):
 
 def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys, monkeypatch):
     import core.features.backbones
+    import core.features.inference
     import core.fingerprint.pipeline
     catalogue = make_catalogue(tmp_path / "cat")
     archive = tmp_path / "images.zip"
@@ -82,9 +83,10 @@ def test_sigterm_during_a_zip_run_removes_the_extracted_images(tmp_path, capsys,
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)
     backbone = SimpleNamespace(weights_sha256=WEIGHTS, spec=SimpleNamespace(name="tf_efficientnet_lite0"),
-                               device="cpu", probe="postact", backend="torch",
-                               engine=lambda *probes: SimpleNamespace(describe=lambda: "torch (test double)"))
+                               device="cpu", probe="postact", backend="torch")
     monkeypatch.setattr(core.features.backbones, "load_backbone", lambda *a, **k: backbone)
+    monkeypatch.setattr(core.features.inference, "engine_for",
+                        lambda *a, **k: SimpleNamespace(name="torch", describe=lambda: "torch (test double)"))
     seen = []
 
     def terminated_mid_run(dataset, *args, **kwargs):
