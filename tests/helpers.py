@@ -124,3 +124,13 @@ def shown(markdown: str) -> str:
     """The text a user reads from Markdown that ui.text.md escaped: backslash escapes and word joiners removed."""
     import re
     return re.sub(r"\\(.)", r"\1", markdown.replace("\u2060", ""))
+
+
+def image_sample(folder, backbone, n: int | None = None, seed: int = 0):
+    """Why this task?'s image sample in one step, as the app makes it in two (read while the upload exists, features
+    after the first table): core.report.feature_meaning.read_sampled_images then sample_features."""
+    from core.features.inference import engine_for
+    from core.report.feature_meaning import IMAGE_SAMPLE, read_sampled_images, sample_features
+
+    sampled = read_sampled_images(folder, engine_for(backbone).batch_size, n or IMAGE_SAMPLE, seed)
+    return None if sampled is None else sample_features(sampled, backbone)

@@ -249,8 +249,8 @@ def test_why_this_task_shows_the_images_read_while_fingerprinting(user_fingerpri
     """The images kept for 'Why this task?' are read with the fingerprint; their features come after the first
     table, and the page shows them as the one-step computation did."""
     from core.features.inference import engine_for
-    from core.report.feature_meaning import image_sample, read_sampled_images
-    from tests.helpers import link_files
+    from core.report.feature_meaning import read_sampled_images
+    from tests.helpers import image_sample, link_files
     root = require_shared() / "busi_3class"
     folder = link_files([p for c in sorted(root.iterdir()) for p in sorted(c.iterdir())[:4]], tmp_path / "busi", root)
     at = app("pages/0_Your_task.py", fingerprint=user_fingerprint,

@@ -110,17 +110,6 @@ def sample_features(sampled: SampledImages, backbone) -> ImageSample:
     return ImageSample(sampled.thumbnails, by_probe[backbone.probe], by_probe)
 
 
-def image_sample(folder: str | Path, backbone, n: int = IMAGE_SAMPLE, seed: int = 0,
-                 workdir: Path | None = None) -> ImageSample | None:
-    """Up to ``n`` different images of the user's ``folder`` (seeded) through the fingerprint's own extraction
-    path (:func:`read_sampled_images`) and their features (:func:`sample_features`); None when nothing could be
-    read. ``backbone``: core.features.backbones.LoadedBackbone."""
-    from core.features.inference import engine_for
-
-    sampled = read_sampled_images(folder, engine_for(backbone).batch_size, n, seed, workdir)
-    return None if sampled is None else sample_features(sampled, backbone)
-
-
 def bin_contributions(target_counts: np.ndarray, source_counts: np.ndarray, n_bins: int = N_BINS_SMALL
                       ) -> np.ndarray:
     """One feature's KL terms per bin, (n_bins,): :func:`core.distances.maths.bkld_bin_terms` of its histograms;

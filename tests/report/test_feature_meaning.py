@@ -16,7 +16,8 @@ from core.features.inference import TOLERANCE
 from core.features.preprocess import CROP, RESIZED, prepare, to_model_input
 from core.features.specs import pooled_probes
 from core.fingerprint.binning import histogram_probabilities
-from core.report.feature_meaning import THUMBNAIL_PX, bin_contributions, image_sample
+from core.report.feature_meaning import THUMBNAIL_PX, bin_contributions
+from tests.helpers import image_sample
 
 
 def test_bin_terms_worked_by_hand():
