@@ -36,9 +36,14 @@ def feature_weights(mean_target: np.ndarray | None, n_features: int) -> np.ndarr
     return weights / weights.sum()
 
 
+def plogp_terms(p: np.ndarray) -> np.ndarray:
+    """p log p per element, 0 log 0 = 0: (…) -> (…)."""
+    return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+
+
 def plogp(p: np.ndarray) -> np.ndarray:
     """sum_b p log p per row, 0 log 0 = 0: (…, B) -> (…)."""
-    return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+    return plogp_terms(p).sum(axis=-1)
 
 
 def bkld_bin_terms(p_target: np.ndarray, log_q_source: np.ndarray) -> np.ndarray:
@@ -80,8 +85,7 @@ def bkld_at_bins(p_targets: np.ndarray, feature: np.ndarray, weights: np.ndarray
     p_targets: (R, K) target probabilities at the K bins; feature: (K,) the feature of each bin; weights: (R, m)
     normalised feature weights (:func:`feature_weights`); log_q_sources: (S, K) at the same bins."""
     weighted = p_targets * weights[:, feature]
-    offset = (weights[:, feature] * np.where(p_targets > 0, p_targets * np.log(np.where(p_targets > 0, p_targets,
-                                                                                         1.0)), 0.0)).sum(axis=1)
+    offset = (weights[:, feature] * plogp_terms(p_targets)).sum(axis=1)
     return offset[:, None] - weighted @ log_q_sources.T
 
 

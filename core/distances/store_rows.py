@@ -16,7 +16,7 @@ import hashlib
 
 import numpy as np
 
-from core.distances.maths import feature_weights, plogp
+from core.distances.maths import feature_weights, log_softmax_terms, plogp
 
 
 def screening_basis(n_bins: int, size: int) -> np.ndarray:
@@ -61,9 +61,9 @@ def prominent_features(means: list[np.ndarray], count: int) -> list[int]:
 
 
 def log_sum_exp(q: np.ndarray) -> np.ndarray:
-    """lse over the last axis, max-shifted: (…, B) -> (…)."""
-    top = q.max(axis=-1, keepdims=True)
-    return (top + np.log(np.exp(q - top).sum(axis=-1, keepdims=True)))[..., 0]
+    """lse over the last axis, max-shifted (:func:`core.distances.maths.log_softmax_terms`): (…, B) -> (…)."""
+    top, log_sum = log_softmax_terms(q)
+    return (top + log_sum)[..., 0]
 
 
 def task_digest(coarse: np.ndarray, mean: np.ndarray) -> bytes:
