@@ -21,7 +21,6 @@ pairwise matrix, no map fit): seconds at 10,000 tasks.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -31,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic_file import replace_atomically
+from core.catalogue.task_files import fingerprint_path, read_task_fingerprint
 from core.distances.bank import bank_for, twin_distance
 from core.distances.registry import BKLD_SMALL, spec_of
 from core.distances.source_store import SourceStore
-from core.errors import CatalogueError, FingerprintFileError
+from core.errors import CatalogueError
 from core.fingerprint.binning import BinEdges
 from core.fingerprint.fingerprint import Fingerprint, check_comparable
 
@@ -125,7 +126,7 @@ class LargeCatalogue:
     def fingerprint(self, task_id: str) -> Fingerprint:
         """The full fingerprint of one task, read from its file (validated against the catalogue's identity)."""
         self.task(task_id)
-        return read_fingerprint(self.root, task_id, self.manifest, self.edges)
+        return read_task_fingerprint(self.root, task_id, self.manifest, self.edges)
 
     def facts(self) -> dict:
         return read_facts(self.root)
@@ -162,17 +163,6 @@ def _digest(fingerprint: Fingerprint) -> tuple:
     sha = hashlib.sha256(np.ascontiguousarray(fingerprint.counts).data)
     sha.update(np.ascontiguousarray(fingerprint.mean, dtype=np.float64).data)
     return fingerprint.meta.probe, sha.hexdigest()
-
-
-def read_fingerprint(root: Path, task_id: str, manifest: dict, edges: BinEdges) -> Fingerprint:
-    try:
-        fingerprint = Fingerprint.load(root / "fingerprints" / f"{task_id}.npz")
-    except FingerprintFileError as err:
-        raise CatalogueError(str(err)) from None
-    if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
-            manifest["weights_sha256"] or fingerprint.meta.probe != manifest["probe"]:
-        raise CatalogueError(f"{root}: fingerprint of '{task_id}' was made with other edges, weights or probe")
-    return fingerprint
 
 
 def is_large(root: Path) -> bool:
@@ -252,15 +242,6 @@ def read_facts(root: Path) -> dict:
         raise CatalogueError(f"{path}: unreadable ({str(err)[:160]}); rebuild the catalogue") from None
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def write_facts(root: Path, facts: dict) -> None:
     import io
 
@@ -270,7 +251,7 @@ def write_facts(root: Path, facts: dict) -> None:
              fallback_ids=np.array(list(facts["fallback"]), dtype=str),
              fallback=np.array(list(facts["fallback"].values()), dtype=np.float64),
              pair_excess=np.asarray(facts["pair_excess"], dtype=np.float64))
-    _write_atomic(Path(root) / FACTS_FILE, buffer.getvalue())
+    replace_atomically(Path(root) / FACTS_FILE, buffer.getvalue())
 
 
 def _legal(tasks: dict[str, TaskInfo], target: str, source: str | None) -> bool:
@@ -346,7 +327,7 @@ def write_manifest(root: Path, manifest: dict, tasks: list[TaskInfo], edges: Bin
     """catalogue.json of a large catalogue (``manifest`` holds catalogue_version), atomically; returns it."""
     full = dict(manifest, edges_id=edges.identity, layout=LAYOUT, tasks=[asdict(t) for t in tasks])
     full.pop("map_method", None)
-    _write_atomic(Path(root) / "catalogue.json", (json.dumps(full, indent=1, sort_keys=True) + "\n").encode())
+    replace_atomically(Path(root) / "catalogue.json", (json.dumps(full, indent=1, sort_keys=True) + "\n").encode())
     return full
 
 
@@ -367,7 +348,7 @@ def write_large_catalogue(root: Path, manifest: dict, edges: BinEdges,
     batch: list[tuple[str, Fingerprint]] = []
     for info, fingerprint in tasks:
         if files_written_by is None:
-            fingerprint.save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
+            fingerprint.save(fingerprint_path(root, info.id), overwrite=True)
         if store is None:
             store = SourceStore.open(root / STORE_FOLDER, like=fingerprint, distance=BKLD_SMALL)
         batch.append((info.id, fingerprint))
@@ -401,7 +382,7 @@ def add_large(large: LargeCatalogue, fingerprint: Fingerprint, task: TaskInfo, r
         raise CatalogueError(f"task id '{task.id}' was left in {local} by an interrupted addition; choose another "
                              "name")
     fingerprint = fingerprint.renamed(task.name)
-    fingerprint.save(local / "fingerprints" / f"{task.id}.npz", overwrite=True)
+    fingerprint.save(fingerprint_path(local, task.id), overwrite=True)
     large.store.add(fingerprint, task.id)
     tasks = {t.id: t for t in large.tasks}
     tasks[task.id] = task

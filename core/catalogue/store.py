@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from core.catalogue.lock import recover, writer_lock
+from core.catalogue.task_files import fingerprint_path, read_task_fingerprint
 from core.distances.bank import SourceBank, bank_for
 from core.distances.registry import BKLD_SMALL, DEFAULT_DISTANCE, DISTANCES, DistanceSpec, spec_of
 from core.errors import CatalogueError, FingerprintFileError
@@ -287,13 +288,7 @@ def load_catalogue(root: str | Path = DEFAULT_CATALOGUE) -> Catalogue:
         return load_large(root, manifest, edges, tasks, Catalogue)
     fingerprints = {}
     for info in tasks:
-        try:
-            fingerprint = Fingerprint.load(root / "fingerprints" / f"{info.id}.npz")
-        except FingerprintFileError as err:
-            raise CatalogueError(str(err)) from None
-        if fingerprint.meta.edges_id != edges.identity or fingerprint.meta.weights_sha256 != \
-                manifest["weights_sha256"] or fingerprint.meta.probe != manifest.get("probe"):
-            raise CatalogueError(f"{root}: fingerprint of '{info.id}' was made with other edges, weights or probe")
+        fingerprint = read_task_fingerprint(root, info.id, manifest, edges)
         first = next(iter(fingerprints.values()), fingerprint)
         if (fingerprint.meta.feature_dim, fingerprint.meta.postact_dim) != (first.meta.feature_dim,
                                                                             first.meta.postact_dim):
@@ -370,7 +365,7 @@ def write_catalogue(root: Path, manifest: dict, edges: BinEdges, tasks: list[Tas
         (staging / "catalogue.json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
         edges.save(staging / "edges.npz")
         for info in tasks:
-            fingerprints[info.id].save(staging / "fingerprints" / f"{info.id}.npz", overwrite=True)
+            fingerprints[info.id].save(fingerprint_path(staging, info.id), overwrite=True)
         with open(staging / "matrices.npz", "wb") as handle:
             np.savez(handle, task_ids=np.array([t.id for t in tasks]),
                      **{key: matrices[key] for key in stored_distances()}, coords=coords)

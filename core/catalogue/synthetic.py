@@ -21,6 +21,7 @@ from core.catalogue.store import (
     stored_distances,
     write_catalogue,
 )
+from core.catalogue.task_files import fingerprint_path
 from core.distances.bank import bank_for
 from core.fingerprint.binning import N_BINS_LARGE
 from core.fingerprint.fingerprint import Fingerprint
@@ -136,4 +137,4 @@ def _save_share(root: Path, like_root: Path, n_tasks: int, seed: int, n_samples:
     like = load_catalogue(like_root)
     for i, (info, fingerprint, _) in enumerate(synthetic_tasks(like, n_tasks, seed, n_samples)):
         if i % shares == share:
-            fingerprint.save(root / "fingerprints" / f"{info.id}.npz", overwrite=True)
+            fingerprint.save(fingerprint_path(root, info.id), overwrite=True)

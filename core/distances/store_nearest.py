@@ -21,12 +21,12 @@ A withdrawal recomputes, as above, the nearest of the tasks whose nearest was th
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from core.atomic_file import replace_atomically
 from core.distances.store_rows import same_rows
 
 
@@ -194,9 +194,4 @@ def _load(store: StoreView) -> np.ndarray | None:
 
 
 def _write(store: StoreView, records: np.ndarray) -> None:
-    temporary = store.root / ".nearest.bin.tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(records.tobytes())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, store.root / "nearest.bin")
+    replace_atomically(store.root / "nearest.bin", records.tobytes())
