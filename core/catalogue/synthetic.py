@@ -89,11 +89,9 @@ def write_synthetic_catalogue(root: Path, like: Catalogue, n_tasks: int, seed: i
     computed = bank_for(stored_distances()[MAP_MATRIX], ordered).pairwise()
     matrices = {key: computed if key == MAP_MATRIX else bank_for(spec, ordered).pairwise() if compute_all
                 else computed.copy() for key, spec in stored_distances().items()}
-    manifest = {"backbone": like.backbone, "weights_sha256": like.weights_sha256, "probe": like.probe,
-                "protocol": dict(like.protocol, n=n_samples), "map_method": "synthetic",
-                "built": {"synthetic": f"{n_tasks} random tasks, seed {seed}",
-                          **{key: "computed" if compute_all or key == MAP_MATRIX else f"copy of {MAP_MATRIX} (not "
-                             "computed)" for key in stored_distances()}}}
+    manifest = dict(synthetic_manifest(like, n_tasks, seed, n_samples), map_method="synthetic")
+    manifest["built"].update({key: "computed" if compute_all or key == MAP_MATRIX else f"copy of {MAP_MATRIX} (not "
+                              "computed)" for key in stored_distances()})
     write_catalogue(Path(root), manifest, like.edges, tasks, fingerprints, matrices, coords)
     return Path(root)
 

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from core.distances.registry import BKLD_SMALL
 from core.distances.source_store import SourceStore
 from core.errors import CatalogueError
 from core.fingerprint.fingerprint import Fingerprint
 
 #: the distance the stores rank by (the default distance; others are ranked in memory for small frames only)
-STORE_DISTANCE = "bkld-small"
+STORE_DISTANCE = BKLD_SMALL.name
 
 
 def default_folder(database_url: str) -> Path:

@@ -94,21 +94,28 @@ def rank(catalogue: Catalogue, tasks: list[dict], query: Fingerprint, distance: 
     by_id = {t["id"]: t for t in tasks}
     rows = []
     for record in table.to_dict("records"):
-        task = by_id[record["task_id"]]
-        row = {"rank": int(record["rank"]), "task_id": task["id"], "distance": float(record["distance"]),
-               "card": task["card"], "publisher": task["publisher"], "published_at": task["published_at"],
-               "experiences": task.get("experiences", [])}
         second = record.get("second_opinion_rank")
-        if second is not None and not pd.isna(second):
-            row["second_opinion_rank"] = int(second)
-        rows.append(row)
-    if len(tasks) >= 2:
-        verdict = how_close(catalogue, table, query, distance).message
-    else:
-        verdict = ("Only one comparable task is published: there is no scale yet to say whether it is close "
-                   "(the verdict needs at least two tasks).")
-    return {"distance": distance, "direction": "source -> your task; lower = closer", "verdict": verdict,
-            "tasks": rows}
+        rows.append(task_row(by_id[record["task_id"]], int(record["rank"]), float(record["distance"]),
+                             None if second is None or pd.isna(second) else int(second)))
+    verdict = how_close(catalogue, table, query, distance).message if len(tasks) >= 2 else ONE_TASK
+    return {"distance": distance, "direction": DIRECTION, "verdict": verdict, "tasks": rows}
+
+
+#: the verdict when the frame holds a single task
+ONE_TASK = ("Only one comparable task is published: there is no scale yet to say whether it is close (the verdict "
+            "needs at least two tasks).")
+DIRECTION = "source -> your task; lower = closer"
+
+
+def task_row(task: dict, rank: int, distance: float, second_opinion_rank: int | None) -> dict:
+    """One row of a ranking: the task (as the service describes it) at ``rank`` with its ``distance`` to the query,
+    its card, publisher and experiences, and its rank under the second opinion when there is one."""
+    row = {"rank": rank, "task_id": task["id"], "distance": distance, "card": task["card"],
+           "publisher": task["publisher"], "published_at": task["published_at"],
+           "experiences": task.get("experiences", [])}
+    if second_opinion_rank is not None:
+        row["second_opinion_rank"] = second_opinion_rank
+    return row
 
 
 #: frames up to this many tasks may also be ranked by the other distances (in memory, with the catalogue's maths),
@@ -139,18 +146,14 @@ def rank_in_store(store, frame_ids: list[str], query: Fingerprint, describe: "ca
         kept = _fingerprints.setdefault(store.root.name, {})
         for stale in set(kept) - set(frame_ids):
             del kept[stale]
-        sources = [kept.setdefault(i, kept.get(i) or load(i)) for i in frame_ids]
+        for task_id in frame_ids:
+            if task_id not in kept:
+                kept[task_id] = load(task_id)
+        sources = [kept[i] for i in frame_ids]
         second = bank_for(SECOND_OPINION, sources).distances(query)
         second_rank = {frame_ids[k]: r + 1 for r, k in enumerate(np.argsort(second, kind="stable"))}
-    rows = []
-    for position, (task_id, value) in enumerate(zip(ranking.ids, ranking.distances)):
-        task = by_id[task_id]
-        row = {"rank": position + 1, "task_id": task_id, "distance": float(value), "card": task["card"],
-               "publisher": task["publisher"], "published_at": task["published_at"],
-               "experiences": task.get("experiences", [])}
-        if task_id in second_rank:
-            row["second_opinion_rank"] = second_rank[task_id]
-        rows.append(row)
+    rows = [task_row(by_id[task_id], position + 1, float(value), second_rank.get(task_id))
+            for position, (task_id, value) in enumerate(zip(ranking.ids, ranking.distances))]
     if len(frame_ids) >= 2:
         nearest, twins = store.nearest_distances(), store.twin_distances()
         own = [float(n - t) for n, t, source in zip(nearest, twins, store.nearest_sources()) if source is not None]
@@ -158,7 +161,6 @@ def rank_in_store(store, frame_ids: list[str], query: Fingerprint, describe: "ca
                               "distance": ranking.distances})
         verdict = closeness_from(own, table, query, distance).message
     else:
-        verdict = ("Only one comparable task is published: there is no scale yet to say whether it is close "
-                   "(the verdict needs at least two tasks).")
-    return {"distance": distance, "direction": "source -> your task; lower = closer", "verdict": verdict,
-            "tasks": rows, "listed": len(rows), "comparable": len(frame_ids)}
+        verdict = ONE_TASK
+    return {"distance": distance, "direction": DIRECTION, "verdict": verdict, "tasks": rows, "listed": len(rows),
+            "comparable": len(frame_ids)}
