@@ -88,6 +88,14 @@ def copy_images(task: str, count: int, scratch: Path) -> Path:
     return folder
 
 
+def open_page(playwright):
+    """A page of Debian's chromium (a browser download is impossible here), 1400 x 1000."""
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
 def settle(page, timeout_ms: int = 120_000) -> None:
     """Wait until the app has finished running (a short grace for the run to start first)."""
     page.wait_for_timeout(100)
@@ -149,10 +157,7 @@ def main() -> None:
         process, url = start_server()
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run"])
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = open_page(playwright)
                 page.goto(url)
                 page.get_by_text("Your images", exact=True).wait_for(timeout=180_000)
                 settle(page, 180_000)
@@ -191,7 +196,7 @@ def main() -> None:
                         open_probe_menu(page)
                         item = open_list(page, PROBE_MENU, option)
                         note(f"probe change {what}", timed(item.click, page))
-                browser.close()
+                page.context.browser.close()
         finally:
             process.terminate()
             process.wait(30)

@@ -100,10 +100,7 @@ def app_page_switches(root: Path, repeats: int) -> dict[str, float]:
         process, url = driver.start_server()
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run"])
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = driver.open_page(playwright)
                 started = time.perf_counter()
                 page.goto(url)
                 page.get_by_text("Your images", exact=True).wait_for(timeout=180_000)
@@ -129,7 +126,7 @@ def app_page_switches(root: Path, repeats: int) -> dict[str, float]:
                         driver.settle(page)
                         page.screenshot(path=f"{os.environ['LOCAL_SCALE_SHOTS']}/{name.split()[0]}.png",
                                         full_page=True)
-                browser.close()
+                page.context.browser.close()
         finally:
             process.terminate()
             process.wait(30)
