@@ -45,7 +45,7 @@ def build(root: Path, tasks: int) -> None:
     from core.catalogue.synthetic import write_synthetic_large_catalogue
 
     started = time.perf_counter()
-    write_synthetic_large_catalogue(root, load_catalogue(), tasks, workers=2)
+    write_synthetic_large_catalogue(root, load_catalogue(), tasks, workers=1)
     seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     print(f"built {tasks} tasks in {seconds:.0f} s ({tasks / seconds:.1f} tasks/s, {size / 2**30:.2f} GB on disk; "

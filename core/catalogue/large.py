@@ -24,7 +24,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,8 @@ def load_large(root: Path, manifest: dict, edges: BinEdges, tasks: list[TaskInfo
     checked: opens the store (no fingerprint is read). Tasks listed in catalogue.json must be in the store.
     ``small_class``: core.catalogue.store.Catalogue."""
     store = SourceStore.open(root / STORE_FOLDER)
-    missing = [t.id for t in tasks if t.id not in set(store.ids)]
+    stored = set(store.ids)
+    missing = [t.id for t in tasks if t.id not in stored]
     if missing:
         raise CatalogueError(f"{root}: {len(missing)} tasks of catalogue.json are not in its store (first: "
                              f"'{missing[0]}'); the catalogue is inconsistent, rebuild it")
@@ -325,9 +326,13 @@ def task_facts(large: LargeCatalogue, twins: dict[str, float], seed: int = 0) ->
 # ---------------------------------------------------------------------------------------------- writing
 def write_manifest(root: Path, manifest: dict, tasks: list[TaskInfo], edges: BinEdges) -> dict:
     """catalogue.json of a large catalogue (``manifest`` holds catalogue_version), atomically; returns it."""
-    full = dict(manifest, edges_id=edges.identity, layout=LAYOUT, tasks=[asdict(t) for t in tasks])
+    names = [f.name for f in fields(tasks[0])] if tasks else []
+    full = dict(manifest, edges_id=edges.identity, layout=LAYOUT,
+                tasks=[{name: getattr(t, name) for name in names} for t in tasks])
     full.pop("map_method", None)
-    replace_atomically(Path(root) / "catalogue.json", (json.dumps(full, indent=1, sort_keys=True) + "\n").encode())
+    # compact, without indentation: json's C encoder (indent= takes its pure-Python one, 1 s at 10,000 tasks)
+    replace_atomically(Path(root) / "catalogue.json",
+                       (json.dumps(full, sort_keys=True, separators=(",", ":")) + "\n").encode())
     return full
 
 
