@@ -115,6 +115,24 @@ class HeatmapView:
     total: int
 
 
+def distinct_names(names: list[str]) -> list[str]:
+    """``names`` with a repeated name numbered from its second occurrence on ("Chest X-ray", "Chest X-ray (2)"): two
+    tasks may share a name, and a heatmap's rows and columns (a table's, plotly's category axis) must not merge."""
+    seen: dict[str, int] = {}
+    taken = set(names)
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        label = name
+        while seen[name] > 1 and label in taken:
+            label = f"{name} ({seen[name]})"
+            if label in taken:
+                seen[name] += 1
+        taken.add(label)
+        out.append(label)
+    return out
+
+
 def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
                  around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance",
                  user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> HeatmapView:
@@ -135,7 +153,7 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
     sub_directed, sub_shown = directed[np.ix_(keep, keep)], shown[np.ix_(keep, keep)]
     order = keep[clustered_order(basis[np.ix_(keep, keep)])]
     local = [list(keep).index(i) for i in order]
-    labels = [names[i] for i in order]
+    labels = distinct_names([names[i] for i in order])
     values = sub_shown[np.ix_(local, local)].astype(float)
     np.fill_diagonal(values, np.nan)
     off = values[np.isfinite(values)]

@@ -46,6 +46,26 @@ def test_heatmap_colours_only_the_off_diagonal_range(catalogue):
     assert np.allclose(np.nan_to_num(values), np.nan_to_num((d + d.T) / 2 * (1 - np.eye(20))))
 
 
+def test_heatmap_keeps_tasks_that_share_a_name_apart(catalogue):
+    """Two tasks named alike (two institutions' "Chest X-ray") stay two rows and two columns, numbered."""
+    import copy
+    from dataclasses import replace
+
+    from core.report.views import distinct_names
+
+    assert distinct_names(["Chest X-ray", "CT", "Chest X-ray", "Chest X-ray (2)", "Chest X-ray"]) == \
+        ["Chest X-ray", "CT", "Chest X-ray (3)", "Chest X-ray (2)", "Chest X-ray (4)"]
+    alike = copy.copy(catalogue)
+    alike.tasks = [replace(t, name="Chest X-ray") if i in (0, 5) else t for i, t in enumerate(catalogue.tasks)]
+    view = heatmap_view(alike, catalogue.fingerprints["covid_ct"].renamed("Chest X-ray"))
+    labels = list(view.symmetric.index)
+    assert len(set(labels)) == 20 and labels == list(view.directed.columns)
+    assert {"Chest X-ray", "Chest X-ray (2)", "Chest X-ray (yours)"} <= set(labels)
+    pair = sorted([view.directed.loc["Chest X-ray", "Chest X-ray (2)"], view.directed.loc["Chest X-ray (2)",
+                                                                                          "Chest X-ray"]])
+    np.testing.assert_allclose(pair, sorted([catalogue.bkld_small[0, 5], catalogue.bkld_small[5, 0]]), rtol=1e-12)
+
+
 def test_heatmap_of_150_tasks_focuses_on_the_task_and_its_30_nearest(synthetic, catalogue):
     user = catalogue.fingerprints["brain_mri_4class"].renamed("mine")
     view = heatmap_view(synthetic, user, around=USER_ID, nearest=30)
