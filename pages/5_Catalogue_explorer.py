@@ -31,14 +31,18 @@ tasks = pd.DataFrame([{"task": t.name, "modality": t.modality, "anatomy": t.anat
                        "paper task": _paper_name(t)}
                       for known in [set(whole.ids)] for t in whole.tasks])
 st.dataframe(task_filter(tasks, "catalogue"), hide_index=True, key="catalogue_table")
-if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one task's neighbourhood
+if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbourhood
+    # with a fingerprint, the one every page shows (already made) comes first; None stands for it
+    options = ([None] if catalogue.neighbourhood_of["around"] is None else []) + whole.ids
     focus = st.session_state.get(FOCUS)
-    st.session_state["explorer_focus"] = focus if focus in whole.ids else whole.ids[0]  # follows the map's clicks
-    focus = st.selectbox("Neighbourhood of", whole.ids, format_func=lambda i: whole.task(i).name,
-                         key="explorer_focus",
+    st.session_state["explorer_focus"] = focus if focus in whole.ids else options[0]  # follows the map's clicks
+    focus = st.selectbox("Neighbourhood of", options, key="explorer_focus",
+                         format_func=lambda i: "your task" if i is None else whole.task(i).name,
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
-    catalogue = neighbourhood(whole, around=focus)
-    st.caption(f"The tabs below show the neighbourhood of '{md(whole.task(focus).name)}': it and the "
+    if focus is not None:
+        catalogue = neighbourhood(whole, around=focus)
+    centre = "your task" if focus is None else f"'{md(whole.task(focus).name)}'"
+    st.caption(f"The tabs below show the neighbourhood of {centre}: it and the "
                f"{catalogue.neighbourhood_of['size']} medical tasks nearest it, with the nearest controls.")
 
 map_tab, heat_tab, neighbour_tab, validity_tab = st.tabs(["Map", "Heatmap", "Nearest sources", "Validity report"])

@@ -35,7 +35,8 @@ def _umap_coords(symmetric: np.ndarray) -> np.ndarray:
 def _mds_coords(symmetric: np.ndarray) -> np.ndarray:
     from sklearn.manifold import MDS
     try:
-        model = MDS(n_components=2, metric="precomputed", random_state=MAP_SEED, n_init=4)
+        # init named: its default changes in 1.10 (FutureWarning); "random" is what the maps were made with
+        model = MDS(n_components=2, metric="precomputed", random_state=MAP_SEED, n_init=4, init="random")
     except TypeError:  # scikit-learn before 1.8 names the argument dissimilarity=
         model = MDS(n_components=2, dissimilarity="precomputed", random_state=MAP_SEED, n_init=4)
     return np.asarray(model.fit_transform(symmetric), dtype=np.float64)

@@ -194,5 +194,12 @@ def test_pages_show_the_neighbourhood_of_a_large_catalogue(pair):
         ranking_table = find_table(at, "source", "bKLD small (source → target)")
         controls = min(large_module.NEIGHBOURHOOD_CONTROLS, N_TASKS // 50)  # every 50th synthetic task
         assert len(ranking_table) == large_module.NEIGHBOURHOOD + controls  # the focus task itself is not listed
+        at = app("pages/5_Catalogue_explorer.py", fingerprint=user).run()  # with a fingerprint: the user's first
+        no_exceptions(at)
+        assert at.selectbox(key="explorer_focus").value is None
+        assert any("neighbourhood of your task: it and" in c.value for c in at.caption)
+        shown = find_table(at, "source", "bKLD small (source → target)")["source"]
+        yours = load_catalogue(pair[1]).neighbourhood(user)
+        assert set(shown) <= {t.name for t in yours.tasks} and len(shown) == len(yours.tasks) - 1
     finally:
         del os.environ["TFE_CATALOGUE"]
