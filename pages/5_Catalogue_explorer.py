@@ -7,7 +7,14 @@ import streamlit as st
 from core.catalogue.validity import candidates_table, report_table, transfer_table
 from core.distances.maths import symmetrise
 from core.report.recommend import knowledge_tables
-from core.report.views import HEATMAP_FOCUS_ABOVE, heatmap_view, map_annotations, map_frame, selected_task
+from core.report.views import (
+    HEATMAP_FOCUS_ABOVE,
+    TABLE_ROWS_SHOWN,
+    heatmap_view,
+    map_annotations,
+    map_frame,
+    selected_task,
+)
 from ui import figures
 from ui.common import footer, page_setup, task_filter
 from ui.resources import FOCUS, get_transfer_results, get_whole_catalogue, neighbourhood
@@ -30,13 +37,24 @@ tasks = pd.DataFrame([{"task": t.name, "modality": t.modality, "anatomy": t.anat
                                                        if i in known),
                        "paper task": _paper_name(t)}
                       for known in [set(whole.ids)] for t in whole.tasks])
-st.dataframe(task_filter(tasks, "catalogue"), hide_index=True, key="catalogue_table")
+listed = task_filter(tasks, "catalogue")
+if len(listed) > TABLE_ROWS_SHOWN:
+    st.caption(f"The first {TABLE_ROWS_SHOWN:,} of {len(listed):,} tasks are listed; search or choose a modality "
+               "above to find the others.")
+listed = listed.head(TABLE_ROWS_SHOWN)
+st.dataframe(listed, hide_index=True, key="catalogue_table")
 if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbourhood
-    # with a fingerprint, the one every page shows (already made) comes first; None stands for it
-    options = ([None] if catalogue.neighbourhood_of["around"] is None else []) + whole.ids
+    # with a fingerprint, the one every page shows (already made) comes first (None stands for it), then the tasks
+    # listed above
+    options = ([None] if catalogue.neighbourhood_of["around"] is None else []) + \
+        [whole.tasks[i].id for i in listed.index]
     focus = st.session_state.get(FOCUS)
+    if focus in whole.ids and focus not in options:  # chosen on the map, or before the filter changed
+        options.append(focus)
     st.session_state["explorer_focus"] = focus if focus in whole.ids else options[0]  # follows the map's clicks
     focus = st.selectbox("Neighbourhood of", options, key="explorer_focus",
+                         help="Your task (once you have a fingerprint) or a task listed above; the search above the "
+                              "table finds the others.",
                          format_func=lambda i: "your task" if i is None else whole.task(i).name,
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
     if focus is not None:

@@ -88,6 +88,9 @@ def feature_histograms(target: Fingerprint, source: Fingerprint, feature: int, n
 #: above this many tasks the heatmap shows one task and its nearest ones unless the user asks for all
 HEATMAP_FOCUS_ABOVE = 40
 HEATMAP_NEAREST = 30
+#: rows a catalogue's task table lists at once (its search and modality filter find the others): a browser draws
+#: 10,000 rows and a menu of 10,000 tasks in seconds, not within a page switch
+TABLE_ROWS_SHOWN = 500
 #: the map names every task up to this many; above, only the ones nearest the user's (or the selected) task
 MAP_LABEL_ALL_UP_TO = 30
 MAP_LABEL_NEAREST = 12

@@ -203,3 +203,26 @@ def test_pages_show_the_neighbourhood_of_a_large_catalogue(pair):
         assert set(shown) <= {t.name for t in yours.tasks} and len(shown) == len(yours.tasks) - 1
     finally:
         del os.environ["TFE_CATALOGUE"]
+
+
+def test_the_explorer_lists_a_large_catalogue_in_pages_its_search_finds_the_rest(pair, monkeypatch):
+    """A browser draws 10,000 rows slowly: the table lists the first rows, the search finds any task, and the
+    neighbourhood menu offers the listed tasks."""
+    import core.report.views as views
+
+    monkeypatch.setattr(views, "TABLE_ROWS_SHOWN", 10)
+    os.environ["TFE_CATALOGUE"] = str(pair[1])
+    try:
+        at = app("pages/5_Catalogue_explorer.py").run()
+        no_exceptions(at)
+        assert len(find_table(at, "task", "licence", "upstream")) == 10
+        assert any(f"The first 10 of {N_TASKS} tasks are listed" in c.value for c in at.caption)
+        assert len(at.selectbox(key="explorer_focus").options) == 10
+        at.text_input(key="catalogue_search").set_value("task 0042").run()
+        no_exceptions(at)
+        found = find_table(at, "task", "licence", "upstream")
+        assert list(found["task"]) == [load_catalogue(pair[1]).task("synthetic_0042").name]
+        at.selectbox(key="explorer_focus").set_value("synthetic_0042").run()
+        assert any("neighbourhood of 'Synthetic" in c.value and "0042" in c.value for c in at.caption)
+    finally:
+        del os.environ["TFE_CATALOGUE"]
