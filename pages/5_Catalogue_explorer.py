@@ -10,6 +10,7 @@ from core.report.recommend import knowledge_tables
 from core.report.views import (
     HEATMAP_FOCUS_ABOVE,
     TABLE_ROWS_SHOWN,
+    USER_ID,
     heatmap_view,
     map_annotations,
     map_frame,
@@ -44,9 +45,9 @@ if len(listed) > TABLE_ROWS_SHOWN:
 listed = listed.head(TABLE_ROWS_SHOWN)
 st.dataframe(listed, hide_index=True, key="catalogue_table")
 if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbourhood
-    # with a fingerprint, the one every page shows (already made) comes first (None stands for it), then the tasks
-    # listed above
-    options = ([None] if catalogue.neighbourhood_of["around"] is None else []) + \
+    # with a fingerprint, the one every page shows (already made) comes first (USER_ID stands for it; None would
+    # show as an empty menu), then the tasks listed above
+    options = ([USER_ID] if catalogue.neighbourhood_of["around"] is None else []) + \
         [whole.tasks[i].id for i in listed.index]
     focus = st.session_state.get(FOCUS)
     if focus in whole.ids and focus not in options:  # chosen on the map, or before the filter changed
@@ -55,11 +56,11 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbour
     focus = st.selectbox("Neighbourhood of", options, key="explorer_focus",
                          help="Your task (once you have a fingerprint) or a task listed above; the search above the "
                               "table finds the others.",
-                         format_func=lambda i: "your task" if i is None else whole.task(i).name,
+                         format_func=lambda i: "your task" if i == USER_ID else whole.task(i).name,
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
-    if focus is not None:
+    if focus != USER_ID:
         catalogue = neighbourhood(whole, around=focus)
-    centre = "your task" if focus is None else f"'{md(whole.task(focus).name)}'"
+    centre = "your task" if focus == USER_ID else f"'{md(whole.task(focus).name)}'"
     st.caption(f"The tabs below show the neighbourhood of {centre}: it and the "
                f"{catalogue.neighbourhood_of['size']} medical tasks nearest it, with the nearest controls.")
 

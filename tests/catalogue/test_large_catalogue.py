@@ -17,6 +17,7 @@ from core.catalogue.synthetic import write_synthetic_catalogue, write_synthetic_
 from core.distances.registry import BKLD_SMALL
 from core.errors import CatalogueError
 from core.report.analysis import ranking
+from core.report.views import USER_ID
 from tests.helpers import app, find_table, no_exceptions
 
 N_TASKS = 60
@@ -196,7 +197,8 @@ def test_pages_show_the_neighbourhood_of_a_large_catalogue(pair):
         assert len(ranking_table) == large_module.NEIGHBOURHOOD + controls  # the focus task itself is not listed
         at = app("pages/5_Catalogue_explorer.py", fingerprint=user).run()  # with a fingerprint: the user's first
         no_exceptions(at)
-        assert at.selectbox(key="explorer_focus").value is None
+        menu = at.selectbox(key="explorer_focus")
+        assert menu.value == USER_ID and menu.index == 0 and menu.options[0] == "your task"  # chosen, not empty
         assert any("neighbourhood of your task: it and" in c.value for c in at.caption)
         shown = find_table(at, "source", "bKLD small (source → target)")["source"]
         yours = load_catalogue(pair[1]).neighbourhood(user)
