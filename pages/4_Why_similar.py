@@ -44,7 +44,8 @@ frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), o
 nearer = versus_median < 0
 st.markdown(f"**What sets {md(name)} apart for your images.** It is "
             + ("nearer to" if nearer else "farther from") + " your images than the typical public task "
-            f"(the median of all {len(catalogue.ids)}). The features below are the ones on which it explains your "
+            f"(the median of {'the' if catalogue.neighbourhood_of else 'all'} {len(catalogue.ids)}"
+            f"{' in this neighbourhood' if catalogue.neighbourhood_of else ''}). The features below are the ones on which it explains your "
             f"images better than the typical task does; the {SHOWN} first carry "
             f"{frame['share_of_advantage'].head(SHOWN).sum():.0%} of its advantage. Choose another task above and "
             "they change.")

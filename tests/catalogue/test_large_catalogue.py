@@ -180,6 +180,10 @@ def test_pages_show_the_neighbourhood_of_a_large_catalogue(pair):
             at = app(page, fingerprint=user).run()
             no_exceptions(at)
             assert any(f"holds {N_TASKS:,} tasks" in c.value for c in at.caption), page
+        at = app("pages/4_Why_similar.py", fingerprint=user).run()
+        shown = len(load_catalogue(pair[1]).neighbourhood(user).ids)  # 30 + the controls (1 of 60 tasks)
+        typical = f"the median of the {shown} in this neighbourhood"
+        assert any(typical in m.value for m in at.markdown)
         at = app("pages/1_Recommendations.py", fingerprint=user).run()
         no_exceptions(at)
         table = find_table(at, "rank", "licence")
