@@ -42,10 +42,11 @@ frame, versus_median = distinctive_features(catalogue, fingerprint, task_id, var
 weight, names = get_classifier(catalogue.probe)
 frame = frame.merge(feature_classes(weight, names, frame["feature"].tolist()), on="feature")
 nearer = versus_median < 0
+among = f"the {len(catalogue.ids)} in this neighbourhood" if catalogue.neighbourhood_of else \
+    f"all {len(catalogue.ids)}"
 st.markdown(f"**What sets {md(name)} apart for your images.** It is "
             + ("nearer to" if nearer else "farther from") + " your images than the typical public task "
-            f"(the median of {'the' if catalogue.neighbourhood_of else 'all'} {len(catalogue.ids)}"
-            f"{' in this neighbourhood' if catalogue.neighbourhood_of else ''}). The features below are the ones on which it explains your "
+            f"(the median of {among}). The features below are the ones on which it explains your "
             f"images better than the typical task does; the {SHOWN} first carry "
             f"{frame['share_of_advantage'].head(SHOWN).sum():.0%} of its advantage. Choose another task above and "
             "they change.")
