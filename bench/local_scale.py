@@ -131,10 +131,20 @@ def app_page_switches(root: Path, repeats: int) -> dict[str, tuple[float, float]
                         page.screenshot(path=f"{os.environ['LOCAL_SCALE_SHOTS']}/{name.split()[0]}.png",
                                         full_page=True)
                 page.context.browser.close()
+            print(f"app_server_peak_mb {_peak_mb(process.pid):.0f}  (the Streamlit server's peak resident memory: "
+                  "the catalogue, the session's neighbourhood and every prepared view)", flush=True)
         finally:
             process.terminate()
             process.wait(30)
     return {name: (statistics.median(values), max(values)) for name, values in durations.items()}
+
+
+def _peak_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a running process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
