@@ -121,16 +121,17 @@ class HeatmapView:
 def distinct_names(names: list[str]) -> list[str]:
     """``names`` with a repeated name numbered from its second occurrence on ("Chest X-ray", "Chest X-ray (2)"): two
     tasks may share a name, and a heatmap's rows and columns (a table's, plotly's category axis) must not merge."""
-    seen: dict[str, int] = {}
     taken = set(names)
+    number: dict[str, int] = {}  # the last number given to each name (1: the name itself)
     out = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        label = name
-        while seen[name] > 1 and label in taken:
-            label = f"{name} ({seen[name]})"
-            if label in taken:
-                seen[name] += 1
+        if name not in number:
+            number[name], label = 1, name
+        else:
+            number[name] += 1
+            while f"{name} ({number[name]})" in taken:  # a task already named "Chest X-ray (2)" keeps its name
+                number[name] += 1
+            label = f"{name} ({number[name]})"
         taken.add(label)
         out.append(label)
     return out
