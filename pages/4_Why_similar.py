@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.distances.registry import DEFAULT_DISTANCE, DISTANCES, WITH_CONTRIBUTIONS
 from core.report.feature_meaning import bin_contributions, feature_classes
-from core.report.views import distinctive_features, feature_histograms, readable_histograms
+from core.report.views import distinctive_features, feature_histograms, readable_histograms, task_labels
 from ui import figures, session
 from ui.common import footer, need_fingerprint, page_setup
 from ui.resources import get_classifier
@@ -29,7 +29,7 @@ nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
 preselected = st.session_state.get(session.SELECTED_TASK)
 index = nearest_first.index(preselected) if preselected in nearest_first else 0
 task_id = st.selectbox("Public task (nearest first, type to search)", nearest_first, index=index,
-                       format_func=lambda i: catalogue.task(i).name, key="why_task")
+                       format_func=task_labels(catalogue.tasks).get, key="why_task")
 st.session_state[session.SELECTED_TASK] = task_id
 variant = st.radio("Distance", WITH_CONTRIBUTIONS, horizontal=True, key="why_distance",
                    format_func=lambda v: DISTANCES[v].short,

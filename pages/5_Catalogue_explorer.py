@@ -15,6 +15,7 @@ from core.report.views import (
     map_annotations,
     map_frame,
     selected_task,
+    task_labels,
 )
 from ui import figures
 from ui.common import footer, page_setup, task_filter
@@ -49,6 +50,7 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbour
     # show as an empty menu), then the tasks listed above
     options = ([USER_ID] if catalogue.neighbourhood_of["around"] is None else []) + \
         [whole.tasks[i].id for i in listed.index]
+    labels = task_labels(whole.tasks)
     focus = st.session_state.get(FOCUS)
     if focus in whole.ids and focus not in options:  # chosen on the map, or before the filter changed
         options.append(focus)
@@ -56,7 +58,7 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbour
     focus = st.selectbox("Neighbourhood of", options, key="explorer_focus",
                          help="Your task (once you have a fingerprint) or a task listed above; the search above the "
                               "table finds the others.",
-                         format_func=lambda i: "your task" if i == USER_ID else whole.task(i).name,
+                         format_func=lambda i: labels.get(i, "your task"),
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
     if focus != USER_ID:
         catalogue = neighbourhood(whole, around=focus)
@@ -82,7 +84,7 @@ with heat_tab:
 with neighbour_tab:
     default = st.session_state.get("explorer_task", catalogue.ids[0])
     target = st.selectbox("Target task", catalogue.ids, index=catalogue.ids.index(default),
-                          format_func=lambda i: catalogue.task(i).name, key="explorer_target")
+                          format_func=task_labels(catalogue.tasks).get, key="explorer_target")
     column = catalogue.bkld_small[:, catalogue.ids.index(target)]
     ranking = pd.DataFrame({"source": [t.name for t in catalogue.tasks], "modality": [t.modality for t in
                             catalogue.tasks], "bKLD small (source → target)": column})

@@ -287,6 +287,32 @@ def test_map_heatmap_and_why_similar_pages(user_fingerprint):
     assert set(other["feature"].head(5)) != set(table["feature"].head(5))  # the explanation follows the task
 
 
+def test_tasks_that_share_a_name_are_told_apart_in_the_menus(user_fingerprint, tmp_path, monkeypatch):
+    """Two public tasks named alike (two institutions' "Chest X-ray") are numbered in the menus, not shown twice
+    under one name, and the heatmap draws both."""
+    import json
+    import shutil
+
+    from core.catalogue.store import DEFAULT_CATALOGUE
+
+    root = tmp_path / "catalogue"
+    shutil.copytree(DEFAULT_CATALOGUE, root)
+    manifest = json.loads((root / "catalogue.json").read_text())
+    first, second = manifest["tasks"][0], manifest["tasks"][3]
+    second["name"] = first["name"]
+    (root / "catalogue.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("TFE_CATALOGUE", str(root))
+    at = app("pages/4_Why_similar.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+    options = at.selectbox(key="why_task").options
+    assert len(set(options)) == len(options) == 19 and f"{first['name']} (2)" in options
+    at = app("pages/5_Catalogue_explorer.py").run()
+    no_exceptions(at)
+    assert f"{first['name']} (2)" in at.selectbox(key="explorer_target").options
+    at = app("pages/3_Heatmap.py", fingerprint=user_fingerprint).run()
+    no_exceptions(at)
+
+
 def test_catalogue_explorer_needs_no_upload():
     at = app("pages/5_Catalogue_explorer.py").run()
     no_exceptions(at)

@@ -137,6 +137,12 @@ def distinct_names(names: list[str]) -> list[str]:
     return out
 
 
+def task_labels(tasks: list) -> dict[str, str]:
+    """Task id -> its name as menus and tables show it, numbered where two tasks share a name
+    (:func:`distinct_names`), in catalogue order."""
+    return dict(zip((t.id for t in tasks), distinct_names([t.name for t in tasks])))
+
+
 def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
                  around: str | None = None, nearest: int | None = HEATMAP_NEAREST, colour: str = "distance",
                  user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> HeatmapView:
