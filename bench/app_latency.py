@@ -34,7 +34,14 @@ DISTANCE_STEPS = [("bKLD large", "bKLD large"), ("P2L", "P2L"), ("VDNA", "VDNA")
 #: the probe menu (Your task, under the expander "Advanced: probe layer"): its label starts with this
 PROBE_MENU = "Layer whose pooled values"
 PROBE_EXPANDER = "Advanced: probe layer"
-IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+#: the app is idle: no script run in progress (the script state Streamlit's own browser tests wait on, set as a run
+#: starts; the status widget alone appears only after a run's first moments, so a run could be counted in the next
+#: interaction) and no status widget
+IDLE = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app !== null && app.getAttribute('data-test-script-state') === 'notRunning'
+        && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
 #: the ranked table on Your task: a data frame after the heading "Closest public tasks to ..."
 FIRST_TABLE = """() => {
   const heading = [...document.querySelectorAll('h3')].find(e => e.textContent.includes('Closest public tasks to'));
