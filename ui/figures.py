@@ -194,20 +194,21 @@ def histograms(frame: pd.DataFrame, feature: int, marked_bins: set[int] | None =
     """Both tasks' histograms of one feature as overlaid bars (``core.report.views.readable_histograms``: at most 50
     over the occupied range); bars holding one of ``marked_bins`` (original bins that add most to the feature's
     term) are shaded."""
-    figure = go.Figure()
-    for (task, rows), colour in zip(frame.groupby("task", sort=False), (YOURS, THEIRS)):
-        figure.add_trace(go.Bar(x=(rows["bin_start"] + rows["bin_end"]) / 2, y=rows["probability"] * 100,
-                                width=rows["bin_end"] - rows["bin_start"], name=plotly_literal(task),
-                                marker_color=colour, opacity=0.6,
-                                hovertemplate="value %{x:.2f}: %{y:.1f} % of images<extra></extra>"))
+    # built in one constructor call from numpy arrays: trace by trace and update by update, with pandas columns
+    # converted one by one, plotly took 37 ms per chart, 5 charts per visit of "Why this task?"
+    bars = [{"type": "bar", "x": ((rows["bin_start"] + rows["bin_end"]) / 2).to_numpy(),
+             "y": (rows["probability"] * 100).to_numpy(), "width": (rows["bin_end"] - rows["bin_start"]).to_numpy(),
+             "name": plotly_literal(task), "marker": {"color": colour}, "opacity": 0.6,
+             "hovertemplate": "value %{x:.2f}: %{y:.1f} % of images<extra></extra>"}
+            for (task, rows), colour in zip(frame.groupby("task", sort=False), (YOURS, THEIRS))]
     groups = frame.drop_duplicates(["bin_start"])
     # the shaded bars as add_vrect draws them, given in one go (add_vrect one at a time cost 20 ms each)
     shaded = [{"type": "rect", "xref": "x", "yref": "y domain", "x0": row.bin_start, "x1": row.bin_end, "y0": 0,
                "y1": 1, "fillcolor": "#999999", "opacity": 0.25, "line": {"width": 0}}
               for row in groups.itertuples()
               if marked_bins and any(row.bin <= b <= row.last_bin for b in marked_bins)]
-    figure.update_layout(shapes=shaded)
-    figure.update_layout(title=title or f"Feature {feature}: both histograms", height=320, barmode="overlay",
-                         xaxis_title="feature value", yaxis={"title": "share of images", "ticksuffix": " %"},
-                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
-    return figure
+    return go.Figure(data=bars, layout={
+        "shapes": shaded, "title": {"text": title or f"Feature {feature}: both histograms"}, "height": 320,
+        "barmode": "overlay", "xaxis": {"title": {"text": "feature value"}},
+        "yaxis": {"title": {"text": "share of images"}, "ticksuffix": " %"},
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.3}})
