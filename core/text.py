@@ -26,17 +26,16 @@ def printable(value: object, max_chars: int = MAX_DISPLAY_CHARS) -> str:
     control and format characters (Unicode categories Cc, Cf, Cs, Co, Cn, Zl, Zp) are dropped, runs of whitespace
     become one space, and the result is cut to ``max_chars`` characters."""
     text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if text.isascii() and text.isprintable():  # no control character to drop (a catalogue's 10,000 entries)
-        line = " ".join(text.split())
-        return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
-    kept = []
-    for char in text:
-        category = unicodedata.category(char)
-        if char in "\t\n\r\v\f" or category in ("Zl", "Zp"):
-            kept.append(" ")
-        elif category[0] != "C":
-            kept.append(char)
-    line = " ".join("".join(kept).split())
+    if not (text.isascii() and text.isprintable()):  # printable ASCII (most names) has no character to drop
+        kept = []
+        for char in text:
+            category = unicodedata.category(char)
+            if char in "\t\n\r\v\f" or category in ("Zl", "Zp"):
+                kept.append(" ")
+            elif category[0] != "C":
+                kept.append(char)
+        text = "".join(kept)
+    line = " ".join(text.split())
     return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
 
 
