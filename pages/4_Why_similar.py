@@ -28,15 +28,16 @@ nearest_first = [i for i in nearest_first if i in catalogue.candidate_ids] + \
     [i for i in nearest_first if i not in catalogue.candidate_ids]  # controls last, as in the recommendations
 preselected = st.session_state.get(session.SELECTED_TASK)
 index = nearest_first.index(preselected) if preselected in nearest_first else 0
+labels = task_labels(catalogue.tasks)  # names, numbered where two tasks share one
 task_id = st.selectbox("Public task (nearest first, type to search)", nearest_first, index=index,
-                       format_func=task_labels(catalogue.tasks).get, key="why_task")
+                       format_func=labels.get, key="why_task")
 st.session_state[session.SELECTED_TASK] = task_id
 variant = st.radio("Distance", WITH_CONTRIBUTIONS, horizontal=True, key="why_distance",
                    format_func=lambda v: DISTANCES[v].short,
                    help="bKLD: how much of your images' feature histograms a public task's histograms fail to "
                         "explain; small uses 100 bins and weights features, large 1,000 bins, unweighted.")
 source = catalogue.fingerprints[task_id]
-name = catalogue.task(task_id).name
+name = labels[task_id]
 every = session.part(catalogue, fingerprint, ("contributions", variant))  # all tasks', prepared once
 frame, versus_median = distinctive_features(catalogue, fingerprint, task_id, variant, top=20, contributions=every)
 weight, names = get_classifier(catalogue.probe)

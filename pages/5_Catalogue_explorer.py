@@ -32,13 +32,14 @@ def _paper_name(task) -> str:
     return entry["paper_task"]["printable"] if entry else ""
 
 
-tasks = pd.DataFrame([{"task": t.name, "modality": t.modality, "anatomy": t.anatomy,
+labels = task_labels(whole.tasks)  # names, numbered where two tasks share one
+tasks = pd.DataFrame([{"task": labels[t.id], "modality": t.modality, "anatomy": t.anatomy,
                        "classes": ", ".join(f"{k} ({v})" for k, v in t.classes.items()), "images": t.n_images,
                        "kind": t.kind, "licence": t.licence, "source": t.source, "upstream": t.upstream,
-                       "shares images with": ", ".join(whole.task(i).name for i in t.shares_images_with
-                                                       if i in known),
+                       "shares images with": ", ".join(labels[i] for i in t.shares_images_with
+                                                       if i in labels),
                        "paper task": _paper_name(t)}
-                      for known in [set(whole.ids)] for t in whole.tasks])
+                      for t in whole.tasks])
 listed = task_filter(tasks, "catalogue")
 if len(listed) > TABLE_ROWS_SHOWN:
     st.caption(f"The first {TABLE_ROWS_SHOWN:,} of {len(listed):,} tasks are listed; search or choose a modality "
@@ -50,7 +51,6 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbour
     # show as an empty menu), then the tasks listed above
     options = ([USER_ID] if catalogue.neighbourhood_of["around"] is None else []) + \
         [whole.tasks[i].id for i in listed.index]
-    labels = task_labels(whole.tasks)
     focus = st.session_state.get(FOCUS)
     if focus in whole.ids and focus not in options:  # chosen on the map, or before the filter changed
         options.append(focus)
@@ -58,11 +58,11 @@ if catalogue.neighbourhood_of:  # a large catalogue: the tabs show one neighbour
     focus = st.selectbox("Neighbourhood of", options, key="explorer_focus",
                          help="Your task (once you have a fingerprint) or a task listed above; the search above the "
                               "table finds the others.",
-                         format_func=lambda i: labels.get(i, "your task"),
+                         format_func=lambda i: "your task" if i == USER_ID else labels[i],
                          on_change=lambda: st.session_state.update({FOCUS: st.session_state["explorer_focus"]}))
     if focus != USER_ID:
         catalogue = neighbourhood(whole, around=focus)
-    centre = "your task" if focus == USER_ID else f"'{md(whole.task(focus).name)}'"
+    centre = "your task" if focus == USER_ID else f"'{md(labels[focus])}'"
     st.caption(f"The tabs below show the neighbourhood of {centre}: it and the "
                f"{catalogue.neighbourhood_of['size']} medical tasks nearest it, with the nearest controls.")
 
@@ -84,9 +84,9 @@ with heat_tab:
 with neighbour_tab:
     default = st.session_state.get("explorer_task", catalogue.ids[0])
     target = st.selectbox("Target task", catalogue.ids, index=catalogue.ids.index(default),
-                          format_func=task_labels(catalogue.tasks).get, key="explorer_target")
+                          format_func=labels.get, key="explorer_target")
     column = catalogue.bkld_small[:, catalogue.ids.index(target)]
-    ranking = pd.DataFrame({"source": [t.name for t in catalogue.tasks], "modality": [t.modality for t in
+    ranking = pd.DataFrame({"source": [labels[t.id] for t in catalogue.tasks], "modality": [t.modality for t in
                             catalogue.tasks], "bKLD small (source → target)": column})
     measured = get_transfer_results()
     if measured is not None and target in measured.targets:

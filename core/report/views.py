@@ -20,9 +20,10 @@ USER_ID = "__your_task__"
 
 def with_user(catalogue: Catalogue, user: Fingerprint | None, distance: str = DEFAULT_DISTANCE,
               user_distances: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[str], list[str], np.ndarray]:
-    """Task ids, names and the directed matrix [source, target] of the catalogue, plus the user's task last.
-    ``user_distances``: (to the user, from the user), each (T,), when already computed."""
-    ids, names = list(catalogue.ids), [t.name for t in catalogue.tasks]
+    """Task ids, names (numbered where two tasks share one, as :func:`task_labels` numbers them) and the directed
+    matrix [source, target] of the catalogue, plus the user's task last. ``user_distances``: (to the user, from the
+    user), each (T,), when already computed."""
+    ids, names = list(catalogue.ids), list(task_labels(catalogue.tasks).values())
     matrix = catalogue.matrix(distance)
     if user is None:
         return ids, names, matrix
@@ -163,7 +164,7 @@ def heatmap_view(catalogue: Catalogue, user: Fingerprint | None, distance: str =
     sub_directed, sub_shown = directed[np.ix_(keep, keep)], shown[np.ix_(keep, keep)]
     order = keep[clustered_order(basis[np.ix_(keep, keep)])]
     local = [list(keep).index(i) for i in order]
-    labels = distinct_names([names[i] for i in order])
+    labels = [names[i] for i in order]
     values = sub_shown[np.ix_(local, local)].astype(float)
     np.fill_diagonal(values, np.nan)
     off = values[np.isfinite(values)]

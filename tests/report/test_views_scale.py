@@ -64,6 +64,9 @@ def test_heatmap_keeps_tasks_that_share_a_name_apart(catalogue):
     pair = sorted([view.directed.loc["Chest X-ray", "Chest X-ray (2)"], view.directed.loc["Chest X-ray (2)",
                                                                                           "Chest X-ray"]])
     np.testing.assert_allclose(pair, sorted([catalogue.bkld_small[0, 5], catalogue.bkld_small[5, 0]]), rtol=1e-12)
+    # numbered in catalogue order, as the menus number them (views.task_labels): the first is task 0
+    np.testing.assert_allclose(view.directed.loc["Chest X-ray", "Chest X-ray (2)"], catalogue.bkld_small[0, 5],
+                               rtol=1e-12)
 
 
 def test_heatmap_of_150_tasks_focuses_on_the_task_and_its_30_nearest(synthetic, catalogue):
